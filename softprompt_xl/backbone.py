@@ -1,0 +1,143 @@
+"""The frozen seq2seq backbone: a Hugging Face model and tokenizer by name, or the tiny one built locally.
+
+The tiny backbone is built once into the cache and then loaded with `from_pretrained`, so tests on it go
+through the same code as mt0-base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from filelock import FileLock
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    MT5Config,
+    MT5ForConditionalGeneration,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    T5TokenizerFast,
+)
+
+from .atomic import atomic_dir
+from .config import stable_hash, to_plain
+from .errors import UserError
+from .hub import load_local_first
+
+log = logging.getLogger(__name__)
+
+TINY_FORMAT = 1  # bump when the way the tiny backbone is built changes, so old builds are not reused
+
+
+def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Model (float32, train mode) and tokenizer for `backbone_cfg`; builds the tiny one first if needed."""
+    location = backbone_cfg.name or str(ensure_tiny_backbone(backbone_cfg.build, paths))
+    kwargs = {"cache_dir": paths.hf_cache}
+    if backbone_cfg.get("revision") and not Path(location).is_dir():
+        kwargs["revision"] = backbone_cfg.revision
+    try:
+        tokenizer = load_local_first(AutoTokenizer.from_pretrained, location, **kwargs)
+        model = load_local_first(AutoModelForSeq2SeqLM.from_pretrained, location, torch_dtype=torch.float32, **kwargs)
+    except OSError as err:
+        raise UserError(
+            f"Could not load the backbone '{location}': it is not a local directory, not in the Hugging Face "
+            f"cache ({paths.hf_cache}), and the Hub could not be reached to fetch it. Either run where the Hub "
+            f"is reachable once (the download is cached), or download the model elsewhere "
+            f"(e.g. `huggingface-cli download {location} --local-dir DIR`), copy DIR here and run with "
+            f"backbone.name=DIR; paths.hf_cache=DIR reuses an existing cache. (Detail: {str(err).splitlines()[0]})"
+        ) from None
+    model.train()  # from_pretrained returns eval mode, which would silently switch dropout off in training
+    return model, tokenizer
+
+
+def backbone_identity(backbone_cfg: Any, paths: Any) -> dict:
+    """What identifies the backbone's weights, for keys of components trained on it."""
+    if backbone_cfg.name:
+        return {"name": backbone_cfg.name, "revision": backbone_cfg.get("revision")}
+    return {"name": ensure_tiny_backbone(backbone_cfg.build, paths).name}
+
+
+def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
+    """Directory of the tiny backbone for `build`, building it (once, under a lock) if it is not there."""
+    build = to_plain(build)
+    files = _corpus_files(Path(paths.toy_data), build["corpus_langs"])
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    target = Path(paths.cache) / "backbones" / f"tiny-{stable_hash({'build': build, 'corpus': digest, 'v': TINY_FORMAT})}"
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "config.json").exists():  # another process built it while we waited
+            return target
+        log.info("Building the tiny backbone (once) in %s", target)
+        with atomic_dir(target) as tmp:
+            tokenizer = train_tokenizer(_corpus_texts(files), build["vocab_size"], build["extra_ids"])
+            tokenizer.save_pretrained(tmp)
+            torch.manual_seed(0)
+            config = MT5Config(
+                vocab_size=len(tokenizer),
+                d_model=build["d_model"],
+                d_ff=build["d_ff"],
+                d_kv=build["d_kv"],
+                num_layers=build["num_layers"],
+                num_decoder_layers=build["num_decoder_layers"],
+                num_heads=build["num_heads"],
+                dropout_rate=build["dropout_rate"],
+                tie_word_embeddings=False,  # as in mT5/mT0
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                decoder_start_token_id=tokenizer.pad_token_id,
+            )
+            MT5ForConditionalGeneration(config).save_pretrained(tmp)
+    return target
+
+
+def train_tokenizer(texts: Iterator[str], vocab_size: int, extra_ids: int) -> T5TokenizerFast:
+    """A SentencePiece unigram tokenizer with mT5's special tokens (pad 0, eos 1, unk 2, <extra_id_k>)."""
+    from tokenizers import SentencePieceUnigramTokenizer
+    from tokenizers.processors import TemplateProcessing
+
+    sp = SentencePieceUnigramTokenizer()
+    sp.train_from_iterator(
+        texts, vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+    )
+    # T5 appends </s> to every sequence; without this post-processor the model never sees an end of input.
+    sp._tokenizer.post_processor = TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+    )
+    return T5TokenizerFast(
+        tokenizer_object=sp._tokenizer, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=extra_ids
+    )
+
+
+def _corpus_files(toy_dir: Path, langs: list[str]) -> list[Path]:
+    files = sorted(f for lang in langs for f in (toy_dir / lang).rglob("*.jsonl"))
+    if not files:
+        raise UserError(
+            f"No bundled toy data found under {toy_dir} for {langs}: the tiny backbone's tokenizer is trained on it. "
+            "Regenerate it with `python -m softprompt_xl.data.make_toy`, or check paths.toy_data."
+        )
+    return files
+
+
+def _corpus_texts(files: list[Path]) -> Iterator[str]:
+    # Every string in the bundled data (articles, questions, contexts), so the task texts are covered too.
+    def strings(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from strings(v)
+
+    for f in files:
+        with f.open(encoding="utf-8") as lines:
+            for line in lines:
+                yield from strings(json.loads(line))

@@ -1,0 +1,123 @@
+"""The composed model: a backbone plus at most one language and one task component, and the rules between them.
+
+Rules: prompts are concatenated as [language ; task ; input] - in training, evaluation loss and `generate`
+alike; adapters stack language-first; LoRAs add. Only the parts named in `train_only` get gradients.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import adapters
+import torch
+from torch import nn
+
+from . import ROLES, Component, component_class, read_header
+from ..errors import UserError
+
+
+class ComposedModel(nn.Module):
+    def __init__(self, backbone: nn.Module, tokenizer: Any):
+        super().__init__()
+        # adapters.init wraps the attention linears; done up front for every combo so that the wrapped form is
+        # the one every kind attaches to (it cannot wrap a LoRA host attached before it).
+        if not hasattr(backbone, "adapters_config"):
+            adapters.init(backbone)
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.components = nn.ModuleDict()
+
+    # --- building -------------------------------------------------------------------------------
+    def add(self, component: Component, init_text: str | None = None) -> Component:
+        if component.role in self.components:
+            raise ValueError(f"a {component.role} component is already attached; remove it first")
+        component.attach(self.backbone, self.tokenizer, init_text)
+        self.components[component.role] = component
+        self._activate()
+        return component
+
+    def new(self, role: str, name: str, config: dict, init_text: str | None = None) -> Component:
+        """Attach a freshly initialised component of `config['kind']`."""
+        return self.add(component_class(config["kind"])(role, name, config), init_text)
+
+    def load(self, directory: str | Path) -> Component:
+        """Attach a saved component (any kind) with its trained weights."""
+        header = read_header(directory)
+        cls = component_class(header["kind"])
+        if header["format_version"] > cls.format_version:
+            raise UserError(
+                f"The component in {directory} has format version {header['format_version']}, newer than this "
+                f"softprompt_xl reads ({cls.format_version}). Upgrade softprompt_xl."
+            )
+        component = self.add(cls(header["role"], header["name"], header["config"]))
+        component.load_weights(directory)
+        return component
+
+    def remove(self, role: str) -> None:
+        component = self.components[role]
+        component.detach(self.backbone)
+        del self.components[role]
+        self._activate()
+
+    def _activate(self) -> None:
+        by_kind: dict[type, list[Component]] = {}
+        for component in self.ordered():
+            by_kind.setdefault(type(component), []).append(component)
+        for cls, members in by_kind.items():
+            cls.activate(self.backbone, members)
+
+    def ordered(self) -> list[Component]:
+        return [self.components[r] for r in ROLES if r in self.components]
+
+    # --- what trains --------------------------------------------------------------------------
+    def train_only(self, parts: list[str]) -> list[nn.Parameter]:
+        """Freeze everything but `parts` (roles, or "backbone"); return the parameters left trainable."""
+        unknown = set(parts) - set(self.components) - {"backbone"}
+        if unknown:
+            raise ValueError(f"cannot train {sorted(unknown)}: attached are {list(self.components)}")
+        for p in self.parameters():
+            p.requires_grad_(False)
+        trainable: dict[int, nn.Parameter] = {}
+        if "backbone" in parts:
+            owned = {id(p) for c in self.components.values() for p in c.owned_parameters().values()}
+            trainable.update({id(p): p for p in self.backbone.parameters() if id(p) not in owned})
+        for role in parts:
+            if role != "backbone":
+                trainable.update({id(p): p for p in self.components[role].owned_parameters().values()})
+        for p in trainable.values():
+            p.requires_grad_(True)
+        return list(trainable.values())
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters per part (0 for a frozen one); `backbone` only when it trains."""
+        counts = {role: sum(p.numel() for p in c.owned_parameters().values() if p.requires_grad)
+                  for role, c in self.components.items()}
+        owned = {id(p) for c in self.components.values() for p in c.owned_parameters().values()}
+        backbone = sum(p.numel() for p in self.backbone.parameters() if p.requires_grad and id(p) not in owned)
+        if backbone:
+            counts["backbone"] = backbone
+        return counts
+
+    # --- running ------------------------------------------------------------------------------
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input embeddings with every prompt before them, and the mask extended to match."""
+        embeds = self.backbone.get_input_embeddings()(input_ids)
+        prefixes = [p for c in self.ordered() if (p := c.input_prefix(input_ids.shape[0])) is not None]
+        if not prefixes:
+            return embeds, attention_mask
+        prefix = torch.cat(prefixes, dim=1).to(embeds.dtype)
+        ones = attention_mask.new_ones(attention_mask.shape[0], prefix.shape[1])
+        return torch.cat([prefix, embeds], dim=1), torch.cat([ones, attention_mask], dim=1)
+
+    def forward(self, input_ids, attention_mask, labels=None):
+        embeds, mask = self.embed(input_ids, attention_mask)
+        return self.backbone(inputs_embeds=embeds, attention_mask=mask, labels=labels)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask, max_new_tokens: int) -> torch.Tensor:
+        """Greedy decoding on exactly the inputs the training loss sees."""
+        embeds, mask = self.embed(input_ids, attention_mask)
+        return self.backbone.generate(
+            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
+        )

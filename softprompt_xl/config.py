@@ -1,0 +1,34 @@
+"""Config helpers shared by every entry point: OmegaConf resolvers, plain conversion, stable hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+CONF_DIR = PROJECT_DIR / "conf"
+
+
+def register_resolvers() -> None:
+    # Registered at import of every entry point, before Hydra composes, so `paths` can default to the checkout.
+    for name, value in (("spxl.project_dir", PROJECT_DIR), ("spxl.package_dir", PACKAGE_DIR)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, lambda value=value: str(value))
+
+
+def to_plain(cfg: Any) -> Any:
+    """Resolved plain Python (dicts, lists, scalars) from an OmegaConf node; anything else is returned as is."""
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
+
+
+def stable_hash(obj: Any, length: int = 12) -> str:
+    """Hex digest of a JSON-able value that does not depend on key order or the Python process."""
+    text = json.dumps(to_plain(obj), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
