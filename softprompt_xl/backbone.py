@@ -6,6 +6,7 @@ through the same code as mt0-base.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -116,7 +117,7 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int, extra_ids: int) -> T5
 
 
 def _corpus_files(toy_dir: Path, langs: list[str]) -> list[Path]:
-    files = sorted(f for lang in langs for f in (toy_dir / lang).rglob("*.jsonl"))
+    files = sorted(f for lang in langs for f in (toy_dir / lang).rglob("*.jsonl.gz"))
     if not files:
         raise UserError(
             f"No bundled toy data found under {toy_dir} for {langs}: the tiny backbone's tokenizer is trained on it. "
@@ -138,6 +139,6 @@ def _corpus_texts(files: list[Path]) -> Iterator[str]:
                 yield from strings(v)
 
     for f in files:
-        with f.open(encoding="utf-8") as lines:
+        with gzip.open(f, "rt", encoding="utf-8") as lines:
             for line in lines:
                 yield from strings(json.loads(line))

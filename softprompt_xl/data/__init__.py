@@ -1,0 +1,1 @@
+"""Data: sources, tasks, and the loaders of the two training stages."""

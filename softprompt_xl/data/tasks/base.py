@@ -1,0 +1,45 @@
+"""What every task provides to the data pipeline and the evaluator."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class Task:
+    name: ClassVar[str]
+    primary_metric: ClassVar[str]  # the score that selects the best validation step
+    required_fields: ClassVar[dict[str, type]]  # field -> type, checked on every record of a source
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+        self.template: str = cfg.template
+        self.max_answer_length: int = int(cfg.max_answer_length)
+
+    def check(self, record: dict) -> str | None:
+        """Why `record` does not fit the task's schema, or None."""
+        for field, kind in self.required_fields.items():
+            if field not in record or record[field] is None:
+                return f"missing field '{field}'"
+            if not isinstance(record[field], kind):
+                return f"field '{field}' should be {kind.__name__}, got {type(record[field]).__name__}"
+        return None
+
+    def usable(self, record: dict) -> bool:
+        """Whether a well-formed record can be trained on or scored (e.g. has a gold answer)."""
+        return True
+
+    def source(self, record: dict) -> str:
+        raise NotImplementedError
+
+    def target(self, record: dict) -> str:
+        raise NotImplementedError
+
+    def reference(self, record: dict) -> Any:
+        """The raw gold the prediction is scored against (never decoded label ids)."""
+        raise NotImplementedError
+
+    def score(self, predictions: list[str], references: list[Any], lang: str) -> dict[str, float]:
+        raise NotImplementedError
+
+    def prompt_init(self, lang_name: str) -> str:
+        return self.cfg.prompt_init.format(lang_name=lang_name)

@@ -1,0 +1,111 @@
+"""One LightningModule for every combo: it trains whatever the composed model left trainable and evaluates
+by greedy generation. It never asks what kind of component it holds."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+from transformers import get_linear_schedule_with_warmup
+from transformers.optimization import Adafactor
+
+from .components.compose import ComposedModel
+from .data.loaders import TaskSplit
+from .data.tasks import Task
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def build_optimizer(spec: Any, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    lr, wd = float(spec["lr"]), float(spec.get("weight_decay", 0.0))
+    if spec["name"] == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if spec["name"] == "adafactor":  # the paper's prompt optimiser: a fixed lr, no relative step or scaling
+        return Adafactor(params, lr=lr, weight_decay=wd, scale_parameter=False, relative_step=False, warmup_init=False)
+    raise UserError(f"Unknown optimizer '{spec['name']}'. Valid optimizers: adafactor, adamw.")
+
+
+class Seq2SeqModule(L.LightningModule):
+    def __init__(
+        self,
+        net: ComposedModel,
+        trainable: list[torch.nn.Parameter],
+        optimizer: Any = None,
+        max_steps: int = 0,
+        task: Task | None = None,
+        val_split: TaskSplit | None = None,
+        test_splits: list[TaskSplit] = (),
+        select_best: bool = False,
+    ):
+        super().__init__()
+        self.net = net
+        self.trainable = trainable
+        self.optimizer_spec = optimizer
+        self.max_steps = max_steps
+        self.task = task
+        self.val_split, self.test_splits = val_split, list(test_splits)
+        self.select_best = select_best
+        self.predictions: dict[int, dict[int, str]] = {}  # loader -> example index -> text
+        self.val_history: list[dict] = []  # one entry per validation: step and metrics
+        self.test_metrics: dict[str, dict[str, float]] = {}
+        self.best: dict | None = None  # step, score and a copy of the trainable weights at the best validation
+
+    # --- training -----------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        loss = self.net(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.optimizer_spec, self.trainable)
+        warmup = int(self.optimizer_spec.get("warmup_steps", 0))
+        schedule = get_linear_schedule_with_warmup(optimizer, warmup, max(self.max_steps, 1))  # linear decay
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def _evaluate(self, batch, split: TaskSplit, loader: int, prefix: str) -> None:
+        loss = self.net(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+        self.log(f"{prefix}/{split.lang}/loss", loss, batch_size=batch["input_ids"].shape[0], add_dataloader_idx=False)
+        tokens = self.net.generate(batch["input_ids"], batch["attention_mask"], self.task.max_answer_length)
+        texts = self.net.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        self.predictions.setdefault(loader, {}).update(zip(batch["index"].tolist(), (t.strip() for t in texts)))
+
+    def _score(self, splits: list[TaskSplit], prefix: str) -> dict[str, dict[str, float]]:
+        """Scores per language against the raw gold, and logged as `<prefix>/<lang>/<metric>`."""
+        results = {}
+        for loader, split in enumerate(splits):
+            predictions = self.predictions.pop(loader, {})
+            ordered = [predictions[i] for i in range(len(split.references))]
+            results[split.lang] = self.task.score(ordered, split.references, split.lang)
+            self.log_dict({f"{prefix}/{split.lang}/{k}": v for k, v in results[split.lang].items()})
+        return results
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, self.val_split, 0, "val")
+
+    def on_validation_epoch_end(self):
+        scores = self._score([self.val_split], "val")[self.val_split.lang]
+        self.val_history.append({"step": self.global_step, **scores})
+        primary = scores[self.task.primary_metric]
+        if self.select_best and (self.best is None or primary > self.best["score"]):
+            self.best = {"step": self.global_step, "score": primary, "weights": [p.detach().clone() for p in self.trainable]}
+
+    def on_fit_end(self):
+        if self.select_best and self.best is not None:
+            with torch.no_grad():
+                for p, saved in zip(self.trainable, self.best["weights"]):
+                    p.copy_(saved)
+            log.info("Testing with the weights of step %d (best validation %s %.2f)",
+                     self.best["step"], self.task.primary_metric, self.best["score"])
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._evaluate(batch, self.test_splits[dataloader_idx], dataloader_idx, "test")
+
+    def on_test_epoch_end(self):
+        self.test_metrics = self._score(self.test_splits, "test")

@@ -1,0 +1,115 @@
+"""`python -m softprompt_xl.train +combo=lp_ta lang=sk -m`: compose the config, run the job, write result.json.
+
+A failing job writes a failed result.json and does not stop the other jobs of a multirun; the multirun
+then ends with a list of what failed and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from .atomic import write_json
+from .config import CONF_DIR, register_resolvers
+from .errors import UserError
+
+log = logging.getLogger("softprompt_xl")
+register_resolvers()
+
+
+def quiet_libraries() -> None:
+    """Keep the console to what a researcher needs: progress bars, stage lines, the summary, real warnings."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "adapters"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
+
+
+def summary_line(result: dict) -> str:
+    metrics = "; ".join(
+        f"{lang}: " + " ".join(f"{k}={v:.1f}" for k, v in scores.items()) for lang, scores in result["metrics"].items()
+    )
+    params = ", ".join(f"{part}={n:,}" for part, n in result["trainable_params"].items()) or "none"
+    return (f"[{result['combo']} {result['lang']} {result['task']}] {metrics} | trainable: {params} | "
+            f"{result['steps']} steps | {result['wall_time_s']:.1f} s")
+
+
+def run_job(cfg: DictConfig) -> dict:
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    identity = {k: v for k, v in (("combo", cfg.combo.name), ("lang", cfg.lang.code), ("task", cfg.task.name),
+                                  ("backbone", cfg.backbone.id), ("seed", cfg.seed))}
+    started = time.time()
+    try:
+        from . import pipeline
+
+        result = pipeline.run(cfg, output_dir)
+        log.info("%s", summary_line(result))
+    except Exception as err:  # noqa: BLE001 - any failure must be recorded and must not stop the sweep
+        overrides = " ".join(HydraConfig.get().overrides.task)
+        if isinstance(err, UserError):
+            message = str(err)
+        else:
+            message = f"{type(err).__name__}: {err}"
+            log.error("%s", traceback.format_exc())
+        log.error("Job failed (%s): %s", overrides, message)
+        result = {**identity, "status": "failed", "error": message, "overrides": overrides,
+                  "wall_time_s": round(time.time() - started, 1)}
+    write_json(output_dir / "result.json", result)
+    return result
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> dict:
+    quiet_libraries()
+    if "combo" not in cfg:
+        combos = sorted(p.stem for p in (CONF_DIR / "combo").glob("*.yaml"))
+        log.error("No combo chosen. Add +combo=NAME, one of: %s (e.g. `python -m softprompt_xl.train "
+                  "+combo=lp_ta lang=sk -m`).", ", ".join(combos))
+        sys.exit(2)  # a sweep-wide mistake: stop before every job repeats it
+    result = run_job(cfg)
+    if result["status"] != "complete" and HydraConfig.get().mode != RunMode.MULTIRUN:
+        sys.exit(1)
+    return result
+
+
+class ReportFailedJobs(Callback):
+    """At the end of a multirun: list the jobs that failed (or left no result) and exit non-zero if any did."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        import json
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = sorted(p.parent for p in sweep_dir.glob("*/.hydra"))
+        problems = []
+        for job in jobs:
+            result_file = job / "result.json"
+            if not result_file.exists():
+                problems.append(f"  {job.name}: no result.json (the job died; see {job}/)")
+                continue
+            result = json.loads(result_file.read_text())
+            if result.get("status") != "complete":
+                problems.append(f"  {job.name}: {result.get('error', 'failed')}")
+        if problems:
+            log.error("%d of %d jobs failed:\n%s", len(problems), len(jobs), "\n".join(problems))
+            sys.exit(1)
+        log.info("All %d jobs complete. Results: %s/*/result.json", len(jobs), sweep_dir)
+
+
+if __name__ == "__main__":
+    main()
