@@ -94,7 +94,11 @@ def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
                 eos_token_id=tokenizer.eos_token_id,
                 decoder_start_token_id=tokenizer.pad_token_id,
             )
-            MT5ForConditionalGeneration(config).save_pretrained(tmp)
+            model = MT5ForConditionalGeneration(config)
+            # HF initialises an untied lm_head with std 1, so a random model starts at a loss of ~30 instead
+            # of ln(vocab) ~ 9; the 1/sqrt(d_model) scale is what tied T5 embeddings get.
+            model.lm_head.weight.data.normal_(0.0, build["d_model"] ** -0.5)
+            model.save_pretrained(tmp)
     return target
 
 

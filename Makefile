@@ -1,0 +1,20 @@
+# Shortcuts for the README's commands. Everything written goes under runs/ (paths.root).
+.PHONY: install demo test test-all toy-data clean
+
+install:
+	pip install -e '.[test]'
+
+demo: install  ## the everyday command on the embedded default (tiny mT5, bundled data, offline)
+	python -m softprompt_xl.train +combo=lp_ta lang=sk -m
+
+test: install  ## the default suite (slow end-to-end tests excluded)
+	python -m pytest
+
+test-all: install  ## everything, including the slow end-to-end tests
+	python -m pytest -m ''
+
+toy-data:  ## regenerate the bundled toy data (deterministic)
+	python -m softprompt_xl.data.make_toy
+
+clean:  ## delete everything the framework wrote (outputs, store, caches, W&B files)
+	rm -rf runs

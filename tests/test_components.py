@@ -1,0 +1,191 @@
+"""Behaviour of the components and of their composition on the tiny backbone."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from softprompt_xl.components.compose import ComposedModel
+from softprompt_xl.components.lora import LoRAHost
+from softprompt_xl.config import to_plain
+from softprompt_xl.errors import UserError
+from softprompt_xl.module import build_optimizer
+
+KINDS = ("prompt", "adapter", "lora")
+
+
+@pytest.fixture
+def component_cfgs(cfg, make_cfg):
+    return {kind: to_plain(make_cfg(f"+combo=t{kind[0]}").combo.components.task) for kind in KINDS}
+
+
+@pytest.fixture
+def batch(tiny):
+    _, tokenizer = tiny
+    enc = tokenizer(["question: Kde býva Eva? context: Eva býva v Nitre.", "question: Who? context: Ana lives here."],
+                    return_tensors="pt", padding=True)
+    labels = tokenizer(text_target=["v Nitre", "Ana"], return_tensors="pt", padding=True).input_ids
+    labels[labels == tokenizer.pad_token_id] = -100
+    return enc.input_ids, enc.attention_mask, labels
+
+
+def perturb(component):
+    """Give a component non-trivial weights (LoRA's up matrix starts at zero)."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in component.owned_parameters().values():
+            p.add_(torch.randn_like(p) * 0.05)
+
+
+def snapshot(net):
+    return {name: p.detach().clone() for name, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("lang_kind,task_kind", [(None, t) for t in KINDS] + list(itertools.product(KINDS, KINDS)))
+def test_a_step_changes_only_the_task_component(tiny, batch, component_cfgs, lang_kind, task_kind):
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    if lang_kind:
+        perturb(net.new("lang", "sk", component_cfgs[lang_kind], "Generate the output in Slovak:"))
+    task = net.new("task", "qa", component_cfgs[task_kind], "Answer the question in Slovak language:")
+    trainable = net.train_only(["task"])
+    assert {id(p) for p in trainable} == {id(p) for p in task.owned_parameters().values()}
+    before = snapshot(net)
+    optimizer = build_optimizer({"name": "adamw", "lr": 1e-2}, trainable)
+    for _ in range(2):  # two steps: LoRA's down matrix only gets gradient once its up matrix is non-zero
+        optimizer.zero_grad()
+        net(*batch).loss.backward()
+        optimizer.step()
+    task_ids = {id(p) for p in task.owned_parameters().values()}
+    for name, p in net.named_parameters():
+        if id(p) in task_ids:
+            assert not torch.equal(before[name], p), f"task parameter {name} did not train"
+        else:
+            assert torch.equal(before[name], p), f"{name} changed but is not the task component's"
+
+
+def test_loss_goes_down_when_training_a_task_adapter(tiny, batch, component_cfgs):
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    net.new("task", "qa", component_cfgs["adapter"])
+    optimizer = build_optimizer({"name": "adamw", "lr": 1e-2}, net.train_only(["task"]))
+    losses = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        loss = net(*batch).loss
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_full_fine_tuning_trains_every_backbone_weight(tiny):
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    trainable = net.train_only(["backbone"])
+    assert len(trainable) == len(list(model.parameters()))
+    assert net.parameter_counts() == {"backbone": sum(p.numel() for p in model.parameters())}
+
+
+def test_two_prompts_give_exactly_2n_virtual_tokens_in_forward_and_generate(tiny, batch, component_cfgs):
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    lang = net.new("lang", "sk", component_cfgs["prompt"], "Generate the output in Slovak:")
+    task = net.new("task", "qa", component_cfgs["prompt"], "Answer the question in Slovak language:")
+    n = component_cfgs["prompt"]["n_tokens"]
+    seen = []
+    hook = model.get_encoder().register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append((kwargs["inputs_embeds"].clone(), kwargs["attention_mask"].clone())),
+        with_kwargs=True,
+    )
+    input_ids, mask, labels = batch
+    net(input_ids, mask, labels)
+    net.generate(input_ids, mask, max_new_tokens=3)
+    hook.remove()
+    assert len(seen) == 2  # one encoder pass each: generate encodes once
+    for embeds, extended in seen:
+        assert embeds.shape[1] == input_ids.shape[1] + 2 * n
+        assert torch.equal(embeds[0, :n], lang.embedding) and torch.equal(embeds[0, n : 2 * n], task.embedding)
+        assert extended[:, : 2 * n].eq(1).all() and torch.equal(extended[:, 2 * n :], mask)
+
+
+def test_text_initialised_prompt_starts_from_the_texts_embeddings(tiny, component_cfgs):
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    prompt = net.new("lang", "sk", component_cfgs["prompt"], "Generate the output in Slovak:")
+    ids = tokenizer("Generate the output in Slovak:", add_special_tokens=False).input_ids
+    n = component_cfgs["prompt"]["n_tokens"]
+    expected = model.get_input_embeddings().weight[(ids * n)[:n]]
+    assert torch.equal(prompt.embedding, expected)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("role", ["lang", "task"])
+def test_save_then_load_gives_identical_outputs(tiny, cfg, batch, component_cfgs, tmp_path, kind, role):
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    component = net.new(role, "sk", component_cfgs[kind], "Generate the output in Slovak:")
+    perturb(component)
+    net.eval()
+    expected = net(*batch).logits
+    component.save(tmp_path / "c")
+
+    from softprompt_xl.backbone import load_backbone
+
+    fresh, _ = load_backbone(cfg.backbone, cfg.paths)
+    other = ComposedModel(fresh, tokenizer)
+    loaded = other.load(tmp_path / "c")
+    other.eval()
+    assert (loaded.kind, loaded.role) == (kind, role)
+    assert torch.equal(other(*batch).logits, expected)
+    assert not torch.equal(ComposedModel(load_backbone(cfg.backbone, cfg.paths)[0], tokenizer).eval()(*batch).logits, expected)
+
+
+def test_language_and_task_lora_add_and_both_get_gradients(tiny, batch, component_cfgs):
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    lang = net.new("lang", "sk", component_cfgs["lora"])
+    task = net.new("task", "qa", component_cfgs["lora"])
+    perturb(lang)
+    perturb(task)
+    host = next(m for m in model.modules() if isinstance(m, LoRAHost))
+    x = torch.randn(2, 5, host.base.in_features)
+    deltas = list(host.deltas.values())
+    assert len(deltas) == 2
+    assert torch.allclose(host(x), host.base(x) + deltas[0](x) + deltas[1](x))
+
+    net.train_only(["lang", "task"])
+    net(*batch).loss.backward()
+    for component in (lang, task):
+        grads = [p.grad for p in component.owned_parameters().values()]
+        assert all(g is not None and g.abs().sum() > 0 for g in grads), f"{component.role} LoRA got no gradient"
+
+
+def test_swapping_a_language_component_restores_the_backbone(tiny, batch, component_cfgs):
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    net.eval()
+    plain = net(*batch).logits
+    for kind in KINDS:
+        perturb(net.new("lang", "sk", component_cfgs[kind], "Generate the output in Slovak:"))
+        assert not torch.equal(net(*batch).logits, plain)
+        net.remove("lang")
+        assert torch.equal(net(*batch).logits, plain), kind
+
+
+def test_unknown_kind_is_refused_with_the_valid_ones(tiny):
+    model, tokenizer = tiny
+    with pytest.raises(UserError, match="Unknown component kind 'ia3'. Valid kinds: adapter, lora, prompt"):
+        ComposedModel(model, tokenizer).new("task", "qa", {"kind": "ia3"})
+
+
+def test_weights_of_another_shape_are_refused_clearly(tiny, component_cfgs, tmp_path):
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    net.new("task", "qa", {**component_cfgs["prompt"], "n_tokens": 3}).save(tmp_path / "p")
+    other = ComposedModel(model, tokenizer)
+    component = other.new("task", "qa", {**component_cfgs["prompt"], "n_tokens": 4})
+    with pytest.raises(UserError, match="has shape"):
+        component.load_weights(tmp_path / "p")
