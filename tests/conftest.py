@@ -47,9 +47,10 @@ def tiny(cfg, tiny_dir):
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    """`python -m softprompt_xl.train ARGS` as a user would type it."""
+    """`python -m softprompt_xl.train ARGS` as a user would type it; `.stdout` holds both streams (Hydra logs to stdout)."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "softprompt_xl.train", *args],
-        cwd=cwd or PROJECT_DIR, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd or PROJECT_DIR, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=timeout,
     )

@@ -1,0 +1,117 @@
+"""The command line as a user meets it: bad input, failures inside a sweep, every combo, the everyday command."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from softprompt_xl.config import CONF_DIR
+
+FAST = ["lang_stage.max_steps=4", "task_stage.max_steps=4", "task_stage.val_every_n_steps=2", "logger=none"]
+ALL_COMBOS = sorted(p.stem for p in (CONF_DIR / "combo").glob("*.yaml"))
+
+
+def results(sweep_root: Path) -> dict[str, dict]:
+    return {f.parent.name.split("_", 1)[1]: json.loads(f.read_text()) for f in sweep_root.rglob("result.json")}
+
+
+@pytest.mark.parametrize("override,group,valid", [
+    ("lang=xx", "lang", "sk"), ("+combo=nope", "combo", "lp_ta"), ("task=nope", "task", "qa"),
+    ("backbone=nope", "backbone", "mt0_base"),
+])
+def test_unknown_choice_fails_with_the_valid_ones(tmp_path, override, group, valid):
+    args = [override] if group == "combo" else ["+combo=lp_ta", override]
+    proc = run_cli(*args, f"paths.root={tmp_path}", "-m")
+    assert proc.returncode != 0
+    assert f"Could not find '{group}/" in proc.stdout and "Available options" in proc.stdout and valid in proc.stdout
+
+
+def test_missing_combo_lists_the_combos(tmp_path):
+    proc = run_cli("lang=sk", f"paths.root={tmp_path}", "-m")
+    assert proc.returncode == 2
+    assert "No combo chosen. Add +combo=NAME" in proc.stdout and "lp_ta" in proc.stdout
+
+
+def test_hub_backbone_offline_fails_at_once_with_advice(tmp_path):
+    started = time.time()
+    proc = run_cli("+combo=ta", "backbone=mt0_base", f"paths.root={tmp_path}", "logger=none")
+    assert proc.returncode == 1
+    assert time.time() - started < 60
+    assert "Could not load the backbone 'bigscience/mt0-base'" in proc.stdout
+    assert "backbone.name=DIR" in proc.stdout
+    assert "Traceback" not in proc.stdout
+    result = json.loads(next(tmp_path.rglob("result.json")).read_text())
+    assert result["status"] == "failed" and "bigscience/mt0-base" in result["error"]
+
+
+def test_a_failing_job_does_not_stop_the_others(tmp_path):
+    # Only the English test file exists, so the Slovak job fails on its data and the English one completes.
+    good = tmp_path / "data" / "en.jsonl.gz"
+    good.parent.mkdir()
+    good.write_bytes((CONF_DIR.parent / "softprompt_xl/data/toy/en/qa/test.jsonl.gz").read_bytes())
+    proc = run_cli("+combo=zero_shot", "lang=sk,en", f"paths.root={tmp_path}",
+                   f"data.task.data_files.test={tmp_path}/data/${{lang.code}}.jsonl.gz", *FAST, "-m")
+    assert proc.returncode == 1
+    found = results(tmp_path / "outputs")
+    assert found["zero_shot-en-qa"]["status"] == "complete"
+    assert found["zero_shot-sk-qa"]["status"] == "failed"
+    assert "sk.jsonl.gz" in found["zero_shot-sk-qa"]["error"]
+    assert "1 of 2 jobs failed" in proc.stdout and "0_zero_shot-sk-qa" in proc.stdout
+
+
+def test_every_combo_composes_and_runs_a_few_steps(tmp_path):
+    proc = run_cli("+combo=" + ",".join(ALL_COMBOS), "lang=sk", f"paths.root={tmp_path}", *FAST, "-m")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    found = results(tmp_path / "outputs")
+    assert sorted(found) == sorted(f"{c}-sk-qa" for c in ALL_COMBOS)
+    for name, result in found.items():
+        combo = name.split("-")[0]
+        assert result["status"] == "complete" and set(result["metrics"]) == {"sk"}
+        params = result["trainable_params"]
+        if combo == "zero_shot":
+            assert params == {} and result["steps"] == 0
+        elif combo == "full_ft":
+            assert set(params) == {"backbone"} and params["backbone"] > 100_000
+        else:
+            assert params["task"] > 0 and params.get("lang", 0) == 0  # the language part is frozen
+            assert ("lang" in params) == combo.startswith("l")
+            assert result["steps"] == 4
+    # one language component per kind, trained once and shared by the three combos that use it
+    components = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "store" / "components").iterdir() if p.is_dir())
+    assert components == ["lang-adapter-sk", "lang-lora-sk", "lang-prompt-sk"]
+
+
+def test_the_everyday_command_end_to_end(tmp_path):
+    """The exact command of the README, run from an empty directory with an empty HOME."""
+    root, home, cwd = tmp_path / "root", tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    env = {"SOFTPROMPT_XL_ROOT": str(root), "HOME": str(home)}
+    proc = run_cli("+combo=lp_ta", "lang=sk", "-m", cwd=cwd, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    (result_file,) = list((root / "outputs").rglob("result.json"))
+    result = json.loads(result_file.read_text())
+    assert {k: result[k] for k in ("combo", "lang", "task", "backbone", "seed", "status")} == {
+        "combo": "lp_ta", "lang": "sk", "task": "qa", "backbone": "tiny", "seed": 42, "status": "complete"}
+    assert set(result["metrics"]["sk"]) == {"exact_match", "f1"}
+    assert 0 <= result["metrics"]["sk"]["f1"] <= 100
+    assert result["trainable_params"]["lang"] == 0 and result["trainable_params"]["task"] > 0
+    assert result["steps"] == 300 and result["wall_time_s"] > 0
+    assert "[lp_ta sk qa] sk: exact_match=" in proc.stdout  # the summary line
+    # the language prompt is in the store, two offline W&B runs (stage 1 and 2) in paths.wandb
+    (component,) = (root / "store" / "components").glob("lang-prompt-sk-*[!k]")
+    header = json.loads((component / "component.json").read_text())
+    assert header["kind"] == "prompt" and header["role"] == "lang" and (component / "weights.safetensors").exists()
+    runs = sorted((root / "wandb").rglob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 2
+    # nothing written outside paths.root
+    assert list(cwd.iterdir()) == [] and list(home.iterdir()) == []
+
+    # a second run reuses the language prompt instead of training it again
+    again = run_cli("+combo=lp_ta", "lang=sk", "task_stage.max_steps=4", "logger=none", "-m", cwd=cwd, env=env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "found in the store" in again.stdout and "Stage 1: training" not in again.stdout
