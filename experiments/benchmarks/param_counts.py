@@ -1,0 +1,61 @@
+"""Trainable parameters of every combo, on the tiny backbone and on an mt0-base-shaped model.
+
+The mt0-base shape (mT5-base: d_model 768, 12+12 layers, vocab 250,112, untied embeddings) is built from
+its config with random weights, so no download is needed. Run: python experiments/benchmarks/param_counts.py
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+
+from hydra import compose, initialize_config_dir
+from transformers import MT5Config, MT5ForConditionalGeneration
+
+from softprompt_xl.backbone import load_backbone
+from softprompt_xl.components.compose import ComposedModel
+from softprompt_xl.config import CONF_DIR, register_resolvers, to_plain
+
+MT0_BASE = MT5Config(  # bigscience/mt0-base's config.json
+    vocab_size=250112, d_model=768, d_ff=2048, d_kv=64, num_layers=12, num_decoder_layers=12, num_heads=12,
+    feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+)
+COMBOS = ["tp", "ta", "tl", "lp_tp", "lp_ta", "lp_tl", "la_tp", "la_ta", "la_tl", "ll_tp", "ll_ta", "ll_tl", "full_ft"]
+
+
+def counts(make_model, tokenizer, backbone: str, root: str) -> dict[str, tuple[int, int]]:
+    out = {}
+    for combo in COMBOS:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[f"+combo={combo}", f"backbone={backbone}", f"paths.root={root}"])
+        parts = to_plain(cfg.combo.components)
+        net = ComposedModel(make_model(), tokenizer)
+        sizes = {role: net.new(role, "x", {**part, "init": "random"}).num_parameters()
+                 for role, part in parts.items() if part}
+        if cfg.combo.train_backbone:
+            sizes["task"] = sum(p.numel() for p in net.backbone.parameters())
+        out[combo] = (sizes.get("lang", 0), sizes.get("task", 0))
+    return out
+
+
+def main() -> None:
+    register_resolvers()
+    with tempfile.TemporaryDirectory() as root:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[f"paths.root={root}"])
+        _, tokenizer = load_backbone(cfg.backbone, cfg.paths)
+        tiny = counts(lambda: load_backbone(cfg.backbone, cfg.paths)[0], tokenizer, "tiny", root)
+        tiny_total = sum(p.numel() for p in load_backbone(cfg.backbone, cfg.paths)[0].parameters())
+        base_model = MT5ForConditionalGeneration(MT0_BASE)
+        total = sum(p.numel() for p in base_model.parameters())
+        base = counts(lambda: copy.deepcopy(base_model), tokenizer, "mt0_base", root)
+    print(f"backbone sizes: tiny {tiny_total:,} | mt0-base shape {total:,}")
+    print("| combo | tiny: language component | tiny: task part | mt0-base: language component | mt0-base: task part |")
+    print("|---|---:|---:|---:|---:|")
+    for combo in COMBOS:
+        print(f"| {combo} | {tiny[combo][0]:,} | {tiny[combo][1]:,} | {base[combo][0]:,} | {base[combo][1]:,} |")
+    print("(task part of full_ft = every backbone weight; zero_shot trains nothing)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The config tree: every choice composes to what it promises, and W&B runs always end."""
+
+from __future__ import annotations
+
+import pytest
+import wandb
+
+from softprompt_xl.config import CONF_DIR
+from softprompt_xl.tracking import stage_logger
+
+HUB_BACKBONES = {"mt0_base": "bigscience/mt0-base", "mt5_base": "google/mt5-base", "mt0_small": "bigscience/mt0-small",
+                 "mt5_small": "google/mt5-small", "mt0_large": "bigscience/mt0-large"}
+
+
+@pytest.mark.parametrize("backbone,name", HUB_BACKBONES.items())
+def test_hub_backbones_name_their_model_with_the_paper_settings(make_cfg, backbone, name):
+    cfg = make_cfg("+combo=lp_ta", f"backbone={backbone}")
+    assert (cfg.backbone.id, cfg.backbone.name) == (backbone, name)
+    assert cfg.combo.components.lang.n_tokens == 50
+    assert cfg.combo.components.lang.optimizer == {"name": "adafactor", "lr": 0.5, "weight_decay": 1e-5}
+    assert cfg.combo.components.task.optimizer == {"name": "adamw", "lr": 5e-5, "weight_decay": 0.0}
+    assert (cfg.lang_stage.input_length, cfg.lang_stage.max_steps, cfg.task_stage.max_steps) == (256, 100000, 50000)
+
+
+def test_every_language_part_by_task_part_exists():
+    combos = {p.stem for p in (CONF_DIR / "combo").glob("*.yaml")}
+    task_only = {f"t{task}" for task in "pal"}
+    paired = {f"l{lang}_t{task}" for lang in "pal" for task in "pal"}
+    assert combos == task_only | paired | {"zero_shot", "full_ft"}
+
+
+@pytest.mark.parametrize("combo,lang_kind,task_kind", [
+    ("lp_ta", "prompt", "adapter"), ("la_tp", "adapter", "prompt"), ("ll_tl", "lora", "lora"), ("tl", None, "lora"),
+])
+def test_combos_pick_their_component_kinds(make_cfg, combo, lang_kind, task_kind):
+    parts = make_cfg(f"+combo={combo}").combo.components
+    assert (parts.lang.kind if parts.lang else None, parts.task.kind) == (lang_kind, task_kind)
+
+
+def test_wandb_run_is_finished_even_when_the_stage_fails(cfg, tmp_path):
+    with pytest.raises(RuntimeError, match="boom"):
+        with stage_logger(cfg, "task", "lp_ta-sk-qa", tmp_path, ["lp_ta"]) as logger:
+            assert logger.experiment.name == "lp_ta-sk-qa" and logger.experiment.group == cfg.logger.wandb.group
+            raise RuntimeError("boom")
+    assert wandb.run is None  # the next job starts a run of its own
