@@ -32,7 +32,7 @@ from .hub import load_local_first
 
 log = logging.getLogger(__name__)
 
-TINY_FORMAT = 1  # bump when the way the tiny backbone is built changes, so old builds are not reused
+TINY_FORMAT = 2  # bump when the way the tiny backbone is built changes, so old builds are not reused
 
 
 def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -43,7 +43,7 @@ def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTr
         kwargs["revision"] = backbone_cfg.revision
     try:
         tokenizer = load_local_first(AutoTokenizer.from_pretrained, location, **kwargs)
-        model = load_local_first(AutoModelForSeq2SeqLM.from_pretrained, location, torch_dtype=torch.float32, **kwargs)
+        model = load_local_first(AutoModelForSeq2SeqLM.from_pretrained, location, dtype=torch.float32, **kwargs)
     except OSError as err:
         raise UserError(
             f"Could not load the backbone '{location}': it is not a local directory, not in the Hugging Face "
@@ -131,13 +131,15 @@ def _corpus_files(toy_dir: Path, langs: list[str]) -> list[Path]:
 
 
 def _corpus_texts(files: list[Path]) -> Iterator[str]:
-    # Every string in the bundled data (articles, questions, contexts), so the task texts are covered too.
+    # Every text of the bundled data (articles, questions, contexts, answers), so the task texts are covered
+    # too; record ids and URLs are not language and would only waste vocabulary.
     def strings(value):
         if isinstance(value, str):
             yield value
         elif isinstance(value, dict):
-            for v in value.values():
-                yield from strings(v)
+            for key, v in value.items():
+                if key not in ("id", "url"):
+                    yield from strings(v)
         elif isinstance(value, list):
             for v in value:
                 yield from strings(v)

@@ -51,6 +51,7 @@ class Seq2SeqModule(L.LightningModule):
         self.predictions: dict[int, dict[int, str]] = {}  # loader -> example index -> text
         self.val_history: list[dict] = []  # one entry per validation: step and metrics
         self.test_metrics: dict[str, dict[str, float]] = {}
+        self.test_predictions: dict[str, list[str]] = {}  # lang -> prediction per example, in split order
         self.best: dict | None = None  # step, score and a copy of the trainable weights at the best validation
 
     # --- training -----------------------------------------------------------------------------
@@ -82,6 +83,8 @@ class Seq2SeqModule(L.LightningModule):
         for loader, split in enumerate(splits):
             predictions = self.predictions.pop(loader, {})
             ordered = [predictions[i] for i in range(len(split.references))]
+            if prefix == "test":
+                self.test_predictions[split.lang] = ordered
             results[split.lang] = self.task.score(ordered, split.references, split.lang)
             self.log_dict({f"{prefix}/{split.lang}/{k}": v for k, v in results[split.lang].items()})
         return results

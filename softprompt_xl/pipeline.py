@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 
+from .atomic import write_jsonl
 from .backbone import backbone_identity, load_backbone
 from .components.compose import ComposedModel
 from .config import to_plain
@@ -102,30 +103,38 @@ def run(cfg: Any, output_dir: Path) -> dict:
     task_part = to_plain(combo.components.task)
     if task_part:
         net.new("task", task.name, task_part, init_text=task.prompt_init(cfg.lang.name))
-    if task_part:
-        parts, optimizer = ["task"], task_part["optimizer"]
+        trained, optimizer = f"the task {task_part['kind']}", task_part["optimizer"]
+        trainable = net.train_only(["task"])
     elif combo.train_backbone:
-        parts, optimizer = ["backbone"], to_plain(combo.optimizer)
+        trained, optimizer = "the whole backbone", to_plain(combo.optimizer)
+        trainable = net.train_only(["backbone"])
     else:  # zero_shot
-        parts, optimizer = [], None
-    trainable = net.train_only(parts)
+        trained, optimizer = None, None
+        trainable = net.train_only([])
 
     stage = cfg.task_stage
-    split = lambda name: prepare_task_split(task, cfg.data.task, name, cfg.lang.code, tokenizer,
-                                            stage.max_input_length, _datasets_cache(cfg))
-    test = split("test")
-    train, val = (split("train"), split("validation")) if trainable else (None, None)
+
+    def load(split: str):
+        return prepare_task_split(task, cfg.data.task, split, cfg.lang.code, tokenizer, stage.max_input_length,
+                                  _datasets_cache(cfg))
+
+    test = load("test")
+    train, val = (load("train"), load("validation")) if trainable else (None, None)
     module = Seq2SeqModule(net, trainable, optimizer, stage.max_steps, task, val, [test], stage.select_best)
     name = f"{combo.name}-{cfg.lang.code}-{task.name}"
     workers = cfg.trainer.num_workers
     with stage_logger(cfg, "task", name, output_dir, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]) as logger:
         trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, min(stage.val_every_n_steps, stage.max_steps))
         if trainable:
-            log.info("Stage 2: training %s on %s %s (%d steps)", "+".join(parts), cfg.lang.name, task.name, stage.max_steps)
+            log.info("Stage 2: training %s on %s %s (%d steps)", trained, cfg.lang.name, task.name, stage.max_steps)
             trainer.fit(module, task_loader(train, tokenizer, stage.batch_size, True, workers),
                         task_loader(val, tokenizer, stage.eval_batch_size, False, workers))
         trainer.test(module, task_loader(test, tokenizer, stage.eval_batch_size, False, workers), verbose=False)
         log_summary(logger, {f"test/{lang}/{k}": v for lang, m in module.test_metrics.items() for k, v in m.items()})
+    write_jsonl(output_dir / f"predictions_test_{test.lang}.jsonl", [
+        {"id": i, "prediction": p, "references": r}
+        for i, p, r in zip(test.ids, module.test_predictions[test.lang], test.references)
+    ])
 
     return {
         "combo": combo.name,

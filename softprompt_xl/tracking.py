@@ -47,16 +47,16 @@ def _wandb(cfg: Any, job_type: str, name: str, tags: list[str]) -> Iterator[Any]
     settings = cfg.logger.wandb
     wandb_environment(cfg.paths)
     try:
-        logger = WandbLogger(
+        run = wandb.init(
             project=settings.project, entity=settings.entity, group=settings.group, name=name, job_type=job_type,
-            mode=settings.mode, save_dir=cfg.paths.wandb, tags=list(settings.tags) + tags, config=to_plain(cfg),
+            mode=settings.mode, dir=cfg.paths.wandb, tags=list(settings.tags) + tags, config=to_plain(cfg),
         )
-        logger.experiment  # start the run now, so a login problem shows before any training
-    except wandb.errors.UsageError as err:
+    except wandb.errors.UsageError as err:  # e.g. online mode without a login
         raise UserError(
             f"W&B could not start in {settings.mode} mode: {err}. Log in with `wandb login` (or set WANDB_API_KEY) "
             "for online mode, or run with logger.wandb.mode=offline (the default) and upload later with `wandb sync`."
         ) from None
+    logger = WandbLogger(experiment=run)
     exit_code = 1
     try:
         yield logger

@@ -32,13 +32,17 @@ register_resolvers()
 def quiet_libraries() -> None:
     """Keep the console to what a researcher needs: progress bars, stage lines, the summary, real warnings."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "adapters"):
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # "adapters available but none are activated": said while a stack is being built, before it is activated.
+    logging.getLogger("adapters").setLevel(logging.ERROR)
     import transformers
 
     transformers.logging.set_verbosity_error()
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
+    warnings.filterwarnings("ignore", message=".*defined a `validation_step` but have no `val_dataloader`.*")  # stage 1
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")  # inside Lightning
 
 
 def summary_line(result: dict) -> str:

@@ -115,3 +115,12 @@ def test_the_everyday_command_end_to_end(tmp_path):
     again = run_cli("+combo=lp_ta", "lang=sk", "task_stage.max_steps=4", "logger=none", "-m", cwd=cwd, env=env)
     assert again.returncode == 0, again.stdout[-3000:]
     assert "found in the store" in again.stdout and "Stage 1: training" not in again.stdout
+
+
+def test_wandb_online_without_a_login_says_how_to_fix_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    proc = run_cli("+combo=zero_shot", "lang=sk", "logger.wandb.mode=online", f"paths.root={tmp_path}",
+                   env={"HOME": str(tmp_path / "home")})
+    assert proc.returncode == 1
+    assert "W&B could not start in online mode" in proc.stdout and "wandb login" in proc.stdout
+    assert "Traceback" not in proc.stdout

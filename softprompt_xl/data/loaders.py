@@ -28,6 +28,7 @@ class TaskSplit:
     examples: list[dict]
     references: list[Any]
     lang: str
+    ids: list[Any]  # the records' own ids (or positions), to trace a prediction back to its record
 
 
 def prepare_task_split(
@@ -58,7 +59,8 @@ def prepare_task_split(
         {"input_ids": ids, "attention_mask": mask, "labels": lab, "index": i}
         for i, (ids, mask, lab) in enumerate(zip(encoded["input_ids"], encoded["attention_mask"], labels["input_ids"]))
     ]
-    return TaskSplit(examples, [task.reference(r) for r in usable], lang)
+    ids = [r.get("id", i) for i, r in enumerate(usable)]
+    return TaskSplit(examples, [task.reference(r) for r in usable], lang, ids)
 
 
 def task_loader(split: TaskSplit, tokenizer, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:
