@@ -98,6 +98,8 @@ def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
             # HF initialises an untied lm_head with std 1, so a random model starts at a loss of ~30 instead
             # of ln(vocab) ~ 9; the 1/sqrt(d_model) scale is what tied T5 embeddings get.
             model.lm_head.weight.data.normal_(0.0, build["d_model"] ** -0.5)
+            if build.get("pretrain") and build["pretrain"]["steps"]:
+                pretrain(model, tokenizer, list(_corpus_texts(files, fields=("text",))), build["pretrain"])
             model.save_pretrained(tmp)
     return target
 
@@ -120,6 +122,39 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int, extra_ids: int) -> T5
     )
 
 
+def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], spec: dict) -> None:
+    """Span corruption on the bundled corpora of all languages, as mT5 was pre-trained on mC4.
+
+    A randomly initialised backbone gives a prompt or an adapter nothing to steer: on it, they learn no task.
+    """
+    from types import SimpleNamespace
+
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from .data.loaders import span_corruption_loader
+
+    loader = span_corruption_loader(texts, "bundled corpus (all languages)", tokenizer, SimpleNamespace(**spec), seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"])
+    schedule = get_linear_schedule_with_warmup(optimizer, spec.get("warmup_steps", 0), spec["steps"])
+    model.train()
+    step = 0
+    with tqdm(total=spec["steps"], desc="Pre-training the tiny backbone (once)") as bar:
+        while step < spec["steps"]:
+            for batch in loader:
+                loss = model(**batch).loss
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad()
+                step += 1
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                if step == spec["steps"]:
+                    break
+    log.info("Pre-trained the tiny backbone for %d steps (final loss %.3f)", step, loss.item())
+
+
 def _corpus_files(toy_dir: Path, langs: list[str]) -> list[Path]:
     files = sorted(f for lang in langs for f in (toy_dir / lang).rglob("*.jsonl.gz"))
     if not files:
@@ -130,7 +165,7 @@ def _corpus_files(toy_dir: Path, langs: list[str]) -> list[Path]:
     return files
 
 
-def _corpus_texts(files: list[Path]) -> Iterator[str]:
+def _corpus_texts(files: list[Path], fields: tuple[str, ...] | None = None) -> Iterator[str]:
     # Every text of the bundled data (articles, questions, contexts, answers), so the task texts are covered
     # too; record ids and URLs are not language and would only waste vocabulary.
     def strings(value):
@@ -147,4 +182,8 @@ def _corpus_texts(files: list[Path]) -> Iterator[str]:
     for f in files:
         with gzip.open(f, "rt", encoding="utf-8") as lines:
             for line in lines:
-                yield from strings(json.loads(line))
+                record = json.loads(line)
+                if fields is None:
+                    yield from strings(record)
+                elif all(k in record for k in fields):
+                    yield from (record[k] for k in fields)

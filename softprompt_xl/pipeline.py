@@ -14,7 +14,7 @@ from .atomic import write_jsonl
 from .backbone import backbone_identity, load_backbone
 from .components.compose import ComposedModel
 from .config import to_plain
-from .data.loaders import prepare_task_split, span_corruption_loader, task_loader
+from .data.loaders import corpus_texts, prepare_task_split, span_corruption_loader, task_loader
 from .data.tasks import get_task
 from .module import Seq2SeqModule
 from .store import Store, source_fingerprint
@@ -73,8 +73,8 @@ def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_
     net = ComposedModel(model, tokenizer)
     component = net.new("lang", cfg.lang.code, spec["component"], init_text=cfg.lang.prompt_init)
     trainable = net.train_only(["lang"])
-    loader = span_corruption_loader(cfg.data.wiki, cfg.lang.code, tokenizer, stage, _datasets_cache(cfg), cfg.seed,
-                                    cfg.trainer.num_workers)
+    texts = corpus_texts(cfg.data.wiki, cfg.lang.code, _datasets_cache(cfg), stage.max_documents)
+    loader = span_corruption_loader(texts, f"{cfg.lang.name} corpus", tokenizer, stage, cfg.seed, cfg.trainer.num_workers)
     module = Seq2SeqModule(net, trainable, spec["component"]["optimizer"], stage.max_steps)
     name = f"lang-{spec['kind']}-{cfg.lang.code}"
     with stage_logger(cfg, "lang", name, output_dir, [spec["kind"], cfg.lang.code]) as logger:

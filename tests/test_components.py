@@ -189,3 +189,27 @@ def test_weights_of_another_shape_are_refused_clearly(tiny, component_cfgs, tmp_
     component = other.new("task", "qa", {**component_cfgs["prompt"], "n_tokens": 4})
     with pytest.raises(UserError, match="has shape"):
         component.load_weights(tmp_path / "p")
+
+
+def test_tiny_backbone_pretraining_lowers_the_span_corruption_loss(cfg, tmp_path):
+    from omegaconf import OmegaConf
+
+    from softprompt_xl.backbone import ensure_tiny_backbone, load_backbone
+    from softprompt_xl.data.loaders import span_corruption_loader
+
+    paths = OmegaConf.merge(cfg.paths, {"cache": str(tmp_path)})
+    spec = {"steps": 30, "batch_size": 8, "input_length": 32, "noise_density": 0.15, "mean_noise_span_length": 3.0,
+            "lr": 3e-3, "warmup_steps": 0}
+
+    def loss_of(pretrain_steps: int) -> float:
+        build = OmegaConf.merge(cfg.backbone.build, {"pretrain": {**spec, "steps": pretrain_steps}})
+        backbone = OmegaConf.merge(cfg.backbone, {"build": build})
+        model, tokenizer = load_backbone(backbone, paths)
+        model.eval()
+        texts = ["Eva býva v Nitre a rada jedáva halušky. Nitra je krásne mesto."] * 20
+        batch = next(iter(span_corruption_loader(texts, "t", tokenizer, OmegaConf.create(spec), seed=0)))
+        with torch.no_grad():
+            return model(**batch).loss.item()
+
+    assert loss_of(30) < loss_of(0)
+    assert len(list((tmp_path / "backbones").glob("tiny-*[!k]"))) == 2  # a different build, kept apart

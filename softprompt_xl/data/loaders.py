@@ -15,7 +15,7 @@ from transformers import DataCollatorForSeq2Seq
 
 from ..errors import UserError
 from .sources import load_split
-from .span_corruption import SpanCorruptionCollator, compute_lengths
+from .span_corruption import SpanCorruptionCollator
 from .tasks import Task
 
 log = logging.getLogger(__name__)
@@ -71,25 +71,34 @@ def task_loader(split: TaskSplit, tokenizer, batch_size: int, shuffle: bool, num
     return DataLoader(examples, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, num_workers=num_workers)
 
 
-def span_corruption_loader(source: Any, lang: str, tokenizer, stage: Any, cache_dir: str, seed: int, num_workers: int = 0) -> DataLoader:
-    """Stage 1 data: the corpus tokenised, concatenated and cut into chunks, corrupted afresh in every batch."""
+def corpus_texts(source: Any, lang: str, cache_dir: str, max_documents: int | None = None) -> list[str]:
+    """The documents of a language's corpus (a `text` column), at most `max_documents` of them."""
     raw = load_split(source, "train", cache_dir, f"{lang} corpus")
     if "text" not in raw.column_names:
         raise UserError(f"The {lang} corpus has no 'text' column (columns: {raw.column_names}); stage 1 needs one.")
-    if stage.max_documents:
-        raw = raw.select(range(min(int(stage.max_documents), len(raw))))
-    ids = [tok for doc in tokenizer(list(raw["text"]))["input_ids"] for tok in doc]  # each document ends with </s>
+    if max_documents:
+        raw = raw.select(range(min(int(max_documents), len(raw))))
+    return list(raw["text"])
+
+
+def span_corruption_loader(texts: list[str], what: str, tokenizer, spec: Any, seed: int, num_workers: int = 0) -> DataLoader:
+    """Span corruption data: `texts` tokenised, concatenated and cut into chunks, corrupted afresh in every batch.
+
+    `spec` has input_length, noise_density, mean_noise_span_length and batch_size.
+    """
+    ids = [tok for doc in tokenizer(texts)["input_ids"] for tok in doc]  # each document ends with </s>
     collator = SpanCorruptionCollator(
-        tokenizer, int(stage.input_length), float(stage.noise_density), float(stage.mean_noise_span_length), seed
+        tokenizer, int(spec.input_length), float(spec.noise_density), float(spec.mean_noise_span_length), seed
     )
     length = collator.expanded_length
     chunks = [{"input_ids": ids[i : i + length]} for i in range(0, len(ids) - length + 1, length)]
     if not chunks:
         raise UserError(
-            f"The {lang} corpus has {len(ids)} tokens, fewer than one chunk of {length}: use a larger corpus "
-            "or a smaller lang_stage.input_length."
+            f"The {what} has {len(ids)} tokens, fewer than one chunk of {length}: use a larger corpus "
+            "or a smaller input_length."
         )
-    log.info("%s corpus: %d documents, %d tokens, %d chunks of %d", lang, len(raw), len(ids), len(chunks), length)
+    log.info("%s: %d documents, %d tokens, %d chunks of %d", what, len(texts), len(ids), len(chunks), length)
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(chunks, batch_size=int(stage.batch_size), shuffle=True, collate_fn=collator,
-                      num_workers=num_workers, generator=generator, drop_last=len(chunks) >= int(stage.batch_size))
+    batch_size = int(spec.batch_size)
+    return DataLoader(chunks, batch_size=batch_size, shuffle=True, collate_fn=collator,
+                      num_workers=num_workers, generator=generator, drop_last=len(chunks) >= batch_size)
