@@ -9,7 +9,7 @@ trap 'rm -rf "$work"' EXIT
 time_one() {  # $1 = paths.root
   local start end
   start=$(date +%s.%N)
-  SOFTPROMPT_XL_ROOT="$1" python -m softprompt_xl.train +combo=lp_ta lang=sk -m > "$work/log" 2>&1 || { tail -20 "$work/log"; exit 1; }
+  SOFTPROMPT_XL_ROOT="$1" python -m softprompt_xl.train +combo=lp_ta lang=sk -m > "$work/log" 2>&1 || { tail -20 "$work/log" >&2; exit 1; }
   end=$(date +%s.%N)
   python -c "print(round($end - $start, 1))"
 }

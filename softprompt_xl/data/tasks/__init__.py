@@ -6,14 +6,18 @@ from typing import Any
 
 from ...errors import UserError
 from .base import Task
+from .classification import Classification
+from .ner import EntitySpans
 from .qa import QuestionAnswering
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (QuestionAnswering,)}
+# By kind: a task config (conf/task/<name>.yaml) names its kind, so a new classification task is only a YAML file.
+KINDS: dict[str, type[Task]] = {cls.kind: cls for cls in (QuestionAnswering, EntitySpans, Classification)}
 
 
 def get_task(task_cfg: Any) -> Task:
     try:
-        cls = TASKS[task_cfg.name]
+        cls = KINDS[task_cfg.kind]
     except KeyError:
-        raise UserError(f"Unknown task '{task_cfg.name}'. Valid tasks: {', '.join(sorted(TASKS))}.") from None
+        raise UserError(f"Unknown task kind '{task_cfg.kind}' in task '{task_cfg.name}'. "
+                        f"Valid kinds: {', '.join(sorted(KINDS))}.") from None
     return cls(task_cfg)

@@ -6,12 +6,13 @@ from typing import Any, ClassVar
 
 
 class Task:
-    name: ClassVar[str]
+    kind: ClassVar[str]
     primary_metric: ClassVar[str]  # the score that selects the best validation step
     required_fields: ClassVar[dict[str, type]]  # field -> type, checked on every record of a source
 
     def __init__(self, cfg: Any):
         self.cfg = cfg
+        self.name: str = cfg.name
         self.template: str = cfg.template
         self.max_answer_length: int = int(cfg.max_answer_length)
 

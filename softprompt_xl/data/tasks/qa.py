@@ -7,7 +7,7 @@ from .base import Task
 
 
 class QuestionAnswering(Task):
-    name = "qa"
+    kind = "extractive_qa"
     primary_metric = "f1"
     required_fields = {"question": str, "context": str, "answers": dict}
 
