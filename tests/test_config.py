@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import wandb
+from omegaconf import OmegaConf
 
 from softprompt_xl.config import CONF_DIR
+from softprompt_xl.data.sources import FILE_BUILDERS
 from softprompt_xl.tracking import stage_logger
 
 HUB_BACKBONES = {"mt0_base": "bigscience/mt0-base", "mt5_base": "google/mt5-base", "mt0_small": "bigscience/mt0-small",
@@ -27,6 +29,24 @@ def test_every_language_part_by_task_part_exists():
     task_only = {f"t{task}" for task in "pal"}
     paired = {f"l{lang}_t{task}" for lang in "pal" for task in "pal"}
     assert combos == task_only | paired | {"zero_shot", "full_ft"}
+
+
+LANGS = sorted(p.stem for p in (CONF_DIR / "lang").glob("*.yaml"))
+TASKS = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_language_names_a_source_for_the_corpus_and_every_task(make_cfg, lang):
+    assert {"wiki", "qa", "ner", "nli", "checkworthy"} <= set(TASKS) | {"wiki"}
+    sources = make_cfg(f"lang={lang}").lang.sources
+    assert set(sources) == {"wiki", *TASKS}
+    for task in TASKS:
+        source = OmegaConf.to_container(make_cfg(f"lang={lang}", f"task={task}", "data=hub").data.task, resolve=True)
+        if source["path"] in FILE_BUILDERS:  # a local file per split, in the root's external/ folder
+            assert set(source["data_files"]) == {"train", "validation", "test"}
+            assert all("/external/" in path for path in source["data_files"].values())
+        else:
+            assert set(source["splits"]) == {"train", "validation", "test"}
 
 
 @pytest.mark.parametrize("combo,lang_kind,task_kind", [
