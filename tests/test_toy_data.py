@@ -17,8 +17,10 @@ from softprompt_xl.data import make_toy
 TOY = Path(make_toy.__file__).resolve().parent / "toy"
 LANGS = ("en", "de", "es", "cs", "sk", "te")
 SPLITS = {"train": 400, "validation": 50, "test": 100}
+TASK_FILES = {"qa": "jsonl.gz", "ner": "jsonl.gz", "nli": "jsonl.gz", "checkworthy": "csv.gz"}
 EXPECTED_FILES = sorted(
-    [f"{lang}/wiki.jsonl.gz" for lang in LANGS] + [f"{lang}/qa/{split}.jsonl.gz" for lang in LANGS for split in SPLITS]
+    [f"{lang}/wiki.jsonl.gz" for lang in LANGS]
+    + [f"{lang}/{task}/{split}.{ext}" for lang in LANGS for task, ext in TASK_FILES.items() for split in SPLITS]
 )
 
 
@@ -61,6 +63,10 @@ def test_committed_files_match_regeneration(tmp_path):
     for rel in EXPECTED_FILES:
         # Compared decompressed: another zlib build may compress the same text to other bytes.
         assert _text(tmp_path / rel) == _text(TOY / rel), f"{rel} is stale: rerun make_toy"
+
+
+def test_all_toy_data_is_small():
+    assert sum((TOY / rel).stat().st_size for rel in EXPECTED_FILES) < 1_000_000
 
 
 def test_files_are_plain_utf8_jsonl():
@@ -150,3 +156,54 @@ def test_languages_have_distinct_text():
     for a, b in itertools.combinations(LANGS, 2):
         overlap = len(vocab[a] & vocab[b]) / len(vocab[a] | vocab[b])
         assert overlap < 0.2, (a, b, overlap)
+
+
+def _csv_rows(rel: str) -> list[dict]:
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(_text(TOY / rel))))
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_ner_tags_are_wikiann_iob2_and_match_the_spans(lang):
+    from softprompt_xl.metrics import iob2_spans
+
+    types = Counter()
+    for split, size in SPLITS.items():
+        rows = _rows(f"{lang}/ner/{split}.jsonl.gz")
+        assert len(rows) == size
+        for row in rows:
+            assert set(row) == {"tokens", "ner_tags", "langs", "spans"}
+            assert len(row["tokens"]) == len(row["ner_tags"]) == len(row["langs"])
+            tags = [make_toy.NER_TAGS[t] for t in row["ner_tags"]]
+            spans = iob2_spans(row["tokens"], tags)
+            assert [f"{kind}: {text}" for kind, text in spans] == row["spans"], row
+            types.update(kind for kind, _ in spans)
+    assert set(types) == {"PER", "ORG", "LOC"}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_nli_labels_are_balanced_and_entailments_are_in_the_premise(lang):
+    for split, size in SPLITS.items():
+        rows = _rows(f"{lang}/nli/{split}.jsonl.gz")
+        assert len(rows) == size
+        counts = Counter(row["label"] for row in rows)
+        assert set(counts) == {0, 1, 2} and max(counts.values()) - min(counts.values()) <= 1
+        for row in rows:
+            assert row["premise"] != row["hypothesis"]
+            if row["label"] == 0:  # the hypothesis restates one clause of the premise
+                clause = row["hypothesis"].rstrip(".").split(" ", 1)[1]
+                assert clause.split(" ")[-1] in row["premise"], row
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_checkworthy_is_multiclaim_style_csv_and_splits_are_disjoint(lang):
+    texts = set()
+    for split, size in SPLITS.items():
+        rows = _csv_rows(f"{lang}/checkworthy/{split}.csv.gz")
+        assert len(rows) == size and set(rows[0]) == {"id", "text", "label"}
+        assert Counter(row["label"] for row in rows) == {"0": size // 2, "1": size // 2}
+        split_texts = {row["text"] for row in rows}
+        assert len(split_texts) == size and not split_texts & texts
+        texts |= split_texts

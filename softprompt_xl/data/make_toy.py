@@ -14,9 +14,12 @@ regenerates identical files.
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
+import io
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -848,6 +851,232 @@ def make_qa(lang: Language) -> dict[str, list[dict]]:
 
 
 # ---------------------------------------------------------------------------
+# Named entities (WikiANN schema: tokens, IOB2 tag ids, langs, spans)
+# ---------------------------------------------------------------------------
+
+NER_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")  # WikiANN's ner_tags ids
+
+# "{per} works for {org}." per language (gendered where the verb agrees) and organisations whose names
+# need no inflection after the template's preposition.
+ORG_SENTENCES = {
+    "en": (both("{per} works for {org}."),
+           ("Google", "Microsoft", "Siemens", "Unilever", "Barclays", "Tesco", "Oxfam", "Vodafone")),
+    "de": (both("{per} arbeitet bei {org}."),
+           ("Siemens", "Bosch", "Lufthansa", "Adidas", "Porsche", "Allianz", "SAP", "Google")),
+    "es": (both("{per} trabaja para {org}."),
+           ("Telefónica", "Iberdrola", "Santander", "Repsol", "Inditex", "Mercadona", "Google", "Seat")),
+    "cs": (both("{per} pracuje ve firmě {org}."),
+           ("Škoda Auto", "Avast", "Kofola", "ČEZ", "Tatra", "Budvar", "Google", "Siemens")),
+    "sk": (both("{per} pracuje vo firme {org}."),
+           ("ESET", "Slovnaft", "Tatravagónka", "Kofola", "Orange", "Matador", "Google", "Siemens")),
+    "te": (gen("{per} {org} సంస్థలో పనిచేస్తుంది.", "{per} {org} సంస్థలో పనిచేస్తాడు."),
+           ("ఇన్ఫోసిస్", "విప్రో", "టాటా మోటార్స్", "గూగుల్", "మైక్రోసాఫ్ట్", "ఇస్రో", "రిలయన్స్", "ఎయిర్ ఇండియా")),
+}
+_PUNCT = ".,?!"
+
+
+def _entity_part(phrase: str) -> tuple[int, str]:
+    """(offset, text) of the name inside a place phrase: leading lower-case words ("in the", "v", "na") are
+    prepositions and articles; Telugu has no case, and its suffixed token is the entity, as in WikiANN."""
+    words = phrase.split(" ")
+    k = 0
+    while k < len(words) - 1 and words[k] == words[k].lower() and words[k] != words[k].upper():
+        k += 1
+    rest = " ".join(words[k:])
+    return len(phrase) - len(rest), rest
+
+
+def _tokens_and_tags(text: str, entities: list[tuple[int, int, str]]) -> tuple[list[str], list[int]]:
+    """Whitespace tokens with trailing punctuation split off, tagged from character spans."""
+    tokens, starts = [], []
+    for match in re.finditer(r"\S+", text):
+        word, start = match.group(), match.start()
+        core = word.rstrip(_PUNCT)
+        if core:
+            tokens.append(core)
+            starts.append(start)
+        for i, ch in enumerate(word[len(core):]):
+            tokens.append(ch)
+            starts.append(start + len(core) + i)
+    tags = [0] * len(tokens)
+    for begin, end, kind in entities:
+        inside = [i for i, s in enumerate(starts) if begin <= s < end]
+        assert inside and text[starts[inside[0]]:].startswith(tokens[inside[0]]), (text, begin, end)
+        for j, i in enumerate(inside):
+            tags[i] = NER_TAGS.index(("B-" if j == 0 else "I-") + kind)
+    return tokens, tags
+
+
+def _ner_sentence(lang: Language, rng: random.Random, bags: dict, names: _Bag) -> tuple[str, list]:
+    """One sentence and its (start, end, type) entities; about one in eight has none."""
+    kind = rng.choices(("person", "org", "city", "feature", "none"), weights=(4, 2, 1, 1, 1))[0]
+    name, g = names.draw()
+    if rng.random() < 0.5:  # full name
+        k = rng.randrange(len(lang.surnames))
+        name = f"{name} {lang.surnames[k][0 if g == 'f' else 1]}"
+    if kind == "org":
+        templates, orgs = ORG_SENTENCES[lang.code]
+        org = rng.choice(orgs)
+        pre, rest = templates[g].split("{per}")
+        mid, post = rest.split("{org}")
+        text = _cap(pre) + name + mid + org + post
+        return text, [(len(pre), len(pre) + len(name), "PER"), (len(pre + name + mid), len(pre + name + mid + org), "ORG")]
+    if kind in ("city", "feature"):
+        city = rng.choice(lang.cities)
+        if kind == "city":
+            template = rng.choice((lang.city_intro, lang.city_beautiful))
+            doc = _Doc()
+            offsets = doc.add_sentence(_city_pieces(template, city, tag="city"))
+            entities = [(offsets["city"], offsets["city"] + len(city.nom), "LOC")]
+            if "{region}" in template:
+                at = doc.text.index(city.region, offsets["city"] + len(city.nom))
+                skip, region = _entity_part(city.region)
+                entities.append((at + skip, at + skip + len(region), "LOC"))
+            return doc.text, entities
+        doc = _Doc()
+        doc.add_sentence(_city_pieces(lang.city_feature, city, feature=rng.choice(lang.features)))
+        skip, place = _entity_part(city.loc)
+        at = doc.text.lower().index(city.loc.lower())
+        return doc.text, [(at + skip, at + skip + len(place), "LOC")]
+    facts = rng.sample([f for f in FACTS if kind == "person" or f != "city"], rng.randint(1, 2))
+    if kind == "person" and "city" not in facts and rng.random() < 0.5:
+        facts[0] = "city"
+    subject = name if kind == "person" else lang.pronoun[g]
+    doc = _Doc()
+    offsets = doc.add_sentence(_person_pieces(lang, subject, g, [(f, bags[f].draw()) for f in facts], tag_prefix=("x",)))
+    entities = [(0, len(name), "PER")] if kind == "person" else []
+    if ("x", "city") in offsets:
+        at = offsets[("x", "city")]
+        loc = doc.text[at:at + len(next(v for v in lang.values("city") if doc.text.startswith(v.text_m, at)).text_m)]
+        skip, place = _entity_part(loc)
+        entities.append((at + skip, at + skip + len(place), "LOC"))
+    return doc.text, sorted(entities)
+
+
+def make_ner(lang: Language) -> dict[str, list[dict]]:
+    seen: set[str] = set()
+    splits: dict[str, list[dict]] = {}
+    for split, size in QA_SIZES.items():
+        rng = random.Random(f"{lang.code}/ner/{split}")
+        bags = {fact: _Bag(lang.values(fact), rng) for fact in FACTS}
+        names = _Bag(lang.names(), rng)
+        rows = []
+        while len(rows) < size:
+            text, entities = _ner_sentence(lang, rng, bags, names)
+            if text in seen:
+                continue
+            seen.add(text)
+            tokens, tags = _tokens_and_tags(text, entities)
+            spans = [f"{kind}: {text[b:e]}" for b, e, kind in entities]
+            rows.append({"tokens": tokens, "ner_tags": tags, "langs": [lang.code] * len(tokens), "spans": spans})
+        splits[split] = rows
+    return splits
+
+
+# ---------------------------------------------------------------------------
+# Natural language inference (XNLI schema: premise, hypothesis, label)
+# ---------------------------------------------------------------------------
+
+# Facts of which a person has one value ("lives in X" excludes "lives in Y"); loving pizza does not exclude
+# loving sushi, so only these are contradicted.
+EXCLUSIVE_FACTS = ("city", "job", "born", "colour")
+NLI_LABELS = ("entailment", "neutral", "contradiction")  # XNLI's label ids
+
+
+def _nli_item(lang: Language, rng: random.Random, label: int) -> dict:
+    name, g = rng.choice(lang.names())
+    facts = rng.sample(FACTS, rng.randint(2, 3))
+    if label == 2 and not set(facts) & set(EXCLUSIVE_FACTS):
+        facts[0] = rng.choice(EXCLUSIVE_FACTS)
+    values = {f: rng.choice(lang.values(f)) for f in facts}
+    premise = _Doc()
+    premise.add_sentence(_person_pieces(lang, name, g, [(f, values[f]) for f in facts]))
+    if label == 0:
+        fact = rng.choice(facts)
+        value = values[fact]
+    elif label == 1:
+        fact = rng.choice([f for f in FACTS if f not in facts])
+        value = rng.choice(lang.values(fact))
+    else:
+        fact = rng.choice([f for f in facts if f in EXCLUSIVE_FACTS])
+        value = rng.choice([v for v in lang.values(fact) if v.key != values[fact].key])
+    hypothesis = _Doc()
+    hypothesis.add_sentence(_person_pieces(lang, name, g, [(fact, value)]))
+    return {"premise": premise.text, "hypothesis": hypothesis.text, "label": label}
+
+
+def make_nli(lang: Language) -> dict[str, list[dict]]:
+    """Balanced entailment / neutral / contradiction pairs about one person's facts."""
+    seen: set[tuple[str, str]] = set()
+    splits: dict[str, list[dict]] = {}
+    for split, size in QA_SIZES.items():
+        rng = random.Random(f"{lang.code}/nli/{split}")
+        labels = [i % 3 for i in range(size)]
+        rng.shuffle(labels)
+        rows = []
+        for label in labels:
+            while True:
+                item = _nli_item(lang, rng, label)
+                if (item["premise"], item["hypothesis"]) not in seen:
+                    seen.add((item["premise"], item["hypothesis"]))
+                    break
+            rows.append(item)
+        splits[split] = rows
+    return splits
+
+
+# ---------------------------------------------------------------------------
+# Check-worthiness (MultiClaim-style CSV: id, text, label)
+# ---------------------------------------------------------------------------
+
+VERIFIABLE_FACTS = ("born", "city", "job")  # a named person's birth year, home and job can be checked
+PREFERENCES = ("food", "pet", "colour")
+
+
+def _claim(lang: Language, rng: random.Random, checkworthy: bool) -> str:
+    """A verifiable statement about a named person or a place, or an opinion, preference or question."""
+    doc = _Doc()
+    name, g = rng.choice(lang.names())
+    if checkworthy:
+        if rng.random() < 0.2:
+            doc.add_sentence(_city_pieces(lang.city_intro, rng.choice(lang.cities)))
+            return doc.text
+        k = rng.randrange(len(lang.surnames))
+        full = f"{name} {lang.surnames[k][0 if g == 'f' else 1]}"
+        facts = rng.sample(VERIFIABLE_FACTS, rng.randint(1, 2))
+        doc.add_sentence(_person_pieces(lang, full, g, [(f, rng.choice(lang.values(f))) for f in facts]))
+        return doc.text
+    style = rng.choices(("preference", "beautiful", "question"), weights=(3, 1, 1))[0]
+    if style == "beautiful":
+        doc.add_sentence(_city_pieces(lang.city_beautiful, rng.choice(lang.cities)))
+        return doc.text
+    if style == "question":
+        return lang.questions[rng.choice(FACTS)][g].format(name=name)
+    subject = rng.choice((name, lang.pronoun[g]))
+    facts = rng.sample(PREFERENCES, rng.randint(1, 2))
+    doc.add_sentence(_person_pieces(lang, subject, g, [(f, rng.choice(lang.values(f))) for f in facts]))
+    return doc.text
+
+
+def make_checkworthy(lang: Language) -> dict[str, list[dict]]:
+    seen: set[str] = set()
+    splits: dict[str, list[dict]] = {}
+    for split, size in QA_SIZES.items():
+        rng = random.Random(f"{lang.code}/checkworthy/{split}")
+        labels = [i % 2 for i in range(size)]
+        rng.shuffle(labels)
+        rows = []
+        for i, label in enumerate(labels):
+            text = _claim(lang, rng, bool(label))
+            while text in seen:
+                text = _claim(lang, rng, bool(label))
+            seen.add(text)
+            rows.append({"id": f"{lang.code}-{split}-{i:04d}", "text": text, "label": label})
+        splits[split] = rows
+    return splits
+
+
+# ---------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------
 
@@ -855,12 +1084,23 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "toy"
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    # Gzipped (datasets reads .jsonl.gz as it is): plain JSONL would be 1.5 MB, mostly 3-byte Telugu characters.
-    # mtime=0 and no file name in the header keep the bytes reproducible.
+    _write_gzip(path, "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows))
+
+
+def _write_gzip(path: Path, text: str) -> None:
+    # Gzipped (datasets reads .jsonl.gz / .csv.gz as they are): plain text would be 3x larger, mostly 3-byte
+    # Telugu characters. mtime=0 and no file name in the header keep the bytes reproducible.
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
     with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as fh:
         fh.write(text.encode("utf-8"))
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_gzip(path, buffer.getvalue())
 
 
 def write_all(out: Path = DEFAULT_OUT) -> list[Path]:
@@ -870,10 +1110,12 @@ def write_all(out: Path = DEFAULT_OUT) -> list[Path]:
         path = out / code / "wiki.jsonl.gz"
         _write_jsonl(path, make_wiki(lang))
         written.append(path)
-        for split, rows in make_qa(lang).items():
-            path = out / code / "qa" / f"{split}.jsonl.gz"
-            _write_jsonl(path, rows)
-            written.append(path)
+        for task, make, ext in (("qa", make_qa, "jsonl"), ("ner", make_ner, "jsonl"), ("nli", make_nli, "jsonl"),
+                                ("checkworthy", make_checkworthy, "csv")):
+            for split, rows in make(lang).items():
+                path = out / code / task / f"{split}.{ext}.gz"
+                (_write_jsonl if ext == "jsonl" else _write_csv)(path, rows)
+                written.append(path)
     return written
 
 
