@@ -48,7 +48,7 @@ class Seq2SeqModule(L.LightningModule):
         self.task = task
         self.val_split, self.test_splits = val_split, list(test_splits)
         self.select_best = select_best
-        self.predictions: dict[int, dict[int, str]] = {}  # loader -> example index -> text
+        self.predictions: dict[int, dict[int, tuple[str, float]]] = {}  # loader -> record index -> (text, score)
         self.val_history: list[dict] = []  # one entry per validation: step and metrics
         self.test_metrics: dict[str, dict[str, float]] = {}
         self.test_predictions: dict[str, list[str]] = {}  # lang -> prediction per example, in split order
@@ -73,16 +73,20 @@ class Seq2SeqModule(L.LightningModule):
     def _evaluate(self, batch, split: TaskSplit, loader: int, prefix: str) -> None:
         loss = self.net(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
         self.log(f"{prefix}/{split.lang}/loss", loss, batch_size=batch["input_ids"].shape[0], add_dataloader_idx=False)
-        tokens = self.net.generate(batch["input_ids"], batch["attention_mask"], self.task.max_answer_length)
+        tokens, scores = self.net.generate_scored(batch["input_ids"], batch["attention_mask"], self.task.max_answer_length)
         texts = self.net.tokenizer.batch_decode(tokens, skip_special_tokens=True)
-        self.predictions.setdefault(loader, {}).update(zip(batch["index"].tolist(), (t.strip() for t in texts)))
+        found = self.predictions.setdefault(loader, {})
+        # A record split into windows (a long QA context) has several examples: keep the surest answer.
+        for index, text, score in zip(batch["index"].tolist(), texts, scores.tolist()):
+            if index not in found or score > found[index][1]:
+                found[index] = (text.strip(), score)
 
     def _score(self, splits: list[TaskSplit], prefix: str) -> dict[str, dict[str, float]]:
         """Scores per language against the raw gold, and logged as `<prefix>/<lang>/<metric>`."""
         results = {}
         for loader, split in enumerate(splits):
             predictions = self.predictions.pop(loader, {})
-            ordered = [predictions[i] for i in range(len(split.references))]
+            ordered = [predictions[i][0] for i in range(len(split.references))]
             if prefix == "test":
                 self.test_predictions[split.lang] = ordered
             results[split.lang] = self.task.score(ordered, split.references, split.lang)

@@ -15,6 +15,7 @@ from .backbone import backbone_identity, load_backbone
 from .components.compose import ComposedModel
 from .config import to_plain
 from .data.loaders import corpus_texts, prepare_task_split, span_corruption_loader, task_loader
+from .data.sources import task_source
 from .data.tasks import get_task
 from .module import Seq2SeqModule
 from .store import Store, source_fingerprint
@@ -113,10 +114,11 @@ def run(cfg: Any, output_dir: Path) -> dict:
         trainable = net.train_only([])
 
     stage = cfg.task_stage
+    source = task_source(cfg)
 
     def load(split: str):
-        return prepare_task_split(task, cfg.data.task, split, cfg.lang.code, tokenizer, stage.max_input_length,
-                                  _datasets_cache(cfg))
+        return prepare_task_split(task, source, split, cfg.lang.code, tokenizer, stage.max_input_length,
+                                  _datasets_cache(cfg), Path(cfg.paths.cache) / "tokenized")
 
     test = load("test")
     train, val = (load("train"), load("validation")) if trainable else (None, None)

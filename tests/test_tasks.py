@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
 from seqeval.metrics import f1_score, precision_score, recall_score
 
 from softprompt_xl import metrics
@@ -77,3 +78,89 @@ def test_checkworthy_f1_of_the_positive_class(make_cfg):
     # gold 1 1 0 0, predicted 1 0 1 unparsed -> tp 1, fp 1, fn 1 -> F1 50, accuracy 25
     scores = task.score(["Checkworthy", "Not checkworthy", "Checkworthy", "???"], [1, 1, 0, 0], "en")
     assert scores == {"accuracy": 25.0, "f1": 50.0, "unparsed": 25.0}
+
+
+def _long_qa_record(answer_sentence: int, sentences: int = 12) -> dict:
+    filler = [f"Mesto číslo {k} má veľký park a staré námestie." for k in range(sentences)]
+    filler[answer_sentence] = "Eva býva v Nitre a rada jedáva halušky."
+    context = " ".join(filler)
+    return {"id": "long", "question": "Kde býva Eva?", "context": context,
+            "answers": {"text": ["v Nitre"], "answer_start": [context.index("v Nitre")]}}
+
+
+@pytest.mark.parametrize("answer_sentence", [0, 6, 11])
+def test_long_qa_contexts_become_overlapping_windows(make_cfg, tiny, answer_sentence):
+    _, tokenizer = tiny
+    task = get_task(make_cfg("task=qa").task)
+    record = _long_qa_record(answer_sentence)
+    context_ids = tokenizer(record["context"], add_special_tokens=False)["input_ids"]
+    head = tokenizer("question: Kde býva Eva? context:", add_special_tokens=False)["input_ids"]
+    assert len(head) + len(context_ids) > 48  # too long for one input
+
+    windows = task.encode([record], tokenizer, 48, training=False, what="test")
+    assert len(windows) > 2 and all(index == 0 for index, _ in windows)
+    covered = []
+    for _, ids in windows:
+        assert len(ids) <= 48 and ids[:len(head)] == head and ids[-1] == tokenizer.eos_token_id
+        covered.append(ids[len(head):-1])
+    assert [t for t in context_ids if any(t in c for c in covered)] == context_ids  # nothing is lost
+    assert set(covered[0]) & set(covered[1])  # consecutive windows overlap
+
+    kept = task.encode([record], tokenizer, 48, training=True, what="test")
+    assert 1 <= len(kept) < len(windows)  # training keeps only the windows that hold the answer
+    assert all("v Nitre" in tokenizer.decode(ids) for _, ids in kept)
+
+
+def test_the_surest_window_answer_wins(make_cfg, tiny):
+    """Evaluation keeps, per record, the generation with the highest mean log-probability over its windows."""
+    from softprompt_xl.data.loaders import TaskSplit
+    from softprompt_xl.module import Seq2SeqModule
+
+    _, tokenizer = tiny
+    task = get_task(make_cfg("task=qa").task)
+    answers = ["v Nitre", "v Prešove", "v Žiline"]
+    scores = torch.tensor([-2.0, -0.5, -1.0])
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tokenizer = tokenizer
+
+        def forward(self, input_ids, attention_mask, labels):
+            return type("Out", (), {"loss": torch.tensor(0.0)})
+
+        def generate_scored(self, input_ids, attention_mask, max_new_tokens):
+            tokens = tokenizer(answers, padding=True, return_tensors="pt")["input_ids"]
+            return tokens, scores
+
+    split = TaskSplit([], [{"answers": ["v Prešove"], "context": "Eva býva v Prešove."}], "sk", ["x"])
+    module = Seq2SeqModule(Net(), [], task=task, test_splits=[split])
+    batch = {"input_ids": torch.ones(3, 4, dtype=torch.long), "attention_mask": torch.ones(3, 4, dtype=torch.long),
+             "labels": torch.ones(3, 2, dtype=torch.long), "index": torch.tensor([0, 0, 0])}
+    module._evaluate(batch, split, 0, "test")
+    assert module.predictions[0][0][0] == "v Prešove"
+
+
+def test_qa_unparsed_counts_answers_that_are_not_in_the_context(make_cfg):
+    task = get_task(make_cfg("task=qa").task)
+    ref = task.reference({"question": "Kde?", "context": "Eva býva v Nitre.", "answers": {"text": ["v Nitre"], "answer_start": [9]}})
+    scores = task.score(["v Nitre", "", "v Prahe", "nitre"], [ref] * 4, "sk")
+    assert scores["unparsed"] == 50.0 and scores["exact_match"] == 25.0
+
+
+def test_tokenised_splits_are_cached_and_reused(make_cfg, tiny, tmp_path, caplog):
+    import logging
+
+    from softprompt_xl.data.loaders import prepare_task_split
+
+    cfg = make_cfg("task=nli", "lang=sk")
+    _, tokenizer = tiny
+    task = get_task(cfg.task)
+    args = (task, cfg.data.task, "validation", "sk", tokenizer, 128, str(tmp_path / "datasets"), tmp_path / "tok")
+    first = prepare_task_split(*args)
+    with caplog.at_level(logging.INFO):
+        second = prepare_task_split(*args)
+    assert "reused" in caplog.text
+    assert second.examples == first.examples and second.references == first.references and second.ids == first.ids
+    other = prepare_task_split(*args[:5], 16, *args[6:])  # another input length: another entry, not the cached one
+    assert len(list((tmp_path / "tok").iterdir())) == 2 and other.examples != first.examples

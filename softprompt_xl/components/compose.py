@@ -117,7 +117,17 @@ class ComposedModel(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids, attention_mask, max_new_tokens: int) -> torch.Tensor:
         """Greedy decoding on exactly the inputs the training loss sees."""
+        return self.generate_scored(input_ids, attention_mask, max_new_tokens)[0]
+
+    def generate_scored(self, input_ids, attention_mask, max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy decoding, and each output's mean token log-probability (up to and including </s>), by which
+        the answers of the windows of one long QA context are compared."""
         embeds, mask = self.embed(input_ids, attention_mask)
-        return self.backbone.generate(
-            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
+        out = self.backbone.generate(
+            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+            output_scores=True, return_dict_in_generate=True,
         )
+        logprobs = self.backbone.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        produced = (out.sequences[:, 1:] != self.tokenizer.pad_token_id).to(logprobs.dtype)  # not the padding after </s>
+        score = (logprobs * produced).sum(-1) / produced.sum(-1).clamp(min=1)
+        return out.sequences, score

@@ -5,16 +5,22 @@ Inputs are padded per batch to the longest sequence in it, never to a fixed leng
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq
 
+from ..atomic import atomic_dir, write_json
+from ..config import stable_hash, to_plain
 from ..errors import UserError
-from .sources import load_split
+from ..store import source_fingerprint
+from .sources import check_records, load_split
 from .span_corruption import SpanCorruptionCollator
 from .tasks import Task
 
@@ -23,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TaskSplit:
-    """A tokenised split; `references[i]` is the raw gold of `examples[i]` (`examples[i]["index"] == i`)."""
+    """A tokenised split: `references[i]` is the raw gold of record i, and every example has `index` = the
+    record it comes from (a long QA context gives several examples, one per window)."""
 
     examples: list[dict]
     references: list[Any]
@@ -31,36 +38,67 @@ class TaskSplit:
     ids: list[Any]  # the records' own ids (or positions), to trace a prediction back to its record
 
 
+TOKENIZED_FORMAT = 1  # bump when the encoding changes, so older cached splits are not reused
+
+
 def prepare_task_split(
-    task: Task, source: Any, split: str, lang: str, tokenizer, max_input_length: int, cache_dir: str
+    task: Task, source: Any, split: str, lang: str, tokenizer, max_input_length: int, cache_dir: str,
+    tokenized_dir: str | Path | None = None,
 ) -> TaskSplit:
+    """The split tokenised, from `tokenized_dir` if this (tokenizer, task config, source, split, length) was
+    tokenised before, so the jobs of a sweep tokenise each (task, language) once."""
+    if tokenized_dir is None:
+        return _tokenize_split(task, source, split, lang, tokenizer, max_input_length, cache_dir)
+    key = stable_hash({
+        "tokenizer": _tokenizer_digest(tokenizer), "task": to_plain(task.cfg), "source": source_fingerprint(source),
+        "split": split, "max_input_length": max_input_length, "format": TOKENIZED_FORMAT,
+    })
+    path = Path(tokenized_dir) / f"{task.name}-{lang}-{split}-{key}"
+    if (path / "meta.json").exists():
+        examples = datasets.load_from_disk(str(path / "examples")).to_list()
+        for e in examples:
+            e["attention_mask"] = [1] * len(e["input_ids"])
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        log.info("%s %s %s: tokenised split reused from %s", lang, task.name, split, path)
+        return TaskSplit(examples, meta["references"], lang, meta["ids"])
+    prepared = _tokenize_split(task, source, split, lang, tokenizer, max_input_length, cache_dir)
+    with atomic_dir(path) as tmp:
+        columns = {k: [e[k] for e in prepared.examples] for k in ("input_ids", "labels", "index")}
+        datasets.Dataset.from_dict(columns).save_to_disk(str(tmp / "examples"))
+        write_json(tmp / "meta.json", {"references": prepared.references, "ids": prepared.ids})
+    return prepared
+
+
+def _tokenize_split(task: Task, source: Any, split: str, lang: str, tokenizer, max_input_length: int,
+                    cache_dir: str) -> TaskSplit:
     what = f"{lang} {task.name}"
     raw = load_split(source, split, cache_dir, what)
-    records = []
-    for i, record in enumerate(raw):
-        problem = task.check(record)
-        if problem:
-            raise UserError(
-                f"Record {i} of the {split} split of {what} is malformed: {problem}. Fix or remove it "
-                f"(source: {source.get('data_files') or source.get('path')})."
-            )
-        records.append(record)
+    records = check_records(raw, task.check, source, split, what)
     usable = [r for r in records if task.usable(r)]
     if len(usable) < len(records):
         log.info("%s %s: %d of %d records have no gold target and are left out", what, split, len(records) - len(usable), len(records))
     if not usable:
         raise UserError(f"The {split} split of {what} has no usable records ({len(records)} read). Check the source.")
-    encoded = tokenizer([task.source(r) for r in usable], max_length=max_input_length, truncation=True)
-    truncated = sum(len(ids) >= max_input_length for ids in encoded["input_ids"])
-    if truncated:
-        log.info("%s %s: %d of %d inputs cut to %d tokens", what, split, truncated, len(usable), max_input_length)
-    labels = tokenizer(text_target=[task.target(r) for r in usable], max_length=task.max_answer_length, truncation=True)
-    examples = [
-        {"input_ids": ids, "attention_mask": mask, "labels": lab, "index": i}
-        for i, (ids, mask, lab) in enumerate(zip(encoded["input_ids"], encoded["attention_mask"], labels["input_ids"]))
-    ]
+    inputs = task.encode(usable, tokenizer, max_input_length, split == "train", f"{what} {split}")
+    targets = [task.target(r) for r in usable]
+    labels = tokenizer(text_target=targets, max_length=task.max_answer_length, truncation=True)["input_ids"]
+    cut = sum(len(ids) > task.max_answer_length for ids in tokenizer(text_target=targets)["input_ids"])
+    if cut:  # said, not hidden: a model cannot learn or produce more than max_answer_length tokens
+        log.warning("%s %s: %d of %d targets are longer than max_answer_length=%d tokens and were cut",
+                    what, split, cut, len(labels), task.max_answer_length)
+    examples = [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels[i], "index": i} for i, ids in inputs]
     ids = [r.get("id", i) for i, r in enumerate(usable)]
     return TaskSplit(examples, [task.reference(r) for r in usable], lang, ids)
+
+
+def _tokenizer_digest(tokenizer) -> str:
+    # The tokenizer's whole definition (vocabulary, normaliser, special tokens), not its name: a rebuilt tiny
+    # backbone or another revision of a hub model tokenises differently under the same name.
+    # Truncation and padding are left out: they are settings of the last call, not of the tokenizer.
+    definition = json.loads(tokenizer.backend_tokenizer.to_str())
+    definition.pop("truncation", None)
+    definition.pop("padding", None)
+    return stable_hash(definition, 16)
 
 
 def task_loader(split: TaskSplit, tokenizer, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
+
+log = logging.getLogger(__name__)
 
 
 class Task:
@@ -31,6 +34,14 @@ class Task:
 
     def source(self, record: dict) -> str:
         raise NotImplementedError
+
+    def encode(self, records: list[dict], tokenizer, max_input_length: int, training: bool, what: str) -> list[tuple[int, list[int]]]:
+        """(record index, input ids) per model input: one per record, cut to `max_input_length` tokens."""
+        ids = tokenizer([self.source(r) for r in records], max_length=max_input_length, truncation=True)["input_ids"]
+        cut = sum(len(i) >= max_input_length for i in ids)
+        if cut:
+            log.info("%s: %d of %d inputs cut to %d tokens", what, cut, len(ids), max_input_length)
+        return list(enumerate(ids))
 
     def target(self, record: dict) -> str:
         raise NotImplementedError

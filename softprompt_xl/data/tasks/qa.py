@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ... import metrics
-from .base import Task
+from ...errors import UserError
+from .base import Task, log
 
 
 class QuestionAnswering(Task):
@@ -23,6 +24,45 @@ class QuestionAnswering(Task):
     def usable(self, record):
         return bool(record["answers"]["text"])  # unanswerable items have no target to learn or score
 
+    def encode(self, records, tokenizer, max_input_length, training, what):
+        """Contexts too long for the input limit become overlapping windows (`window_overlap` of a window's
+        context tokens is shared with the next), each with the whole question; in training only the windows
+        that hold the first answer are kept, in evaluation every window is answered and the surest answer wins."""
+        if "{context}" not in self.template:
+            raise UserError(f"The template of task '{self.name}' has no {{context}} slot: {self.template!r}.")
+        before, after = self.template.split("{context}", 1)
+        out, long_contexts, windows, unanswerable = [], 0, 0, 0
+        for index, record in enumerate(records):
+            question = record["question"].strip()
+            whole = tokenizer(self.source(record))["input_ids"]
+            if len(whole) <= max_input_length:
+                out.append((index, whole))
+                continue
+            head = tokenizer(before.format(question=question).rstrip(), add_special_tokens=False)["input_ids"]
+            tail = tokenizer(after.format(question=question), add_special_tokens=False)["input_ids"] if after.strip() else []
+            context = tokenizer(record["context"], add_special_tokens=False, return_offsets_mapping=True)
+            room = max_input_length - len(head) - len(tail) - 1  # -1: </s>
+            if room < 8:
+                raise UserError(f"{what}: max_input_length {max_input_length} leaves no room for the context after "
+                                f"a question of {len(head)} tokens; raise max_input_length.")
+            stride = max(1, room - int(room * float(self.cfg.get("window_overlap", 0.25))))
+            answer = (record["answers"]["answer_start"][0], record["answers"]["answer_start"][0] + len(record["answers"]["text"][0]))
+            long_contexts += 1
+            kept = 0
+            for start in range(0, max(1, len(context["input_ids"]) - room + stride), stride):
+                span = context["offset_mapping"][start:start + room]
+                if training and not (span[0][0] <= answer[0] and answer[1] <= span[-1][1]):
+                    continue
+                out.append((index, head + context["input_ids"][start:start + room] + tail + [tokenizer.eos_token_id]))
+                kept += 1
+            windows += kept
+            unanswerable += not kept
+        if long_contexts:
+            log.info("%s: %d of %d contexts longer than %d tokens became %d windows%s", what, long_contexts,
+                     len(records), max_input_length, windows,
+                     f"; {unanswerable} of them had no window holding the whole answer and are left out" if unanswerable else "")
+        return out
+
     def source(self, record):
         return self.template.format(question=record["question"].strip(), context=record["context"].strip())
 
@@ -30,7 +70,12 @@ class QuestionAnswering(Task):
         return record["answers"]["text"][0]
 
     def reference(self, record):
-        return list(record["answers"]["text"])
+        # The context too: a generation that is not a span of it is counted as unparsed.
+        return {"answers": list(record["answers"]["text"]), "context": record["context"]}
 
     def score(self, predictions, references, lang):
-        return metrics.squad(predictions, references, lang)
+        scores = metrics.squad(predictions, [r["answers"] for r in references], lang)
+        outside = [not (p := metrics.normalize_answer(prediction, lang)) or p not in metrics.normalize_answer(r["context"], lang)
+                   for prediction, r in zip(predictions, references)]
+        scores["unparsed"] = 100.0 * sum(outside) / len(outside) if outside else 0.0
+        return scores
