@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Iterator
 
 import torch
 from filelock import FileLock
+from omegaconf import OmegaConf
 from transformers import (
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
@@ -26,13 +28,14 @@ from transformers import (
 )
 
 from .atomic import atomic_dir
-from .config import stable_hash, to_plain
+from .config import CONF_DIR, stable_hash, to_plain
 from .errors import UserError
 from .hub import load_local_first
+from .pretraining import pretrain, task_pairs
 
 log = logging.getLogger(__name__)
 
-TINY_FORMAT = 2  # bump when the way the tiny backbone is built changes, so old builds are not reused
+TINY_FORMAT = 4  # bump when the way the tiny backbone is built changes, so old builds are not reused
 
 
 def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -68,7 +71,12 @@ def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
     build = to_plain(build)
     files = _corpus_files(Path(paths.toy_data), build["corpus_langs"])
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
-    target = Path(paths.cache) / "backbones" / f"tiny-{stable_hash({'build': build, 'corpus': digest, 'v': TINY_FORMAT})}"
+    task_files = sorted((CONF_DIR / "task").glob("*.yaml"))
+    # Templates and label words are tokenizer text too (see below); comments and other settings are not.
+    task_text = {f.stem: {k: v for k, v in to_plain(OmegaConf.load(f)).items()
+                          if k in ("template", "labels", "separator", "tag_names")} for f in task_files}
+    key = stable_hash({"build": build, "corpus": digest, "tasks": task_text, "v": TINY_FORMAT})
+    target = Path(paths.cache) / "backbones" / f"tiny-{key}"
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +85,14 @@ def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
             return target
         log.info("Building the tiny backbone (once) in %s", target)
         with atomic_dir(target) as tmp:
-            tokenizer = train_tokenizer(_corpus_texts(files), build["vocab_size"], build["extra_ids"])
+            datasets_cache = str(Path(paths.hf_cache) / "datasets")
+            # The tasks' inputs and targets as the task configs write them, so that template words, label words
+            # and the NER separator are tokens (a real mT5 vocabulary has them; a corpus-only one cut
+            # "Checkworthy" into letters and mapped "$$" to <unk>).
+            bundled = {p.stem: None for p in task_files if (Path(paths.toy_data) / build["corpus_langs"][0] / p.stem).is_dir()}
+            sources, targets = task_pairs(bundled, Path(paths.toy_data), build["corpus_langs"], datasets_cache)
+            tokenizer = train_tokenizer(itertools.chain(_corpus_texts(files), sources, targets), build["vocab_size"],
+                                        build["extra_ids"])
             tokenizer.save_pretrained(tmp)
             torch.manual_seed(0)
             config = MT5Config(
@@ -99,19 +114,25 @@ def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
             # of ln(vocab) ~ 9; the 1/sqrt(d_model) scale is what tied T5 embeddings get.
             model.lm_head.weight.data.normal_(0.0, build["d_model"] ** -0.5)
             if build.get("pretrain") and build["pretrain"]["steps"]:
-                pretrain(model, tokenizer, list(_corpus_texts(files, fields=("text",))), build["pretrain"])
+                pretrain(model, tokenizer, list(_corpus_texts(files, fields=("text",))), build["pretrain"],
+                         Path(paths.toy_data), build["corpus_langs"], datasets_cache)
             model.save_pretrained(tmp)
     return target
 
 
 def train_tokenizer(texts: Iterator[str], vocab_size: int, extra_ids: int) -> T5TokenizerFast:
-    """A SentencePiece unigram tokenizer with mT5's special tokens (pad 0, eos 1, unk 2, <extra_id_k>)."""
-    from tokenizers import SentencePieceUnigramTokenizer
+    """A SentencePiece-style tokenizer with mT5's special tokens (pad 0, eos 1, unk 2, <extra_id_k>).
+
+    BPE, not mT5's unigram: on a corpus this small and repetitive the unigram trainer stops at ~1,500 pieces
+    and splits even its most frequent words ("question" -> "ques" "tion"), which made label words and
+    answers several times longer than on mT5; BPE fills the vocabulary with whole words.
+    """
+    from tokenizers import SentencePieceBPETokenizer
     from tokenizers.processors import TemplateProcessing
 
-    sp = SentencePieceUnigramTokenizer()
+    sp = SentencePieceBPETokenizer(unk_token="<unk>")
     sp.train_from_iterator(
-        texts, vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+        texts, vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], show_progress=False
     )
     # T5 appends </s> to every sequence; without this post-processor the model never sees an end of input.
     sp._tokenizer.post_processor = TemplateProcessing(
@@ -120,39 +141,6 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int, extra_ids: int) -> T5
     return T5TokenizerFast(
         tokenizer_object=sp._tokenizer, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=extra_ids
     )
-
-
-def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], spec: dict) -> None:
-    """Span corruption on the bundled corpora of all languages, as mT5 was pre-trained on mC4.
-
-    A randomly initialised backbone gives a prompt or an adapter nothing to steer: on it, they learn no task.
-    """
-    from types import SimpleNamespace
-
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
-
-    from .data.loaders import span_corruption_loader
-
-    loader = span_corruption_loader(texts, "bundled corpus (all languages)", tokenizer, SimpleNamespace(**spec), seed=0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"])
-    schedule = get_linear_schedule_with_warmup(optimizer, spec.get("warmup_steps", 0), spec["steps"])
-    model.train()
-    step = 0
-    with tqdm(total=spec["steps"], desc="Pre-training the tiny backbone (once)") as bar:
-        while step < spec["steps"]:
-            for batch in loader:
-                loss = model(**batch).loss
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad()
-                step += 1
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                if step == spec["steps"]:
-                    break
-    log.info("Pre-trained the tiny backbone for %d steps (final loss %.3f)", step, loss.item())
 
 
 def _corpus_files(toy_dir: Path, langs: list[str]) -> list[Path]:

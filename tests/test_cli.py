@@ -85,6 +85,19 @@ def test_every_combo_composes_and_runs_a_few_steps(tmp_path):
     assert components == ["lang-adapter-sk", "lang-lora-sk", "lang-prompt-sk"]
 
 
+def test_every_task_runs_in_every_language(tmp_path):
+    tasks = {"qa": {"exact_match", "f1"}, "ner": {"span_f1", "precision", "recall"}, "nli": {"accuracy"},
+             "checkworthy": {"f1", "accuracy"}}
+    proc = run_cli("+combo=lp_tp", "task=" + ",".join(tasks), "lang=en,de,es,cs,sk,te", f"paths.root={tmp_path}",
+                   *FAST, "lang_stage.max_steps=2", "task_stage.max_steps=2", "-m")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    found = results(tmp_path / "outputs")
+    assert len(found) == 4 * 6
+    for name, result in found.items():
+        _, lang, task = name.split("-")
+        assert result["status"] == "complete" and set(result["metrics"][lang]) == tasks[task] | {"unparsed"}
+
+
 def test_the_everyday_command_end_to_end(tmp_path):
     """The exact command of the README, run from an empty directory with an empty HOME."""
     root, home, cwd = tmp_path / "root", tmp_path / "home", tmp_path / "cwd"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -191,25 +193,29 @@ def test_weights_of_another_shape_are_refused_clearly(tiny, component_cfgs, tmp_
         component.load_weights(tmp_path / "p")
 
 
-def test_tiny_backbone_pretraining_lowers_the_span_corruption_loss(cfg, tmp_path):
+def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cfg, tmp_path):
     from omegaconf import OmegaConf
 
-    from softprompt_xl.backbone import ensure_tiny_backbone, load_backbone
+    from softprompt_xl.backbone import load_backbone
     from softprompt_xl.data.loaders import span_corruption_loader
+    from softprompt_xl.pretraining import _task_loader
 
     paths = OmegaConf.merge(cfg.paths, {"cache": str(tmp_path)})
-    spec = {"steps": 30, "batch_size": 8, "input_length": 32, "noise_density": 0.15, "mean_noise_span_length": 3.0,
-            "lr": 3e-3, "warmup_steps": 0}
+    span = {"input_length": 32, "noise_density": 0.15, "mean_noise_span_length": 3.0}
+    spec = {"steps": 40, "batch_size": 8, "lr": 3e-3, "warmup_steps": 0, "max_target_length": 8,
+            "span_corruption": span, "tasks": {"nli": '{premise} So, "{hypothesis}"?'}}
 
-    def loss_of(pretrain_steps: int) -> float:
+    def losses_of(pretrain_steps: int) -> tuple[float, float]:
         build = OmegaConf.merge(cfg.backbone.build, {"pretrain": {**spec, "steps": pretrain_steps}})
         backbone = OmegaConf.merge(cfg.backbone, {"build": build})
         model, tokenizer = load_backbone(backbone, paths)
         model.eval()
         texts = ["Eva býva v Nitre a rada jedáva halušky. Nitra je krásne mesto."] * 20
-        batch = next(iter(span_corruption_loader(texts, "t", tokenizer, OmegaConf.create(spec), seed=0)))
+        corrupted = next(iter(span_corruption_loader(texts, "t", tokenizer, OmegaConf.create({**span, "batch_size": 8}), seed=0)))
+        nli = next(iter(_task_loader(tokenizer, spec, Path(paths.toy_data), ["sk"], str(tmp_path / "datasets"))))
         with torch.no_grad():
-            return model(**batch).loss.item()
+            return model(**corrupted).loss.item(), model(**nli).loss.item()
 
-    assert loss_of(30) < loss_of(0)
+    (span_after, task_after), (span_before, task_before) = losses_of(40), losses_of(0)
+    assert span_after < span_before and task_after < task_before
     assert len(list((tmp_path / "backbones").glob("tiny-*[!k]"))) == 2  # a different build, kept apart
