@@ -110,7 +110,7 @@ def test_the_everyday_command_end_to_end(tmp_path):
     result = json.loads(result_file.read_text())
     assert {k: result[k] for k in ("combo", "lang", "task", "backbone", "seed", "status")} == {
         "combo": "lp_ta", "lang": "sk", "task": "qa", "backbone": "tiny", "seed": 42, "status": "complete"}
-    assert set(result["metrics"]["sk"]) == {"exact_match", "f1"}
+    assert set(result["metrics"]["sk"]) == {"exact_match", "f1", "unparsed"}
     assert 0 <= result["metrics"]["sk"]["f1"] <= 100
     assert result["trainable_params"]["lang"] == 0 and result["trainable_params"]["task"] > 0
     assert result["steps"] == 300 and result["wall_time_s"] > 0

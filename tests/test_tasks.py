@@ -111,6 +111,7 @@ def test_long_qa_contexts_become_overlapping_windows(make_cfg, tiny, answer_sent
     assert all("v Nitre" in tokenizer.decode(ids) for _, ids in kept)
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # no Trainer: only the selection is tested
 def test_the_surest_window_answer_wins(make_cfg, tiny):
     """Evaluation keeps, per record, the generation with the highest mean log-probability over its windows."""
     from softprompt_xl.data.loaders import TaskSplit
