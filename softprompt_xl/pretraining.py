@@ -34,33 +34,48 @@ log = logging.getLogger(__name__)
 
 def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, corpus: list[str], spec: dict,
              toy_data: Path, langs: list[str], cache_dir: str) -> None:
-    """Train all of `model` for `spec["steps"]` steps, alternating span-corruption and task batches."""
+    """Train all of `model`: the `curriculum` phases (if any), then `spec["steps"]` steps interleaving
+    span-corruption and task batches."""
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     from .data.loaders import span_corruption_loader
 
     torch.manual_seed(0)
-    span_spec = dict(spec["span_corruption"])
-    every = int(span_spec.pop("every", 2))  # one step in `every` is span corruption, the others are task steps
-    span = SimpleNamespace(**span_spec, batch_size=spec["batch_size"])
-    corrupted = _forever(span_corruption_loader(corpus, "bundled corpus (all languages)", tokenizer, span, seed=0))
-    tasks = _forever(_task_loader(tokenizer, spec, toy_data, langs, cache_dir)) if spec.get("tasks") else corrupted
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"])
-    schedule = get_linear_schedule_with_warmup(optimizer, spec["warmup_steps"], spec["steps"])
     model.train()
-    with tqdm(total=spec["steps"], desc="Pre-training the tiny backbone (once)") as bar:
-        for step in range(spec["steps"]):
-            batch = next(corrupted if step % every == 0 else tasks)
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+    total = spec["steps"] + sum(phase["steps"] for phase in spec.get("curriculum") or [])
+    with tqdm(total=total, desc="Pre-training the tiny backbone (once)") as bar:
+        # First the curriculum: single tasks alone, at a constant lr. Copying from the input to the output (what
+        # NER needs) appears after a few hundred steps of NER alone, but not within the mixture's budget.
+        for phase in spec.get("curriculum") or []:
+            batches = _forever(_task_loader(tokenizer, {**spec, "tasks": {t: spec["tasks"][t] for t in phase["tasks"]}},
+                                            toy_data, langs, cache_dir))
+            optimizer = torch.optim.AdamW(model.parameters(), lr=phase["lr"])
+            _train(model, batches, optimizer, None, phase["steps"], bar)
+        span_spec = dict(spec["span_corruption"])
+        every = int(span_spec.pop("every", 2))  # one step in `every` is span corruption, the others are task steps
+        span = SimpleNamespace(**span_spec, batch_size=spec["batch_size"])
+        corrupted = _forever(span_corruption_loader(corpus, "bundled corpus (all languages)", tokenizer, span, seed=0))
+        tasks = _forever(_task_loader(tokenizer, spec, toy_data, langs, cache_dir)) if spec.get("tasks") else corrupted
+        mixed = (next(corrupted if step % every == 0 else tasks) for step in itertools.count())
+        optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"])
+        schedule = get_linear_schedule_with_warmup(optimizer, spec["warmup_steps"], spec["steps"])
+        loss = _train(model, mixed, optimizer, schedule, spec["steps"], bar)
+    log.info("Pre-trained the tiny backbone for %d steps (last loss %.3f)", total, loss)
+
+
+def _train(model, batches, optimizer, schedule, steps: int, bar) -> float:
+    for _ in range(steps):
+        loss = model(**next(batches)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if schedule is not None:
             schedule.step()
-            optimizer.zero_grad()
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    log.info("Pre-trained the tiny backbone for %d steps (last loss %.3f)", spec["steps"], loss.item())
+        optimizer.zero_grad()
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    return loss.item()
 
 
 def _forever(loader: DataLoader):

@@ -203,10 +203,12 @@ def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cf
     paths = OmegaConf.merge(cfg.paths, {"cache": str(tmp_path)})
     span = {"input_length": 32, "noise_density": 0.15, "mean_noise_span_length": 3.0}
     spec = {"steps": 40, "batch_size": 8, "lr": 3e-3, "warmup_steps": 0, "max_target_length": 8,
-            "span_corruption": span, "tasks": {"nli": '{premise} So, "{hypothesis}"?'}}
+            "span_corruption": span, "tasks": {"nli": '{premise} So, "{hypothesis}"?'},
+            "curriculum": [{"tasks": ["nli"], "steps": 10, "lr": 1e-3}]}
 
     def losses_of(pretrain_steps: int) -> tuple[float, float]:
-        build = OmegaConf.merge(cfg.backbone.build, {"pretrain": {**spec, "steps": pretrain_steps}})
+        phases = spec["curriculum"] if pretrain_steps else []
+        build = OmegaConf.merge(cfg.backbone.build, {"pretrain": {**spec, "steps": pretrain_steps, "curriculum": phases}})
         backbone = OmegaConf.merge(cfg.backbone, {"build": build})
         model, tokenizer = load_backbone(backbone, paths)
         model.eval()
