@@ -5,6 +5,7 @@ Inputs are padded per batch to the longest sequence in it, never to a fixed leng
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -81,8 +82,12 @@ def _tokenize_split(task: Task, source: Any, split: str, lang: str, tokenizer, m
         raise UserError(f"The {split} split of {what} has no usable records ({len(records)} read). Check the source.")
     inputs = task.encode(usable, tokenizer, max_input_length, split == "train", f"{what} {split}")
     targets = [task.target(r) for r in usable]
-    labels = tokenizer(text_target=targets, max_length=task.max_answer_length, truncation=True)["input_ids"]
-    cut = sum(len(ids) > task.max_answer_length for ids in tokenizer(text_target=targets)["input_ids"])
+    full = tokenizer(text_target=targets)["input_ids"]
+    # Cut as the tokenizer's own truncation would (keep the final </s>), from the one tokenisation that also
+    # tells how many were too long.
+    m = task.max_answer_length
+    labels = [ids if len(ids) <= m else ids[:m - 1] + ids[-1:] for ids in full]
+    cut = sum(len(ids) > m for ids in full)
     if cut:  # said, not hidden: a model cannot learn or produce more than max_answer_length tokens
         log.warning("%s %s: %d of %d targets are longer than max_answer_length=%d tokens and were cut",
                     what, split, cut, len(labels), task.max_answer_length)
@@ -91,6 +96,7 @@ def _tokenize_split(task: Task, source: Any, split: str, lang: str, tokenizer, m
     return TaskSplit(examples, [task.reference(r) for r in usable], lang, ids)
 
 
+@functools.lru_cache(maxsize=8)  # per tokenizer object: serialising mT5's 250k vocabulary takes a while
 def _tokenizer_digest(tokenizer) -> str:
     # The tokenizer's whole definition (vocabulary, normaliser, special tokens), not its name: a rebuilt tiny
     # backbone or another revision of a hub model tokenises differently under the same name.

@@ -32,9 +32,10 @@ class QuestionAnswering(Task):
             raise UserError(f"The template of task '{self.name}' has no {{context}} slot: {self.template!r}.")
         before, after = self.template.split("{context}", 1)
         out, long_contexts, windows, unanswerable = [], 0, 0, 0
-        for index, record in enumerate(records):
+        # One batched call for all records: only the few long contexts are tokenised again, piece by piece.
+        wholes = tokenizer([self.source(r) for r in records])["input_ids"]
+        for index, (record, whole) in enumerate(zip(records, wholes)):
             question = record["question"].strip()
-            whole = tokenizer(self.source(record))["input_ids"]
             if len(whole) <= max_input_length:
                 out.append((index, whole))
                 continue
