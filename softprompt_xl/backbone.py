@@ -35,7 +35,7 @@ from .pretraining import pretrain, task_pairs
 
 log = logging.getLogger(__name__)
 
-TINY_FORMAT = 4  # bump when the way the tiny backbone is built changes, so old builds are not reused
+TINY_FORMAT = 5  # bump when the way the tiny backbone is built changes, so old builds are not reused
 
 
 def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -63,20 +63,28 @@ def backbone_identity(backbone_cfg: Any, paths: Any) -> dict:
     """What identifies the backbone's weights, for keys of components trained on it."""
     if backbone_cfg.name:
         return {"name": backbone_cfg.name, "revision": backbone_cfg.get("revision")}
-    return {"name": ensure_tiny_backbone(backbone_cfg.build, paths).name}
+    return {"name": tiny_backbone_dir(backbone_cfg.build, paths).name}  # planning a sweep must not build it
+
+
+def tiny_backbone_dir(build: Any, paths: Any) -> Path:
+    """Where the tiny backbone for `build` is (or will be) built: named by everything that shapes it."""
+    build = to_plain(build)
+    files = _corpus_files(Path(paths.toy_data), build["corpus_langs"])
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    # Templates and label words are tokenizer text too (see below); comments and other settings are not.
+    task_text = {f.stem: {k: v for k, v in to_plain(OmegaConf.load(f)).items()
+                          if k in ("template", "labels", "separator", "tag_names")}
+                 for f in sorted((CONF_DIR / "task").glob("*.yaml"))}
+    key = stable_hash({"build": build, "corpus": digest, "tasks": task_text, "v": TINY_FORMAT})
+    return Path(paths.cache) / "backbones" / f"tiny-{key}"
 
 
 def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
     """Directory of the tiny backbone for `build`, building it (once, under a lock) if it is not there."""
+    target = tiny_backbone_dir(build, paths)
     build = to_plain(build)
     files = _corpus_files(Path(paths.toy_data), build["corpus_langs"])
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
     task_files = sorted((CONF_DIR / "task").glob("*.yaml"))
-    # Templates and label words are tokenizer text too (see below); comments and other settings are not.
-    task_text = {f.stem: {k: v for k, v in to_plain(OmegaConf.load(f)).items()
-                          if k in ("template", "labels", "separator", "tag_names")} for f in task_files}
-    key = stable_hash({"build": build, "corpus": digest, "tasks": task_text, "v": TINY_FORMAT})
-    target = Path(paths.cache) / "backbones" / f"tiny-{key}"
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +112,7 @@ def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
                 num_decoder_layers=build["num_decoder_layers"],
                 num_heads=build["num_heads"],
                 dropout_rate=build["dropout_rate"],
-                tie_word_embeddings=False,  # as in mT5/mT0
+                tie_word_embeddings=build.get("tie_word_embeddings", False),
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 decoder_start_token_id=tokenizer.pad_token_id,
@@ -112,7 +120,8 @@ def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
             model = MT5ForConditionalGeneration(config)
             # HF initialises an untied lm_head with std 1, so a random model starts at a loss of ~30 instead
             # of ln(vocab) ~ 9; the 1/sqrt(d_model) scale is what tied T5 embeddings get.
-            model.lm_head.weight.data.normal_(0.0, build["d_model"] ** -0.5)
+            if not config.tie_word_embeddings:
+                model.lm_head.weight.data.normal_(0.0, build["d_model"] ** -0.5)
             if build.get("pretrain") and build["pretrain"]["steps"]:
                 pretrain(model, tokenizer, list(_corpus_texts(files, fields=("text",))), build["pretrain"],
                          Path(paths.toy_data), build["corpus_langs"], datasets_cache)
@@ -126,11 +135,15 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int, extra_ids: int) -> T5
     BPE, not mT5's unigram: on a corpus this small and repetitive the unigram trainer stops at ~1,500 pieces
     and splits even its most frequent words ("question" -> "ques" "tion"), which made label words and
     answers several times longer than on mT5; BPE fills the vocabulary with whole words.
+    Punctuation is split off words: otherwise BPE learns "tortoise." and "Bristol," as pieces of their own, so
+    an answer at the end of a clause ("tortoise") is a different token from the one in the context, and
+    extractive QA cannot be learnt by copying (mT5's vocabulary, trained on far more text, rarely merges them).
     """
-    from tokenizers import SentencePieceBPETokenizer
+    from tokenizers import SentencePieceBPETokenizer, pre_tokenizers
     from tokenizers.processors import TemplateProcessing
 
     sp = SentencePieceBPETokenizer(unk_token="<unk>")
+    sp.pre_tokenizer = pre_tokenizers.Sequence([sp.pre_tokenizer, pre_tokenizers.Punctuation()])
     sp.train_from_iterator(
         texts, vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], show_progress=False
     )
