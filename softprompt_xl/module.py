@@ -53,6 +53,23 @@ class Seq2SeqModule(L.LightningModule):
         self.test_metrics: dict[str, dict[str, float]] = {}
         self.test_predictions: dict[str, list[str]] = {}  # lang -> prediction per example, in split order
         self.best: dict | None = None  # step, score and a copy of the trainable weights at the best validation
+        self.strict_loading = False  # checkpoints hold only the trainable weights (see on_save_checkpoint)
+
+    # --- checkpoints (resume.py) ----------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The frozen backbone is the same on resume: keeping only what trains makes a checkpoint of an mt0-base
+        # run a few MB instead of 2 GB. The RNG states make a resumed run draw the same dropout masks.
+        trainable = {id(p) for p in self.trainable}
+        checkpoint["state_dict"] = {n: p.detach().clone() for n, p in self.named_parameters() if id(p) in trainable}
+        checkpoint["softprompt_xl"] = {"val_history": self.val_history, "best": self.best,
+                                       "rng": torch.get_rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("softprompt_xl", {})
+        self.val_history = state.get("val_history", [])
+        self.best = state.get("best")
+        if "rng" in state:
+            torch.set_rng_state(state["rng"])
 
     # --- training -----------------------------------------------------------------------------
     def training_step(self, batch, batch_idx):

@@ -1,5 +1,6 @@
-"""One job of the grid, stage by stage: find (or train) the language component, train the task part,
-evaluate by generation, and return the result."""
+"""One job of the grid, stage by stage: find (or train) the language component, find (or train) the task
+part, evaluate it on every evaluation language with that language's component swapped in, and store the
+result. Whatever the store already holds is reused; a finished result is not recomputed unless force=true."""
 
 from __future__ import annotations
 
@@ -11,48 +12,41 @@ from typing import Any
 import lightning as L
 
 from .atomic import write_jsonl
-from .backbone import backbone_identity, load_backbone
+from .backbone import load_backbone
 from .components.compose import ComposedModel
 from .config import to_plain
 from .data.loaders import corpus_texts, prepare_task_split, span_corruption_loader, task_loader
 from .data.sources import task_source
 from .data.tasks import get_task
+from .errors import UserError
 from .module import Seq2SeqModule
-from .store import Store, source_fingerprint
+from .plan import eval_langs, key, lang_spec, result_spec, task_spec, with_lang
+from .resume import Checkpointing, resume_point
+from .store import Store
 from .tracking import log_summary, stage_logger
 
 log = logging.getLogger(__name__)
 
-
-def lang_component_spec(cfg: Any) -> dict:
-    """Everything that shapes a trained language component; its store key is a hash of this."""
-    component = to_plain(cfg.combo.components.lang)
-    return {
-        "role": "lang",
-        "kind": component["kind"],
-        "lang": cfg.lang.code,
-        "component": component,
-        "backbone": backbone_identity(cfg.backbone, cfg.paths),
-        "data": source_fingerprint(cfg.data.wiki),
-        "stage": to_plain(cfg.lang_stage),
-        "seed": cfg.seed,
-    }
+STAGES = ("all", "lang", "eval")
 
 
-def make_trainer(cfg: Any, logger: Any, output_dir: Path, max_steps: int, val_every: int | None = None) -> L.Trainer:
+def make_trainer(cfg: Any, logger: Any, output_dir: Path, max_steps: int, val_every: int | None = None,
+                 callbacks: list | None = None) -> L.Trainer:
     t = cfg.trainer
     return L.Trainer(
         accelerator=t.accelerator, devices=t.devices, precision=t.precision, gradient_clip_val=t.gradient_clip_val,
         max_steps=max_steps, max_epochs=-1, logger=logger, default_root_dir=output_dir,
         log_every_n_steps=t.log_every_n_steps, enable_checkpointing=False, enable_model_summary=False,
         num_sanity_val_steps=0, val_check_interval=val_every, check_val_every_n_epoch=None if val_every else 1,
+        callbacks=callbacks,
     )
 
 
-def ensure_lang_component(cfg: Any, store: Store, output_dir: Path) -> Path:
-    """The store directory of the language component this job needs, trained now only if it is missing."""
-    spec = lang_component_spec(cfg)
-    path = store.component_path(spec)
+def ensure_lang_component(cfg: Any, store: Store, output_dir: Path, code: str | None = None) -> Path:
+    """The store directory of the language component for `code` (default: the run's language), trained now
+    only if it is missing."""
+    spec = lang_spec(cfg, code)
+    path = store.component_dir(key(spec))
     if store.has(path):
         log.info("Language %s for %s: found in the store (%s)", spec["kind"], spec["lang"], path.name)
         return path
@@ -60,99 +54,185 @@ def ensure_lang_component(cfg: Any, store: Store, output_dir: Path) -> Path:
         if store.has(path):
             log.info("Language %s for %s: trained meanwhile by another job (%s)", spec["kind"], spec["lang"], path.name)
             return path
-        train_lang_component(cfg, store, spec, path, output_dir)
+        train_lang_component(with_lang(cfg, spec["lang"]), store, spec, path, output_dir)
     return path
 
 
 def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_dir: Path) -> None:
     """Stage 1: T5 span corruption on the language's corpus, training only the language component."""
     started = time.time()
-    stage = cfg.lang_stage
-    log.info("Stage 1: training the %s language %s by span corruption (%d steps)", cfg.lang.name, spec["kind"], stage.max_steps)
+    stage, name = cfg.lang_stage, path.name
+    checkpoints = store.checkpoint_dir(name)
+    resume_from, start = resume_point(checkpoints)
+    log.info("Stage 1: training the %s language %s by span corruption (%d steps%s)", cfg.lang.name, spec["kind"],
+             stage.max_steps, f", resuming at step {start}" if resume_from else "")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, tokenizer = load_backbone(cfg.backbone, cfg.paths)
     net = ComposedModel(model, tokenizer)
     component = net.new("lang", cfg.lang.code, spec["component"], init_text=cfg.lang.prompt_init)
     trainable = net.train_only(["lang"])
     texts = corpus_texts(cfg.data.wiki, cfg.lang.code, _datasets_cache(cfg), stage.max_documents)
-    loader = span_corruption_loader(texts, f"{cfg.lang.name} corpus", tokenizer, stage, cfg.seed, cfg.trainer.num_workers)
+    loader = span_corruption_loader(texts, f"{cfg.lang.name} corpus", tokenizer, stage, cfg.seed,
+                                    cfg.trainer.num_workers, steps=stage.max_steps, start_step=start)
     module = Seq2SeqModule(net, trainable, spec["component"]["optimizer"], stage.max_steps)
-    name = f"lang-{spec['kind']}-{cfg.lang.code}"
-    with stage_logger(cfg, "lang", name, output_dir, [spec["kind"], cfg.lang.code]) as logger:
-        trainer = make_trainer(cfg, logger, output_dir, stage.max_steps)
-        trainer.fit(module, loader)
+    callbacks = [Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
+    with stage_logger(cfg, "lang", f"lang-{spec['kind']}-{cfg.lang.code}", name, output_dir, [spec["kind"], cfg.lang.code]) as logger:
+        trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, callbacks=callbacks)
+        trainer.fit(module, loader, ckpt_path=resume_from)
     loss = trainer.callback_metrics.get("train/loss")
-    store.save(path, component, spec, {
+    store.save_component(path, component, spec, {
         "steps": trainer.global_step, "final_train_loss": None if loss is None else float(loss),
-        "wall_time_s": round(time.time() - started, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "wall_time_s": round(time.time() - started, 1),
     })
+    store.drop_checkpoints(name)
     log.info("Stage 1 done in %.0f s: saved %s", time.time() - started, path)
 
 
 def run(cfg: Any, output_dir: Path) -> dict:
-    """Train and evaluate one (combo, language, task); return the result record."""
+    """Train (or find) and evaluate one (combo, language, task); store and return the result record."""
+    if cfg.stage not in STAGES:
+        raise UserError(f"Unknown stage '{cfg.stage}': use stage=all (train what is missing, then evaluate), "
+                        "stage=lang (only the language components) or stage=eval (evaluate a stored task component).")
+    store = Store(cfg.paths.store)
+    if cfg.stage == "lang":
+        return run_lang_stage(cfg, store, output_dir)
+    result_key = key(result_spec(cfg))
+    done = store.read_result(result_key)
+    if done and done.get("status") == "complete" and not cfg.force:
+        log.info("Skipped %s %s %s: finished before (result %s); force=true recomputes it.",
+                 cfg.combo.name, cfg.lang.code, cfg.task.name, result_key)
+        return {**done, "skipped": True}
+
     started = time.time()
     combo, task = cfg.combo, get_task(cfg.task)
-    store = Store(cfg.paths.store)
     lang_path = ensure_lang_component(cfg, store, output_dir) if combo.components.lang else None
-
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, tokenizer = load_backbone(cfg.backbone, cfg.paths)
     net = ComposedModel(model, tokenizer)
     if lang_path:
         net.load(lang_path)
-    task_part = to_plain(combo.components.task)
-    if task_part:
-        net.new("task", task.name, task_part, init_text=task.prompt_init(cfg.lang.name))
-        trained, optimizer = f"the task {task_part['kind']}", task_part["optimizer"]
-        trainable = net.train_only(["task"])
-    elif combo.train_backbone:
-        trained, optimizer = "the whole backbone", to_plain(combo.optimizer)
-        trainable = net.train_only(["backbone"])
-    else:  # zero_shot
-        trained, optimizer = None, None
-        trainable = net.train_only([])
+    trained = train_task_part(cfg, store, net, task, output_dir)
 
-    stage = cfg.task_stage
-    source = task_source(cfg)
-
-    def load(split: str):
-        return prepare_task_split(task, source, split, cfg.lang.code, tokenizer, stage.max_input_length,
-                                  _datasets_cache(cfg), Path(cfg.paths.cache) / "tokenized")
-
-    test = load("test")
-    train, val = (load("train"), load("validation")) if trainable else (None, None)
-    module = Seq2SeqModule(net, trainable, optimizer, stage.max_steps, task, val, [test], stage.select_best)
+    metrics, used, logger_tags = {}, {}, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]
+    module = Seq2SeqModule(net, [], None, 0, task)
     name = f"{combo.name}-{cfg.lang.code}-{task.name}"
-    workers = cfg.trainer.num_workers
-    with stage_logger(cfg, "task", name, output_dir, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]) as logger:
-        trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, min(stage.val_every_n_steps, stage.max_steps))
-        if trainable:
-            log.info("Stage 2: training %s on %s %s (%d steps)", trained, cfg.lang.name, task.name, stage.max_steps)
-            trainer.fit(module, task_loader(train, tokenizer, stage.batch_size, True, workers),
-                        task_loader(val, tokenizer, stage.eval_batch_size, False, workers))
-        trainer.test(module, task_loader(test, tokenizer, stage.eval_batch_size, False, workers), verbose=False)
-        log_summary(logger, {f"test/{lang}/{k}": v for lang, m in module.test_metrics.items() for k, v in m.items()})
-    write_jsonl(output_dir / f"predictions_test_{test.lang}.jsonl", [
-        {"id": i, "prediction": p, "references": r}
-        for i, p, r in zip(test.ids, module.test_predictions[test.lang], test.references)
-    ])
+    with stage_logger(cfg, "eval", f"eval-{name}", result_key, output_dir, logger_tags) as logger:
+        for code in eval_langs(cfg):
+            target = with_lang(cfg, code)
+            used[code] = lang_path.name if lang_path else None
+            if combo.components.lang and code != cfg.lang.code:  # the target's own language component
+                net.remove("lang")
+                used[code] = ensure_lang_component(cfg, store, output_dir, code).name
+                net.load(store.component_dir(used[code]))
+            test = _split(target, task, "test", tokenizer, needed=("test",))
+            module.test_splits = [test]
+            trainer = make_trainer(cfg, logger, output_dir, 0)
+            trainer.test(module, task_loader(test, tokenizer, cfg.task_stage.eval_batch_size, cfg.trainer.num_workers),
+                         verbose=False)
+            metrics.update(module.test_metrics)
+            write_jsonl(output_dir / f"predictions_test_{code}.jsonl", [
+                {"id": i, "prediction": p, "references": r}
+                for i, p, r in zip(test.ids, module.test_predictions[code], test.references)
+            ])
+            if code != cfg.lang.code and combo.components.lang:
+                net.remove("lang")
+                net.load(lang_path)
+        log_summary(logger, {f"test/{lang}/{k}": v for lang, m in metrics.items() for k, v in m.items()})
 
-    return {
+    result = {
         "combo": combo.name,
         "lang": cfg.lang.code,
         "task": task.name,
         "backbone": cfg.backbone.id,
         "seed": cfg.seed,
-        "metrics": module.test_metrics,
-        "trainable_params": net.parameter_counts(),
-        "steps": trainer.global_step,
-        "best_step": module.best["step"] if module.best else None,
-        "validation": module.val_history,
+        "metrics": metrics,
+        "eval_langs": list(metrics),
+        **trained,
         "lang_component": lang_path.name if lang_path else None,
+        "eval_lang_components": used,
         "wall_time_s": round(time.time() - started, 1),
         "status": "complete",
     }
+    store.save_result(result_key, result)
+    return result
+
+
+def run_lang_stage(cfg: Any, store: Store, output_dir: Path) -> dict:
+    """stage=lang: only the language components this run needs (its own and its evaluation languages')."""
+    started = time.time()
+    paths = [ensure_lang_component(cfg, store, output_dir, code) for code in eval_langs(cfg)] \
+        if cfg.combo.components.lang else []
+    return {"stage": "lang", "combo": cfg.combo.name, "lang": cfg.lang.code, "task": cfg.task.name,
+            "lang_components": [p.name for p in paths], "wall_time_s": round(time.time() - started, 1),
+            "status": "complete"}
+
+
+def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, output_dir: Path) -> dict:
+    """Stage 2: attach the task component (trained now, or from the store) or train the whole backbone
+    (full_ft) or nothing (zero_shot). Returns what the result records about it."""
+    combo, spec = cfg.combo, task_spec(cfg)
+    task_key, task_part = key(spec), to_plain(combo.components.task)
+    path = store.component_dir(task_key)
+    info = {"task_component": task_key if task_part else None, "trainable_params": {}, "steps": 0,
+            "best_step": None, "validation": []}
+    if task_part and store.has(path) and not cfg.force:
+        log.info("Task %s for %s %s: found in the store (%s)", task_part["kind"], cfg.lang.code, task.name, path.name)
+        net.load(path)
+        meta = _meta(path)
+        net.train_only([])
+        return {**info, **{k: meta.get(k) for k in ("trainable_params", "steps", "best_step", "validation")},
+                "train_time_s": meta.get("wall_time_s")}
+    if cfg.stage == "eval" and (task_part or combo.train_backbone):
+        raise UserError(
+            f"stage=eval evaluates a stored task component, but the store ({store.root}) holds none for "
+            f"{combo.name} {cfg.lang.code} {task.name} with this configuration (key {task_key})"
+            + (" - full_ft does not store its fine-tuned backbone" if combo.train_backbone else "")
+            + ". Run the same command without stage=eval to train it first.")
+    if task_part:
+        component = net.new("task", task.name, task_part, init_text=task.prompt_init(cfg.lang.name))
+        what, optimizer, trainable = f"the task {task_part['kind']}", task_part["optimizer"], net.train_only(["task"])
+    elif combo.train_backbone:
+        component, what, optimizer = None, "the whole backbone", to_plain(combo.optimizer)
+        trainable = net.train_only(["backbone"])
+    else:  # zero_shot
+        net.train_only([])
+        return {**info, "trainable_params": net.parameter_counts()}
+
+    started = time.time()
+    stage, tokenizer = cfg.task_stage, net.tokenizer
+    checkpoints = store.checkpoint_dir(task_key)
+    resume_from, start = resume_point(checkpoints)
+    train, val = _split(cfg, task, "train", tokenizer), _split(cfg, task, "validation", tokenizer)
+    module = Seq2SeqModule(net, trainable, optimizer, stage.max_steps, task, val, [], stage.select_best)
+    callbacks = [Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
+    name = f"{combo.name}-{cfg.lang.code}-{task.name}"
+    workers = cfg.trainer.num_workers
+    with stage_logger(cfg, "task", name, task_key, output_dir, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]) as logger:
+        trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, min(stage.val_every_n_steps, stage.max_steps),
+                               callbacks)
+        log.info("Stage 2: training %s on %s %s (%d steps%s)", what, cfg.lang.name, task.name, stage.max_steps,
+                 f", resuming at step {start}" if resume_from else "")
+        trainer.fit(module, task_loader(train, tokenizer, stage.batch_size, workers, stage.max_steps, cfg.seed, start),
+                    task_loader(val, tokenizer, stage.eval_batch_size, workers), ckpt_path=resume_from)
+    info = {**info, "trainable_params": net.parameter_counts(), "steps": trainer.global_step,
+            "best_step": module.best["step"] if module.best else None, "validation": module.val_history,
+            "train_time_s": round(time.time() - started, 1)}
+    net.train_only([])
+    if component is not None:
+        store.save_component(path, component, spec, {**info, "wall_time_s": info["train_time_s"]})
+    store.drop_checkpoints(task_key)
+    return info
+
+
+def _split(cfg: Any, task: Any, split: str, tokenizer: Any, needed: tuple[str, ...] | None = None):
+    return prepare_task_split(task, task_source(cfg, needed), split, cfg.lang.code, tokenizer,
+                              cfg.task_stage.max_input_length, _datasets_cache(cfg), Path(cfg.paths.cache) / "tokenized")
+
+
+def _meta(path: Path) -> dict:
+    import json
+
+    return json.loads((path / "component.json").read_text(encoding="utf-8")).get("meta", {})
 
 
 def _datasets_cache(cfg: Any) -> str:

@@ -1,20 +1,26 @@
-"""Where trained components live: one directory per component, named by a key derived from the configuration
-that produced it. The same configuration finds the same component again; it is never looked up by a
-hand-written path, and never trained twice (a file lock makes concurrent jobs wait for the first)."""
+"""Where trained components, run results and resumable checkpoints live, each named by a key derived from
+the configuration that produced it (`plan.py`). The same configuration finds the same entry again; nothing
+is looked up by a hand-written path, and nothing is trained twice (a file lock makes concurrent jobs wait).
+
+    python -m softprompt_xl.store [paths.root=DIR]      # list what the store holds
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import shutil
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from filelock import FileLock
 
-from .atomic import atomic_dir
-from .components import Component
-from .config import stable_hash, to_plain
+from .atomic import atomic_dir, write_json
+from .config import to_plain
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +29,19 @@ class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
-    def component_path(self, spec: dict) -> Path:
-        """Directory for the component described by `spec` (role, kind, lang, ... - everything that matters)."""
-        readable = "-".join(str(spec[k]) for k in ("role", "kind", "lang", "task") if spec.get(k))
-        return self.root / "components" / f"{readable}-{stable_hash(spec)}"
+    def component_dir(self, key: str) -> Path:
+        return self.root / "components" / key
+
+    def result_file(self, key: str) -> Path:
+        return self.root / "results" / f"{key}.json"
+
+    def checkpoint_dir(self, key: str) -> Path:
+        """Resumable state of a stage in progress; removed when the stage has saved what it produces."""
+        return self.root / "checkpoints" / key
 
     @staticmethod
     def has(path: Path) -> bool:
-        return (path / "component.json").exists()
+        return (path / "component.json").exists() if path.suffix != ".json" else path.exists()
 
     @contextmanager
     def lock(self, path: Path) -> Iterator[None]:
@@ -38,10 +49,52 @@ class Store:
         with FileLock(str(path) + ".lock"):
             yield
 
-    def save(self, path: Path, component: Component, spec: dict, meta: dict[str, Any]) -> None:
+    def save_component(self, path: Path, component: Any, spec: dict, meta: dict[str, Any]) -> None:
         """Write atomically: a killed process leaves nothing a later run could take for a finished component."""
         with atomic_dir(path) as tmp:
-            component.save(tmp, meta={"spec": spec, **meta})
+            component.save(tmp, meta={"spec": spec, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta})
+
+    def read_result(self, key: str) -> dict | None:
+        path = self.result_file(key)
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    def save_result(self, key: str, result: dict) -> None:
+        write_json(self.result_file(key), {**result, "key": key, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+    def drop_checkpoints(self, key: str) -> None:
+        shutil.rmtree(self.checkpoint_dir(key), ignore_errors=True)
+
+    def entries(self) -> list[dict]:
+        """One row per component, result and unfinished checkpoint."""
+        rows = []
+        for path in sorted((self.root / "components").glob("*/component.json")):
+            header = json.loads(path.read_text(encoding="utf-8"))
+            spec = header.get("meta", {}).get("spec", {})
+            rows.append({"key": path.parent.name, "kind": header.get("kind"), "role": header.get("role"),
+                         "lang": spec.get("lang"), "task": spec.get("task"), "size": _size(path.parent),
+                         "created": header.get("meta", {}).get("created", "?"), "status": "complete"})
+        for path in sorted((self.root / "results").glob("*.json")):
+            result = json.loads(path.read_text(encoding="utf-8"))
+            rows.append({"key": path.stem, "kind": result.get("combo"), "role": "result", "lang": result.get("lang"),
+                         "task": result.get("task"), "size": path.stat().st_size, "created": result.get("created", "?"),
+                         "status": result.get("status", "?")})
+        for path in sorted(p for p in (self.root / "checkpoints").glob("*") if p.is_dir()):
+            rows.append({"key": path.name, "kind": "checkpoint", "role": path.name.split("-")[0], "lang": None,
+                         "task": None, "size": _size(path), "status": "in progress (resumable)",
+                         "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(path.stat().st_mtime))})
+        return rows
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
 
 
 def source_fingerprint(source: Any) -> dict:
@@ -60,3 +113,29 @@ def source_fingerprint(source: Any) -> dict:
             digest.update(Path(p).read_bytes())
     # Paths are left out: the same data moved elsewhere (another checkout, another root) is the same data.
     return {**{k: v for k, v in source.items() if k != "data_files"}, "content": digest.hexdigest()[:16]}
+
+
+def main(argv: list[str]) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from .config import CONF_DIR, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=argv)
+    store = Store(cfg.paths.store)
+    rows = store.entries()
+    if not rows:
+        print(f"The store {store.root} is empty.")
+        return
+    columns = ("key", "kind", "role", "lang", "task", "size", "created", "status")
+    table = [[_human(r[c]) if c == "size" else str(r[c] if r[c] is not None else "-") for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(columns)]
+    print(f"{store.root}: {len(rows)} entries")
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import to_plain
+from .config import stable_hash, to_plain
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -28,10 +28,11 @@ def wandb_environment(paths: Any) -> None:
 
 
 @contextmanager
-def stage_logger(cfg: Any, job_type: str, name: str, output_dir: Path, tags: list[str]) -> Iterator[Any]:
-    """A Lightning logger for one stage (or False for none), closed properly whatever happens."""
+def stage_logger(cfg: Any, job_type: str, name: str, key: str, output_dir: Path, tags: list[str]) -> Iterator[Any]:
+    """A Lightning logger for one stage (or False for none), closed properly whatever happens. `key` is the
+    store key of what the stage produces: a stage resumed after a kill continues the same W&B run."""
     if "wandb" in cfg.logger:
-        yield from _wandb(cfg, job_type, name, tags)
+        yield from _wandb(cfg, job_type, name, key, tags)
     elif "csv" in cfg.logger:
         from lightning.pytorch.loggers import CSVLogger
 
@@ -40,7 +41,7 @@ def stage_logger(cfg: Any, job_type: str, name: str, output_dir: Path, tags: lis
         yield False
 
 
-def _wandb(cfg: Any, job_type: str, name: str, tags: list[str]) -> Iterator[Any]:
+def _wandb(cfg: Any, job_type: str, name: str, key: str, tags: list[str]) -> Iterator[Any]:
     import wandb
     from lightning.pytorch.loggers import WandbLogger
 
@@ -48,6 +49,7 @@ def _wandb(cfg: Any, job_type: str, name: str, tags: list[str]) -> Iterator[Any]
     wandb_environment(cfg.paths)
     try:
         run = wandb.init(
+            id=f"{job_type}-{stable_hash([job_type, key], 16)}", resume="allow",
             project=settings.project, entity=settings.entity, group=settings.group, name=name, job_type=job_type,
             mode=settings.mode, dir=cfg.paths.wandb, tags=list(settings.tags) + tags, config=to_plain(cfg),
         )

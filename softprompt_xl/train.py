@@ -46,6 +46,11 @@ def quiet_libraries() -> None:
 
 
 def summary_line(result: dict) -> str:
+    if result.get("stage") == "lang":
+        return (f"[language components for {result['lang']}] {', '.join(result['lang_components']) or 'none needed'}"
+                f" | {result['wall_time_s']:.1f} s")
+    if result.get("skipped"):
+        return f"[{result['combo']} {result['lang']} {result['task']}] skipped: finished before ({result['key']})"
     metrics = "; ".join(
         f"{lang}: " + " ".join(f"{k}={v:.1f}" for k, v in scores.items()) for lang, scores in result["metrics"].items()
     )
@@ -59,11 +64,15 @@ def run_job(cfg: DictConfig) -> dict:
     identity = {k: v for k, v in (("combo", cfg.combo.name), ("lang", cfg.lang.code), ("task", cfg.task.name),
                                   ("backbone", cfg.backbone.id), ("seed", cfg.seed))}
     started = time.time()
-    try:
-        from . import pipeline
+    from . import pipeline
+    from .resume import Interrupted
 
+    try:
         result = pipeline.run(cfg, output_dir)
         log.info("%s", summary_line(result))
+    except Interrupted as err:
+        log.warning("Job interrupted: %s", err)
+        result = {**identity, "status": "interrupted", "error": str(err), "wall_time_s": round(time.time() - started, 1)}
     except Exception as err:  # noqa: BLE001 - any failure must be recorded and must not stop the sweep
         overrides = " ".join(HydraConfig.get().overrides.task)
         if isinstance(err, UserError):
@@ -86,6 +95,10 @@ def main(cfg: DictConfig) -> dict:
         log.error("No combo chosen. Add +combo=NAME, one of: %s (e.g. `python -m softprompt_xl.train "
                   "+combo=lp_ta lang=sk -m`).", ", ".join(combos))
         sys.exit(2)  # a sweep-wide mistake: stop before every job repeats it
+    if cfg.dry_run:  # in a multirun the sweeper has printed the plan and launched nothing
+        log.error("dry_run=true prints the plan of a sweep: add -m (e.g. `python -m softprompt_xl.train "
+                  "+combo=lp_ta lang=sk,cs dry_run=true -m`).")
+        sys.exit(2)
     result = run_job(cfg)
     if result["status"] != "complete" and HydraConfig.get().mode != RunMode.MULTIRUN:
         sys.exit(1)
@@ -98,8 +111,13 @@ class ReportFailedJobs(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         import json
 
+        if config.get("dry_run"):
+            return
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = sorted(p.parent for p in sweep_dir.glob("*/.hydra"))
+        if not jobs:
+            log.info("Nothing was launched: every run of the sweep had finished before (see the plan above).")
+            return
         problems = []
         for job in jobs:
             result_file = job / "result.json"

@@ -16,7 +16,9 @@ ALL_COMBOS = sorted(p.stem for p in (CONF_DIR / "combo").glob("*.yaml"))
 
 
 def results(sweep_root: Path) -> dict[str, dict]:
-    return {f.parent.name.split("_", 1)[1]: json.loads(f.read_text()) for f in sweep_root.rglob("result.json")}
+    """The runs' results by `<combo>-<lang>-<task>` (the sweep's stage=lang jobs left out)."""
+    found = {f.parent.name.split("_", 1)[1]: json.loads(f.read_text()) for f in sweep_root.rglob("result.json")}
+    return {name: result for name, result in found.items() if not name.startswith("lang-")}
 
 
 @pytest.mark.parametrize("override,group,valid", [
@@ -81,8 +83,11 @@ def test_every_combo_composes_and_runs_a_few_steps(tmp_path):
             assert ("lang" in params) == combo.startswith("l")
             assert result["steps"] == 4
     # one language component per kind, trained once and shared by the three combos that use it
-    components = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "store" / "components").iterdir() if p.is_dir())
+    components = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "store" / "components").glob("lang-*[!k]"))
     assert components == ["lang-adapter-sk", "lang-lora-sk", "lang-prompt-sk"]
+    # each trained task component is in the store too (full_ft keeps no copy of its backbone)
+    tasks = sorted(p.name.split("-")[1] for p in (tmp_path / "store" / "components").glob("task-*[!k]"))
+    assert tasks == sorted(c for c in ALL_COMBOS if c not in ("zero_shot", "full_ft"))
 
 
 def test_every_task_runs_in_every_language(tmp_path):
@@ -106,8 +111,9 @@ def test_the_everyday_command_end_to_end(tmp_path):
     env = {"SOFTPROMPT_XL_ROOT": str(root), "HOME": str(home)}
     proc = run_cli("+combo=lp_ta", "lang=sk", "-m", cwd=cwd, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    (result_file,) = list((root / "outputs").rglob("result.json"))
-    result = json.loads(result_file.read_text())
+    # two jobs: the language prompt (stage=lang, launched first by the sweeper), then the run
+    assert sorted(p.parent.name for p in (root / "outputs").rglob("result.json")) == ["0_lang-prompt-sk", "1_lp_ta-sk-qa"]
+    result = results(root / "outputs")["lp_ta-sk-qa"]
     assert {k: result[k] for k in ("combo", "lang", "task", "backbone", "seed", "status")} == {
         "combo": "lp_ta", "lang": "sk", "task": "qa", "backbone": "tiny", "seed": 42, "status": "complete"}
     assert set(result["metrics"]["sk"]) == {"exact_match", "f1", "unparsed"}
@@ -115,12 +121,12 @@ def test_the_everyday_command_end_to_end(tmp_path):
     assert result["trainable_params"]["lang"] == 0 and result["trainable_params"]["task"] > 0
     assert result["steps"] == 300 and result["wall_time_s"] > 0
     assert "[lp_ta sk qa] sk: exact_match=" in proc.stdout  # the summary line
-    # the language prompt is in the store, two offline W&B runs (stage 1 and 2) in paths.wandb
+    # the language prompt is in the store, three offline W&B runs (language, task, evaluation) in paths.wandb
     (component,) = (root / "store" / "components").glob("lang-prompt-sk-*[!k]")
     header = json.loads((component / "component.json").read_text())
     assert header["kind"] == "prompt" and header["role"] == "lang" and (component / "weights.safetensors").exists()
     runs = sorted((root / "wandb").rglob("offline-run-*/run-*.wandb"))
-    assert len(runs) == 2
+    assert len(runs) == 3
     # nothing written outside paths.root
     assert list(cwd.iterdir()) == [] and list(home.iterdir()) == []
 

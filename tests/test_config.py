@@ -59,7 +59,7 @@ def test_combos_pick_their_component_kinds(make_cfg, combo, lang_kind, task_kind
 
 def test_wandb_run_is_finished_even_when_the_stage_fails(cfg, tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
-        with stage_logger(cfg, "task", "lp_ta-sk-qa", tmp_path, ["lp_ta"]) as logger:
+        with stage_logger(cfg, "task", "lp_ta-sk-qa", "task-lp_ta-sk-qa-0", tmp_path, ["lp_ta"]) as logger:
             assert logger.experiment.name == "lp_ta-sk-qa" and logger.experiment.group == cfg.logger.wandb.group
             raise RuntimeError("boom")
     assert wandb.run is None  # the next job starts a run of its own

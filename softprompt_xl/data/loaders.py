@@ -107,12 +107,33 @@ def _tokenizer_digest(tokenizer) -> str:
     return stable_hash(definition, 16)
 
 
-def task_loader(split: TaskSplit, tokenizer, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:
-    examples = split.examples
-    if not shuffle:  # evaluation: similar lengths together, so generation wastes little on padding
-        examples = sorted(examples, key=lambda e: len(e["input_ids"]))
+def task_loader(split: TaskSplit, tokenizer, batch_size: int, num_workers: int = 0, steps: int | None = None,
+                seed: int = 0, start_step: int = 0) -> DataLoader:
+    """Training batches (`steps` given: see `training_loader`) or evaluation batches (sorted by length, so
+    generation wastes little on padding)."""
     collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100, return_tensors="pt")
-    return DataLoader(examples, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, num_workers=num_workers)
+    if steps is not None:
+        return training_loader(split.examples, collate, batch_size, steps, seed, start_step, num_workers)
+    examples = sorted(split.examples, key=lambda e: len(e["input_ids"]))
+    return DataLoader(examples, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers,
+                      generator=_own_generator())
+
+
+def training_loader(examples: list, collate, batch_size: int, steps: int, seed: int, start_step: int = 0,
+                    num_workers: int = 0) -> DataLoader:
+    """Exactly `steps` full batches, reshuffled every epoch from `seed`, beginning at batch `start_step` (a
+    resumed stage continues with the batches it had not seen)."""
+    from ..resume import ResumableSampler
+
+    sampler = ResumableSampler(len(examples), steps * batch_size, seed, start_step * batch_size)
+    return DataLoader(examples, batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=num_workers,
+                      generator=_own_generator())
+
+
+def _own_generator() -> torch.Generator:
+    # A DataLoader draws its workers' base seed from the global RNG each time it is iterated: with a generator
+    # of its own it leaves the global RNG (dropout) alone, so a resumed stage draws the same dropout masks.
+    return torch.Generator().manual_seed(0)
 
 
 def corpus_texts(source: Any, lang: str, cache_dir: str, max_documents: int | None = None) -> list[str]:
@@ -125,7 +146,8 @@ def corpus_texts(source: Any, lang: str, cache_dir: str, max_documents: int | No
     return list(raw["text"])
 
 
-def span_corruption_loader(texts: list[str], what: str, tokenizer, spec: Any, seed: int, num_workers: int = 0) -> DataLoader:
+def span_corruption_loader(texts: list[str], what: str, tokenizer, spec: Any, seed: int, num_workers: int = 0,
+                           steps: int | None = None, start_step: int = 0) -> DataLoader:
     """Span corruption data: `texts` tokenised, concatenated and cut into chunks, corrupted afresh in every batch.
 
     `spec` has input_length, noise_density, mean_noise_span_length and batch_size.
@@ -142,6 +164,8 @@ def span_corruption_loader(texts: list[str], what: str, tokenizer, spec: Any, se
             "or a smaller input_length."
         )
     log.info("%s: %d documents, %d tokens, %d chunks of %d", what, len(texts), len(ids), len(chunks), length)
+    if steps is not None:
+        return training_loader(chunks, collator, int(spec.batch_size), steps, seed, start_step, num_workers)
     generator = torch.Generator().manual_seed(seed)
     batch_size = int(spec.batch_size)
     return DataLoader(chunks, batch_size=batch_size, shuffle=True, collate_fn=collator,

@@ -1,0 +1,105 @@
+"""What a run needs and what identifies it: the specs whose hashes are the store keys.
+
+A spec holds everything that shapes a trained component or a result (backbone, kind, role, language, task,
+data source, hyperparameters, seed, and for a task component the key of the language component it was
+trained with); the same configuration gives the same key, any change that matters gives a new one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from .backbone import backbone_identity
+from .config import CONF_DIR, stable_hash, to_plain
+from .data.sources import task_source
+from .errors import UserError
+from .store import source_fingerprint
+
+
+def with_lang(cfg: Any, code: str) -> Any:
+    """`cfg` as if it had been composed with `lang=<code>`: the language's own sources and prompt wording (a
+    run's `data.files` belongs to its own language, so it is dropped)."""
+    if code == cfg.lang.code:
+        return cfg
+    path = CONF_DIR / "lang" / f"{code}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (CONF_DIR / "lang").glob("*.yaml"))
+        raise UserError(f"Unknown evaluation language '{code}' in eval_langs: there is no conf/lang/{code}.yaml. "
+                        f"Known languages: {', '.join(known)}; add a file there for a new one.")
+    other = cfg.copy()
+    OmegaConf.set_struct(other, False)
+    other.lang = OmegaConf.load(path)
+    other.data.files = None
+    return other
+
+
+def lang_spec(cfg: Any, code: str | None = None) -> dict | None:
+    """Spec of the language component the combo needs for language `code` (default: the run's); None if none."""
+    component = to_plain(cfg.combo.components.lang)
+    if not component:
+        return None
+    cfg = with_lang(cfg, code or cfg.lang.code)
+    return {
+        "role": "lang",
+        "kind": component["kind"],
+        "lang": cfg.lang.code,
+        "component": component,
+        "backbone": backbone_identity(cfg.backbone, cfg.paths),
+        "data": source_fingerprint(cfg.data.wiki),
+        "stage": to_plain(cfg.lang_stage),
+        "seed": cfg.seed,
+    }
+
+
+def task_spec(cfg: Any) -> dict:
+    """Spec of what stage 2 trains (a task component, the whole backbone, or nothing for zero_shot)."""
+    lang = lang_spec(cfg)
+    return {
+        "role": "task",
+        "combo": cfg.combo.name,
+        "kind": (to_plain(cfg.combo.components.task) or {}).get("kind"),
+        "component": to_plain(cfg.combo.components.task),
+        "train_backbone": bool(cfg.combo.get("train_backbone", False)),
+        "optimizer": to_plain(cfg.combo.get("optimizer")),
+        "lang": cfg.lang.code,
+        "task": cfg.task.name,
+        "task_config": to_plain(cfg.task),
+        "lang_component": key(lang) if lang else None,
+        "backbone": backbone_identity(cfg.backbone, cfg.paths),
+        "data": source_fingerprint(task_source(cfg)),
+        "stage": to_plain(cfg.task_stage),
+        "seed": cfg.seed,
+    }
+
+
+def eval_langs(cfg: Any) -> list[str]:
+    """The languages a run is evaluated on: `eval_langs`, else the transfer targets when the run's language
+    is a transfer source, else its own language."""
+    chosen = to_plain(cfg.get("eval_langs"))
+    if chosen:
+        return list(dict.fromkeys([chosen] if isinstance(chosen, str) else chosen))
+    transfer = to_plain(cfg.get("transfer")) or {}
+    if cfg.lang.code in (transfer.get("sources") or []):
+        return list(dict.fromkeys(transfer.get("targets") or [cfg.lang.code]))
+    return [cfg.lang.code]
+
+
+def result_spec(cfg: Any) -> dict:
+    """Spec of a run's result: what was trained, and the languages it was evaluated on with which components."""
+    return {
+        "role": "result",
+        "combo": cfg.combo.name,
+        "lang": cfg.lang.code,
+        "task": cfg.task.name,
+        "trained": key(task_spec(cfg)),
+        "eval": {code: (key(spec) if (spec := lang_spec(cfg, code)) else None) for code in eval_langs(cfg)},
+        "max_answer_length": cfg.task.max_answer_length,
+    }
+
+
+def key(spec: dict) -> str:
+    """The store key of a spec: readable fields, then a hash of everything."""
+    readable = "-".join(str(spec[k]) for k in ("role", "combo", "kind", "lang", "task") if isinstance(spec.get(k), str))
+    return f"{readable}-{stable_hash(spec)}"

@@ -1,0 +1,113 @@
+"""Surviving a kill: periodic checkpoints of a training stage, a clean stop on SIGTERM / SIGUSR1 (what SLURM
+sends before a time limit or a preemption), and a data order that continues where it stopped.
+
+A resumed stage ends with the same weights as an uninterrupted one: the checkpoint holds the trainable
+weights, optimiser, schedule, validation history, best weights and the RNG states, and the sampler replays
+the same per-epoch permutations from the next unseen example.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Iterator
+
+import lightning as L
+import torch
+from torch.utils.data import Sampler
+
+log = logging.getLogger(__name__)
+
+LAST = "last.ckpt"
+
+
+class Interrupted(Exception):
+    """A stage stopped on a signal after saving its checkpoint; the same command resumes it."""
+
+
+class ResumableSampler(Sampler[int]):
+    """`total` indices drawn from a fresh seeded permutation of `n` per epoch, starting after `start` of them:
+    the order depends only on the seed, so a resumed stage sees exactly the examples it had not seen yet."""
+
+    def __init__(self, n: int, total: int, seed: int, start: int = 0):
+        self.n, self.total, self.seed, self.start = n, total, seed, start
+
+    def __iter__(self) -> Iterator[int]:
+        for position in range(self.start, self.total):
+            epoch, offset = divmod(position, self.n)
+            if offset == 0 or position == self.start:
+                order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
+            yield order[offset]
+
+    def __len__(self) -> int:
+        return self.total - self.start
+
+
+def resume_point(directory: Path) -> tuple[Path | None, int]:
+    """The checkpoint to resume from and its global step, or (None, 0)."""
+    path = directory / LAST
+    if not path.exists():
+        return None, 0
+    step = torch.load(path, map_location="cpu", weights_only=False)["global_step"]
+    return path, int(step)
+
+
+class Checkpointing(L.Callback):
+    """Saves `last.ckpt` every `every` steps and, on SIGTERM or SIGUSR1, at the end of the current step, then
+    stops the stage with `Interrupted`."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self, directory: Path, every: int):
+        self.directory, self.every = Path(directory), max(int(every), 1)
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    def _handler(self, signum, frame) -> None:
+        self.received = signum
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Installed after Lightning's own handlers, which would only stop the loop and save nothing.
+        self._previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # At a step that validates, the checkpoint waits for the validation: one saved before it would resume
+        # after it without running it, and the best weights could differ.
+        if self._validates_now(trainer):
+            return
+        if self.received is not None:
+            self.stop(trainer)
+        if trainer.global_step % self.every == 0 and trainer.global_step < trainer.max_steps:
+            self.save(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        if self.received is not None:
+            self.stop(trainer)
+        if trainer.global_step < trainer.max_steps:
+            self.save(trainer)
+
+    @staticmethod
+    def _validates_now(trainer) -> bool:
+        every = trainer.val_check_batch if trainer.num_val_batches else None
+        return isinstance(every, int) and every > 0 and trainer.global_step % every == 0
+
+    def stop(self, trainer) -> None:
+        self.save(trainer)
+        name = signal.Signals(self.received).name
+        raise Interrupted(f"{name} received: saved a checkpoint at step {trainer.global_step} in "
+                          f"{self.directory}; run the same command again to resume from it.")
+
+    def save(self, trainer) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / f".{LAST}.tmp"
+        trainer.save_checkpoint(tmp, weights_only=False)  # the optimiser and loops too
+        os.replace(tmp, self.directory / LAST)
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
