@@ -40,8 +40,8 @@ class Store:
         return self.root / "checkpoints" / key
 
     @staticmethod
-    def has(path: Path) -> bool:
-        return (path / "component.json").exists() if path.suffix != ".json" else path.exists()
+    def has(component_dir: Path) -> bool:
+        return (component_dir / "component.json").exists()
 
     @contextmanager
     def lock(self, path: Path) -> Iterator[None]:

@@ -119,17 +119,22 @@ def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
     assert not any((killed / "store" / "checkpoints").iterdir())  # pruned once finished
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_for_a_requeue(tmp_path):
-    proc = _run_until_checkpoint([*RESUMABLE, f"paths.root={tmp_path}"], tmp_path)
-    proc.send_signal(signal.SIGTERM)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_signal_saves_a_checkpoint_and_exits_for_a_requeue(tmp_path, signum):
+    args = [*RESUMABLE[:-1], "logger=wandb", f"paths.root={tmp_path}"]
+    proc = _run_until_checkpoint(args, tmp_path)
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0
-    assert "SIGTERM received: saved a checkpoint at step" in out
+    assert f"{signum.name} received: saved a checkpoint at step" in out
     result = json.loads(next((tmp_path / "outputs").rglob("result.json")).read_text())
     assert result["status"] == "interrupted"
-    (ckpt,) = (tmp_path / "store" / "checkpoints").glob("task-*/last.ckpt")
-    again = run_cli(*RESUMABLE, f"paths.root={tmp_path}")
+    assert list((tmp_path / "store" / "checkpoints").glob("task-*/last.ckpt"))
+    again = run_cli(*args)
     assert again.returncode == 0 and "resuming at step" in again.stdout
+    # the requeued stage continues the same W&B run: two offline segments of one run id
+    task_runs = [p.name for p in (tmp_path / "wandb").rglob("offline-run-*/run-task-*.wandb")]
+    assert len(task_runs) == 2 and task_runs[0] == task_runs[1]
 
 
 def test_cross_lingual_evaluation_swaps_in_each_targets_component_and_eval_only_reuses(tmp_path):
