@@ -42,7 +42,9 @@ class ResumableSampler(Sampler[int]):
             yield order[offset]
 
     def __len__(self) -> int:
-        return self.total - self.start
+        # The whole stage, not what is left: Lightning restores its batch index within the epoch and ends the
+        # epoch at this length; a shorter one would end it early and replay the data from `start`.
+        return self.total
 
 
 def resume_point(directory: Path) -> tuple[Path | None, int]:

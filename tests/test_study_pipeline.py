@@ -79,12 +79,12 @@ def test_language_components_train_once_before_parallel_task_jobs(tmp_path):
     assert len(stored(tmp_path, "lang-prompt-sk-*")) == 1
 
 
-def _run_until_checkpoint(args: list[str], root: Path) -> subprocess.Popen:
+def _run_until_checkpoint(args: list[str], root: Path, stage: str = "task") -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SOFTPROMPT_XL_CACHE": str(SHARED_CACHE)}
     proc = subprocess.Popen([sys.executable, "-m", "softprompt_xl.train", *args], cwd=PROJECT_DIR, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 600
-    while not list((root / "store" / "checkpoints").glob("task-*/last.ckpt")):
+    while not list((root / "store" / "checkpoints").glob(f"{stage}-*/last.ckpt")):
         assert proc.poll() is None, proc.stdout.read()[-3000:]
         assert time.time() < deadline
         time.sleep(0.05)
@@ -95,9 +95,15 @@ RESUMABLE = ["+combo=lp_tp", "lang=sk", "lang_stage.max_steps=4", "task_stage.ma
              "task_stage.val_every_n_steps=10", "checkpoint_every_n_steps=5", "logger=none"]
 
 
-def _task_weights(root: Path) -> dict:
-    (component,) = stored(root, "task-*")
+def _weights(root: Path, role: str = "task") -> dict:
+    (component,) = stored(root, f"{role}-*")
     return load_file(component / "weights.safetensors")
+
+
+def _assert_same(expected: dict, resumed: dict) -> None:
+    assert expected.keys() == resumed.keys()
+    for name in expected:  # same data order, masks, RNG and optimiser state: the same weights
+        assert (expected[name] - resumed[name]).abs().max().item() < 1e-5, name
 
 
 def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
@@ -110,13 +116,23 @@ def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
     again = run_cli(*RESUMABLE, f"paths.root={killed}")
     assert again.returncode == 0, again.stdout[-3000:]
     assert "resuming at step" in again.stdout
-    expected, resumed = _task_weights(whole), _task_weights(killed)
-    assert expected.keys() == resumed.keys()
-    for name in expected:  # same data order, RNG and optimiser state: the same weights
-        assert (expected[name] - resumed[name]).abs().max().item() < 1e-5, name
+    _assert_same(_weights(whole), _weights(killed))
     a, b = the_result(whole, "lp_tp-sk-qa"), the_result(killed, "lp_tp-sk-qa")
     assert a["metrics"] == b["metrics"] and a["best_step"] == b["best_step"]
     assert not any((killed / "store" / "checkpoints").iterdir())  # pruned once finished
+
+
+def test_a_language_stage_killed_by_sigkill_resumes_to_the_same_component(tmp_path):
+    args = ["+combo=lp_tp", "lang=sk", "lang_stage.max_steps=30", "checkpoint_every_n_steps=5", "task_stage.max_steps=2",
+            "task_stage.val_every_n_steps=2", "logger=none"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run_cli(*args, f"paths.root={whole}").returncode == 0
+    proc = _run_until_checkpoint([*args, f"paths.root={killed}"], killed, stage="lang")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    again = run_cli(*args, f"paths.root={killed}")
+    assert again.returncode == 0 and "resuming at step" in again.stdout
+    _assert_same(_weights(whole, "lang"), _weights(killed, "lang"))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])

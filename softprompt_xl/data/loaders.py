@@ -154,7 +154,8 @@ def span_corruption_loader(texts: list[str], what: str, tokenizer, spec: Any, se
     """
     ids = [tok for doc in tokenizer(texts)["input_ids"] for tok in doc]  # each document ends with </s>
     collator = SpanCorruptionCollator(
-        tokenizer, int(spec.input_length), float(spec.noise_density), float(spec.mean_noise_span_length), seed
+        tokenizer, int(spec.input_length), float(spec.noise_density), float(spec.mean_noise_span_length), seed,
+        start_batch=start_step,
     )
     length = collator.expanded_length
     chunks = [{"input_ids": ids[i : i + length]} for i in range(0, len(ids) - length + 1, length)]
