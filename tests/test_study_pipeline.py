@@ -199,3 +199,21 @@ def test_every_experiment_config_composes(make_cfg, experiment):
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             run = compose("train", overrides=[f"experiment={experiment}", f"+combo={combo}"])
         assert run.combo.name == combo
+
+
+def test_keys_follow_the_configuration(make_cfg):
+    from softprompt_xl.plan import key, lang_spec, result_spec, task_spec
+
+    base = make_cfg("+combo=lp_ta", "lang=sk")
+    assert key(task_spec(base)) == key(task_spec(make_cfg("+combo=lp_ta", "lang=sk")))  # same config, same key
+    longer_lang = make_cfg("+combo=lp_ta", "lang=sk", "lang_stage.max_steps=7")
+    assert key(lang_spec(longer_lang)) != key(lang_spec(base))
+    # a task component trained with another language component is another component
+    assert key(task_spec(longer_lang)) != key(task_spec(base))
+    assert key(task_spec(make_cfg("+combo=lp_ta", "lang=sk", "seed=1"))) != key(task_spec(base))
+    assert key(task_spec(make_cfg("+combo=lp_ta", "lang=sk", "combo.components.task.optimizer.lr=0.1"))) != key(task_spec(base))
+    # what does not shape the weights does not change the key; evaluation languages change only the result's
+    assert key(task_spec(make_cfg("+combo=lp_ta", "lang=sk", "checkpoint_every_n_steps=3"))) == key(task_spec(base))
+    wider = make_cfg("+combo=lp_ta", "lang=sk", "eval_langs=[sk,cs]")
+    assert key(task_spec(wider)) == key(task_spec(base)) and key(result_spec(wider)) != key(result_spec(base))
+    assert key(lang_spec(base, "cs")).startswith("lang-prompt-cs-")
