@@ -32,3 +32,11 @@ def stable_hash(obj: Any, length: int = 12) -> str:
     """Hex digest of a JSON-able value that does not depend on key order or the Python process."""
     text = json.dumps(to_plain(obj), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def keep_library_caches_under(paths: Any) -> None:
+    """matplotlib (imported by torchmetrics inside Lightning, and by the report) writes a config and font cache
+    into HOME; point it under paths.cache like every other file the framework writes (a user's choice wins)."""
+    import os
+
+    os.environ.setdefault("MPLCONFIGDIR", str(Path(paths.cache) / "matplotlib"))

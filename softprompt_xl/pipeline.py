@@ -4,6 +4,7 @@ result. Whatever the store already holds is reused; a finished result is not rec
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -20,10 +21,10 @@ from .data.sources import task_source
 from .data.tasks import get_task
 from .errors import UserError
 from .module import Seq2SeqModule
-from .plan import eval_langs, key, lang_spec, result_spec, task_spec, with_lang
+from .plan import comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec, with_lang
 from .resume import Checkpointing, resume_point
 from .store import Store
-from .tracking import log_summary, stage_logger
+from .tracking import log_component, log_summary, run_info, stage_logger, use_components
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +77,16 @@ def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_
                                     cfg.trainer.num_workers, steps=stage.max_steps, start_step=start)
     module = Seq2SeqModule(net, trainable, spec["component"]["optimizer"], stage.max_steps)
     callbacks = [Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
-    with stage_logger(cfg, "lang", f"lang-{spec['kind']}-{cfg.lang.code}", name, output_dir, [spec["kind"], cfg.lang.code]) as logger:
+    tags = [spec["kind"], cfg.lang.code, cfg.backbone.id]
+    with stage_logger(cfg, "lang", f"lang-{spec['kind']}-{cfg.lang.code}", name, output_dir, tags) as logger:
         trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, callbacks=callbacks)
         trainer.fit(module, loader, ckpt_path=resume_from)
-    loss = trainer.callback_metrics.get("train/loss")
-    store.save_component(path, component, spec, {
-        "steps": trainer.global_step, "final_train_loss": None if loss is None else float(loss),
-        "wall_time_s": round(time.time() - started, 1),
-    })
+        loss = trainer.callback_metrics.get("train/loss")
+        store.save_component(path, component, spec, {
+            "steps": trainer.global_step, "final_train_loss": None if loss is None else float(loss),
+            "wall_time_s": round(time.time() - started, 1),
+        })
+        log_component(logger, path)  # inside the run: the stage that trained it is the artifact's producer
     store.drop_checkpoints(name)
     log.info("Stage 1 done in %.0f s: saved %s", time.time() - started, path)
 
@@ -111,12 +114,14 @@ def run(cfg: Any, output_dir: Path) -> dict:
     net = ComposedModel(model, tokenizer)
     if lang_path:
         net.load(lang_path)
-    trained = train_task_part(cfg, store, net, task, output_dir)
+    trained = train_task_part(cfg, store, net, task, output_dir, lang_path)
 
     metrics, used, logger_tags = {}, {}, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]
     module = Seq2SeqModule(net, [], None, 0, task)
     name = f"{combo.name}-{cfg.lang.code}-{task.name}"
     with stage_logger(cfg, "eval", f"eval-{name}", result_key, output_dir, logger_tags) as logger:
+        if trained["task_component"]:
+            use_components(logger, [store.component_dir(trained["task_component"])])
         for code in eval_langs(cfg):
             target = with_lang(cfg, code)
             used[code] = lang_path.name if lang_path else None
@@ -137,24 +142,38 @@ def run(cfg: Any, output_dir: Path) -> dict:
             if code != cfg.lang.code and combo.components.lang:
                 net.remove("lang")
                 net.load(lang_path)
-        log_summary(logger, {f"test/{lang}/{k}": v for lang, m in metrics.items() for k, v in m.items()})
-
-    result = {
-        "combo": combo.name,
-        "lang": cfg.lang.code,
-        "task": task.name,
-        "backbone": cfg.backbone.id,
-        "seed": cfg.seed,
-        "metrics": metrics,
-        "eval_langs": list(metrics),
-        **trained,
-        "lang_component": lang_path.name if lang_path else None,
-        "eval_lang_components": used,
-        "wall_time_s": round(time.time() - started, 1),
-        "status": "complete",
-    }
+        use_components(logger, [store.component_dir(k) for k in dict.fromkeys(used.values()) if k])
+        result = {
+            "combo": combo.name,
+            "lang": cfg.lang.code,
+            "task": task.name,
+            "backbone": cfg.backbone.id,
+            "seed": cfg.seed,
+            "metrics": metrics,
+            "eval_langs": list(metrics),
+            **trained,
+            "lang_component": lang_path.name if lang_path else None,
+            **_lang_component_cost(lang_path),
+            "eval_lang_components": used,
+            "spec": comparison_spec(cfg),  # what the report groups by: never averaged with a different setting
+            "wandb": run_info(logger),
+            "wall_time_s": round(time.time() - started, 1),
+            "status": "complete",
+        }
+        # The final numbers, and the whole result (so `report source=wandb` reads what the store would hold).
+        log_summary(logger, {**{f"test/{lang}/{k}": v for lang, m in metrics.items() for k, v in m.items()},
+                             "result": json.dumps(result, default=str)})
     store.save_result(result_key, result)
     return result
+
+
+def _lang_component_cost(lang_path: Path | None) -> dict:
+    """Size and stage-1 training time of the language component (trained once, shared by many runs)."""
+    if lang_path is None:
+        return {"lang_component_params": None, "lang_train_time_s": None}
+    header = json.loads((lang_path / "component.json").read_text(encoding="utf-8"))
+    return {"lang_component_params": header.get("num_parameters"),
+            "lang_train_time_s": header.get("meta", {}).get("wall_time_s")}
 
 
 def run_lang_stage(cfg: Any, store: Store, output_dir: Path) -> dict:
@@ -167,7 +186,8 @@ def run_lang_stage(cfg: Any, store: Store, output_dir: Path) -> dict:
             "status": "complete"}
 
 
-def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, output_dir: Path) -> dict:
+def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, output_dir: Path,
+                    lang_path: Path | None = None) -> dict:
     """Stage 2: attach the task component (trained now, or from the store) or train the whole backbone
     (full_ft) or nothing (zero_shot). Returns what the result records about it."""
     combo, spec = cfg.combo, task_spec(cfg)
@@ -208,18 +228,22 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
     name = f"{combo.name}-{cfg.lang.code}-{task.name}"
     workers = cfg.trainer.num_workers
     with stage_logger(cfg, "task", name, task_key, output_dir, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]) as logger:
+        use_components(logger, [lang_path] if lang_path else [])
         trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, min(stage.val_every_n_steps, stage.max_steps),
                                callbacks)
         log.info("Stage 2: training %s on %s %s (%d steps%s)", what, cfg.lang.name, task.name, stage.max_steps,
                  f", resuming at step {start}" if resume_from else "")
         trainer.fit(module, task_loader(train, tokenizer, stage.batch_size, workers, stage.max_steps, cfg.seed, start),
                     task_loader(val, tokenizer, stage.eval_batch_size, workers), ckpt_path=resume_from)
-    info = {**info, "trainable_params": net.parameter_counts(), "steps": trainer.global_step,
-            "best_step": module.best["step"] if module.best else None, "validation": module.val_history,
-            "train_time_s": round(time.time() - started, 1)}
-    net.train_only([])
-    if component is not None:
-        store.save_component(path, component, spec, {**info, "wall_time_s": info["train_time_s"]})
+        info = {**info, "trainable_params": net.parameter_counts(), "steps": trainer.global_step,
+                "best_step": module.best["step"] if module.best else None, "validation": module.val_history,
+                "train_time_s": round(time.time() - started, 1)}
+        net.train_only([])
+        log_summary(logger, {"best_step": info["best_step"], "train_time_s": info["train_time_s"],
+                             **{f"trainable_params/{part}": n for part, n in info["trainable_params"].items()}})
+        if component is not None:
+            store.save_component(path, component, spec, {**info, "wall_time_s": info["train_time_s"]})
+            log_component(logger, path)
     store.drop_checkpoints(task_key)
     return info
 
@@ -230,8 +254,6 @@ def _split(cfg: Any, task: Any, split: str, tokenizer: Any, needed: tuple[str, .
 
 
 def _meta(path: Path) -> dict:
-    import json
-
     return json.loads((path / "component.json").read_text(encoding="utf-8")).get("meta", {})
 
 

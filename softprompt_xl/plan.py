@@ -99,6 +99,26 @@ def result_spec(cfg: Any) -> dict:
     }
 
 
+def comparison_spec(cfg: Any) -> dict:
+    """What runs must share for their numbers to be averaged or set side by side, in two parts: `shared` by every
+    configuration of one comparison (backbone, data, task, task-stage budget) and `combo`, what makes one
+    configuration (its components, their hyperparameters, the language stage). The language, the seed and the
+    evaluation languages are left out: they are a table's columns, what is averaged over, and a transfer
+    matrix's columns. Recorded in each result; the report groups by it (softprompt_xl/report/)."""
+    task, lang = task_spec(cfg), lang_spec(cfg)
+    # The data choice, not each language's files: those differ along a table's columns by design. Files a run
+    # brings itself (data.files) are other data, so their content counts.
+    data = {"name": cfg.data.name}
+    if to_plain(cfg.data.get("files")):
+        data["files"] = task["data"]
+    return {
+        "shared": {"backbone": task["backbone"], "data": data, "task": task["task"], "task_config": task["task_config"],
+                   "stage": task["stage"]},
+        "combo": {**{k: task[k] for k in ("combo", "kind", "component", "train_backbone", "optimizer")},
+                  "lang": {k: lang[k] for k in ("kind", "component", "stage")} if lang else None},
+    }
+
+
 def key(spec: dict) -> str:
     """The store key of a spec: readable fields, then a hash of everything."""
     readable = "-".join(str(spec[k]) for k in ("role", "combo", "kind", "lang", "task") if isinstance(spec.get(k), str))

@@ -64,6 +64,11 @@ class Store:
     def drop_checkpoints(self, key: str) -> None:
         shutil.rmtree(self.checkpoint_dir(key), ignore_errors=True)
 
+    def results(self) -> list[dict]:
+        """Every result the store holds, each with its key (only finished runs write here)."""
+        return [{**json.loads(path.read_text(encoding="utf-8")), "key": path.stem}
+                for path in sorted((self.root / "results").glob("*.json"))]
+
     def entries(self) -> list[dict]:
         """One row per component, result and unfinished checkpoint."""
         rows = []
@@ -73,10 +78,10 @@ class Store:
             rows.append({"key": path.parent.name, "kind": header.get("kind"), "role": header.get("role"),
                          "lang": spec.get("lang"), "task": spec.get("task"), "size": _size(path.parent),
                          "created": header.get("meta", {}).get("created", "?"), "status": "complete"})
-        for path in sorted((self.root / "results").glob("*.json")):
-            result = json.loads(path.read_text(encoding="utf-8"))
-            rows.append({"key": path.stem, "kind": result.get("combo"), "role": "result", "lang": result.get("lang"),
-                         "task": result.get("task"), "size": path.stat().st_size, "created": result.get("created", "?"),
+        for result in self.results():
+            rows.append({"key": result["key"], "kind": result.get("combo"), "role": "result", "lang": result.get("lang"),
+                         "task": result.get("task"), "size": self.result_file(result["key"]).stat().st_size,
+                         "created": result.get("created", "?"),
                          "status": result.get("status", "?")})
         for path in sorted(p for p in (self.root / "checkpoints").glob("*") if p.is_dir()):
             rows.append({"key": path.name, "kind": "checkpoint", "role": path.name.split("-")[0], "lang": None,

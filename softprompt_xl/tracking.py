@@ -1,11 +1,14 @@
 """Experiment tracking for one training stage: a W&B run (offline by default), a CSV log, or nothing.
 
 The W&B run is always finished - with a failure exit code if the stage raised - so the next job of a
-multirun never lands in it.
+multirun never lands in it. W&B conventions (README "Weights & Biases"): one project per study, one group per
+sweep, `job_type` = the stage (lang / task / eval), tags for combo, language, task and backbone, a flat `run`
+block in the config to filter and group by, and each trained component as an artifact named by its store key.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from contextlib import contextmanager
@@ -47,11 +50,17 @@ def _wandb(cfg: Any, job_type: str, name: str, key: str, tags: list[str]) -> Ite
 
     settings = cfg.logger.wandb
     wandb_environment(cfg.paths)
+    # The nested config has combo.name, lang.code, task.name; `run` says the same in one flat block (null where a
+    # stage has none: a language component belongs to no combo or task), plus the store key of what it makes.
+    identity = {"stage": job_type, "combo": None if job_type == "lang" else cfg.combo.name, "lang": cfg.lang.code,
+                "task": None if job_type == "lang" else cfg.task.name, "backbone": cfg.backbone.id, "seed": cfg.seed,
+                "store_key": key}
     try:
         run = wandb.init(
             id=f"{job_type}-{stable_hash([job_type, key], 16)}", resume="allow",
             project=settings.project, entity=settings.entity, group=settings.group, name=name, job_type=job_type,
-            mode=settings.mode, dir=cfg.paths.wandb, tags=list(settings.tags) + tags, config=to_plain(cfg),
+            mode=settings.mode, dir=cfg.paths.wandb, tags=list(dict.fromkeys([*settings.tags, *tags])),
+            config={**to_plain(cfg), "run": identity},
         )
     except wandb.errors.UsageError as err:  # e.g. online mode without a login
         raise UserError(
@@ -67,9 +76,53 @@ def _wandb(cfg: Any, job_type: str, name: str, key: str, tags: list[str]) -> Ite
         wandb.finish(exit_code=exit_code)
 
 
-def log_summary(logger: Any, values: dict[str, Any]) -> None:
-    """Final numbers into the W&B run summary (the charts keep the history)."""
+def _run(logger: Any) -> Any:
+    """The W&B run behind a stage logger, or None when the stage logs elsewhere (CSV) or nowhere."""
     from lightning.pytorch.loggers import WandbLogger
 
-    if isinstance(logger, WandbLogger):
-        logger.experiment.summary.update(values)
+    return logger.experiment if isinstance(logger, WandbLogger) else None
+
+
+def log_summary(logger: Any, values: dict[str, Any]) -> None:
+    """Final numbers into the W&B run summary (the charts keep the history)."""
+    if (run := _run(logger)) is not None:
+        run.summary.update(values)
+
+
+def run_info(logger: Any) -> dict | None:
+    """Where a stage's W&B run is (recorded in the result, so the report can log to the sweep's group)."""
+    if (run := _run(logger)) is None:
+        return None
+    return {"project": run.project, "group": run.group, "run_id": run.id, "mode": "offline" if run.offline else "online"}
+
+
+def _artifact(path: Path) -> Any:
+    """A stored component as a W&B artifact: named by its store key, typed by its role, its files as stored."""
+    import wandb
+
+    header = json.loads((path / "component.json").read_text(encoding="utf-8"))
+    meta = header.get("meta", {})
+    artifact = wandb.Artifact(path.name, type=f"{header['role']}-component", metadata={
+        "store_key": path.name, "role": header["role"], "kind": header["kind"], "name": header.get("name"),
+        "num_parameters": header.get("num_parameters"), "spec": meta.get("spec"),
+    })
+    artifact.add_dir(str(path))
+    return artifact
+
+
+def log_component(logger: Any, path: Path) -> None:
+    """Record the component the stage trained (now in the store at `path`) as the run's output artifact."""
+    if (run := _run(logger)) is not None:
+        run.log_artifact(_artifact(path))
+
+
+def use_components(logger: Any, paths: list[Path]) -> None:
+    """Declare the stored components a stage builds on as its inputs, so W&B shows the lineage (a task run uses its
+    language component). The artifact is rebuilt from the store: the same files give the same digest, so W&B
+    links it to the version the producing run logged. W&B refuses `use_artifact` offline; an offline run keeps
+    the keys in its config and in its task component's metadata (spec.lang_component) instead."""
+    run = _run(logger)
+    if run is None or run.offline:
+        return
+    for path in paths:
+        run.use_artifact(_artifact(path))

@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from .atomic import write_json
-from .config import CONF_DIR, register_resolvers
+from .config import CONF_DIR, keep_library_caches_under, register_resolvers
 from .errors import UserError
 
 log = logging.getLogger("softprompt_xl")
@@ -36,6 +36,7 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # "adapters available but none are activated": said while a stack is being built, before it is activated.
     logging.getLogger("adapters").setLevel(logging.ERROR)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # imported by torchmetrics; its font cache is no news
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -89,6 +90,7 @@ def run_job(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
+    keep_library_caches_under(cfg.paths)  # before Lightning is imported (it imports matplotlib)
     quiet_libraries()
     if "combo" not in cfg:
         combos = sorted(p.stem for p in (CONF_DIR / "combo").glob("*.yaml"))

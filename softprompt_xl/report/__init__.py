@@ -1,0 +1,10 @@
+"""Compare the results of a study: paper-style tables, transfer matrices and plots, optionally in W&B.
+
+    python -m softprompt_xl.report [paths.root=DIR] [task=qa] [backbone=tiny] [data=toy] [experiment=NAME]
+
+results.py  which results (store or W&B), filtered; what is missing or failed
+tables.py   results into score, cost and transfer tables, grouped by the comparison spec each result records
+render.py   a table as Markdown, CSV and LaTeX       plots.py  figures (PNG)
+write.py    the report directory, written at once    wandb_io.py  report.wandb=true
+__main__.py the Hydra app (conf/report.yaml)
+"""

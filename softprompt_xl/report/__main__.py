@@ -1,0 +1,60 @@
+"""`python -m softprompt_xl.report paths.root=DIR [task=qa] [backbone=...] [data=...] [experiment=...]`: the report
+of the finished results, written to paths.reports/<name>/ and printed as Markdown. A Hydra app on conf/report.yaml,
+whose filters are the training config's own groups, so a value is checked (and listed) as in training."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from ..config import CONF_DIR, keep_library_caches_under, register_resolvers
+from ..errors import UserError
+
+log = logging.getLogger("softprompt_xl")
+register_resolvers()
+
+
+def report_name(cfg: DictConfig, experiment: str | None) -> str:
+    from .results import filters
+
+    return cfg.report.name or "-".join([experiment or "all", *filters(cfg).values()])
+
+
+def make_report(cfg: DictConfig, experiment: str | None) -> str:
+    keep_library_caches_under(cfg.paths)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # "generated new fontManager" is not news to a user
+    from .results import select
+    from .tables import build
+    from .write import write_report
+
+    selection = select(cfg, experiment)
+    sections, notes = build(selection.results, cfg.report.metric, cfg.report.transfer_from)
+    name = report_name(cfg, experiment)
+    folder = Path(cfg.paths.reports) / name
+    markdown = write_report(folder, name, selection, sections, notes)
+    print(markdown, flush=True)
+    log.info("Report written to %s (report.md, and per task CSV, LaTeX and PNG)", folder)
+    if cfg.report.wandb:
+        from .wandb_io import log_report
+
+        log.info("Report logged to %s", log_report(cfg, name, sections, selection.results, folder))
+    return str(folder)
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="report", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    experiment = HydraConfig.get().runtime.choices.get("experiment")
+    try:
+        make_report(cfg, experiment)
+    except UserError as err:
+        log.error("%s", err)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""A table as Markdown (best bold), LaTeX (booktabs, best \\textbf) and flat rows (CSV, W&B Tables: one numeric
+column per mean, std and seed count, so the numbers can be read back without parsing "85.3 ± 1.2").
+A missing cell is "—" / "--" / empty: never 0."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+from .tables import Cell, Table
+
+MISSING = "—"
+
+
+def _text(value: Any, latex: bool = False) -> str:
+    if value is None:
+        return "--" if latex else MISSING
+    if isinstance(value, Cell):
+        pm = " $\\pm$ " if latex else " ± "
+        text = f"{value.mean:.1f}" + (f"{pm}{value.std:.1f}" if value.std is not None else "")
+        return text + (f" ({value.n})" if value.show_n else "")
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return _escape(str(value)) if latex else str(value)
+
+
+def markdown(table: Table) -> str:
+    lines = ["| " + " | ".join(table.header) + " |", "|" + "---|" + "---:|" * (len(table.header) - 1)]
+    for i, row in enumerate(table.rows):
+        cells = [f"**{_text(v)}**" if (i, j) in table.best else _text(v) for j, v in enumerate(row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def latex(table: Table) -> str:
+    def line(cells: list[str]) -> str:
+        return " & ".join(cells) + r" \\"
+
+    body = [line([f"\\textbf{{{_text(v, True)}}}" if (i, j) in table.best else _text(v, True)
+                  for j, v in enumerate(row)]) for i, row in enumerate(table.rows)]
+    return "\n".join([
+        f"% {table.title}", "% needs \\usepackage{booktabs}",
+        r"\begin{tabular}{l" + "r" * (len(table.header) - 1) + "}", r"\toprule",
+        line([_escape(h) for h in table.header]), r"\midrule", *body, r"\bottomrule", r"\end{tabular}", "",
+    ])
+
+
+def flat(table: Table) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows of plain values: a column holding cells becomes `<name>`, `<name> std`, `<name> n`."""
+    cell_columns = {j for row in table.rows for j, v in enumerate(row) if isinstance(v, Cell)}
+    columns = []
+    for j, name in enumerate(table.header):
+        columns += [name, f"{name} std", f"{name} n"] if j in cell_columns else [name]
+    rows = []
+    for row in table.rows:
+        values = []
+        for j, v in enumerate(row):
+            if j in cell_columns:
+                values += [round(v.mean, 4), None if v.std is None else round(v.std, 4), v.n] if isinstance(v, Cell) \
+                    else [v, None, 0 if v is None else None]  # missing: no seed; a plain number: no count
+            else:
+                values.append(round(v, 4) if isinstance(v, float) else v)
+        rows.append(values)
+    return columns, rows
+
+
+def csv_text(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    columns, rows = flat(table)
+    writer.writerow(columns)
+    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    return out.getvalue()
+
+
+def _escape(text: str) -> str:
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+               "}": r"\}", "—": "--", "–": "--"}
+    return re.sub("|".join(re.escape(c) for c in special), lambda m: special[m.group()], text)

@@ -1,0 +1,168 @@
+"""Which results a report covers: the complete results of the store (or of a W&B project), narrowed by the
+filters; and what is not there: the runs an experiment plans that have no result, and the jobs that failed or
+were interrupted (their result.json in the job directories under paths.outputs)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from ..config import stable_hash
+from ..errors import UserError
+from ..store import Store
+
+log = logging.getLogger(__name__)
+RUN_EXAMPLE = "`python -m softprompt_xl.train +combo=lp_ta,ta lang=en,sk -m`"
+
+
+@dataclass
+class Selection:
+    results: list[dict]
+    filters: dict[str, str]
+    source: str  # where the results were read, in words
+    missing: list[str] = field(default_factory=list)  # runs an experiment plans that have no result
+    failed: list[str] = field(default_factory=list)  # failed or interrupted jobs without a later complete result
+
+
+def filters(cfg: Any) -> dict[str, str]:
+    """The filters given on the command line: the report config's task / backbone / data groups, null unless set."""
+    chosen = {"task": OmegaConf.select(cfg, "task.name"), "backbone": OmegaConf.select(cfg, "backbone.id"),
+              "data": OmegaConf.select(cfg, "data.name")}
+    return {k: v for k, v in chosen.items() if v}
+
+
+def _field(result: dict, name: str) -> Any:
+    if name == "data":  # only the comparison spec records the data choice
+        return (((result.get("spec") or {}).get("shared") or {}).get("data") or {}).get("name")
+    return result.get(name)
+
+
+def select(cfg: Any, experiment: str | None) -> Selection:
+    if cfg.source == "store":
+        results, where = read_store(Store(cfg.paths.store)), f"store {cfg.paths.store}"
+    elif cfg.source == "wandb":
+        results, where = read_wandb(cfg)
+    else:
+        raise UserError(f"Unknown source '{cfg.source}': use source=store (the results under paths.store, the default) "
+                        "or source=wandb (the eval runs of the W&B project logger.wandb.project; online only).")
+    if not results:
+        raise UserError(f"The {where} holds no finished results, so there is nothing to report. Run a sweep first, "
+                        f"e.g. {RUN_EXAMPLE}, or point the report at the root that holds the store with paths.root=DIR.")
+    chosen = filters(cfg)
+    kept = [r for r in results if all(_field(r, k) == v for k, v in chosen.items())]
+    selection = Selection(kept, chosen, where)
+    if experiment:
+        planned = experiment_runs(cfg, experiment)
+        ids = {p["id"] for p in planned}
+        selection.results = [r for r in kept if _run_id(r) in ids]
+        present = {_run_id(r) for r in selection.results}
+        selection.missing = [p["name"] for p in planned
+                             if p["id"] not in present and all(p.get(k) == v for k, v in chosen.items() if k == "task")]
+    if not selection.results:
+        held = {k: sorted({str(_field(r, k)) for r in results}) for k in ("task", "backbone", "data")}
+        wanted = " ".join(f"{k}={v}" for k, v in chosen.items()) + (f" experiment={experiment}" if experiment else "")
+        unrecorded = " ('None': results written before the data choice was recorded)" if "None" in held["data"] else ""
+        raise UserError(f"No finished result in the {where} matches {wanted.strip()}: it holds tasks "
+                        f"{', '.join(held['task'])}, backbones {', '.join(held['backbone'])}, data "
+                        f"{', '.join(held['data'])}{unrecorded}. Change or drop the filter, or run those runs first "
+                        "(the same filters on `python -m softprompt_xl.train`).")
+    if cfg.source == "store":
+        selection.failed = failed_jobs(Path(cfg.paths.outputs), results, chosen,
+                                       selection.missing if experiment else None)
+    return selection
+
+
+def _run_id(result: dict) -> str:
+    """What identifies a run across seeds and evaluation languages: its comparison spec, language and task."""
+    return stable_hash([result.get("spec"), result["lang"], result["task"]])
+
+
+def experiment_runs(cfg: Any, experiment: str) -> list[dict]:
+    """The runs `experiment=<name>` plans: its sweeper parameters expanded as the sweep expands them, each job
+    composed from the training config, so the report knows exactly which results belong to it (any seed)."""
+    from hydra import compose
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ..plan import comparison_spec
+
+    hydra_cfg = HydraConfig.get()
+    params = OmegaConf.to_container(hydra_cfg.sweeper.params or {})
+    # The report's own paths.* overrides apply to the planned runs too (a relative path or another root).
+    base = [f"experiment={experiment}", *(o for o in hydra_cfg.overrides.task if o.startswith("paths."))]
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    log.info("experiment=%s plans %d run(s); composing them to match the store's results", experiment, len(jobs))
+    planned = []
+    for job in jobs:
+        run = compose("train", overrides=base + job)
+        spec = comparison_spec(run)
+        planned.append({"id": _run_id({"spec": json.loads(json.dumps(spec)), "lang": run.lang.code,
+                                       "task": run.task.name}),
+                        "name": f"{run.combo.name} {run.lang.code} {run.task.name}", "task": run.task.name})
+    return planned
+
+
+def failed_jobs(outputs: Path, results: list[dict], chosen: dict[str, str], only: list[str] | None) -> list[str]:
+    """Jobs whose result.json says failed or interrupted, unless a later run of the same one completed; with
+    `only` (an experiment's missing runs), just those."""
+    done = {(r.get("combo"), r.get("lang"), r.get("task"), r.get("backbone"), r.get("seed")) for r in results}
+    found = []
+    for path in sorted(outputs.rglob("result.json")) if outputs.exists() else []:
+        job = json.loads(path.read_text(encoding="utf-8"))
+        status = job.get("status")
+        if status == "complete" or any(job.get(k) != v for k, v in chosen.items() if k != "data"):
+            continue
+        if (job.get("combo"), job.get("lang"), job.get("task"), job.get("backbone"), job.get("seed")) in done:
+            continue
+        name = f"{job.get('combo')} {job.get('lang')} {job.get('task')}"
+        if only is not None and name not in only:
+            continue
+        advice = "resumable: run the same command again" if status == "interrupted" else job.get("error", "?")
+        found.append(f"{name} (seed {job.get('seed')}, {job.get('backbone')}): {status} - {advice} [{path.parent}]")
+    return found
+
+
+def read_store(store: Store) -> list[dict]:
+    results = [r for r in store.results() if r.get("status") == "complete"]
+    for result in results:  # results written before the cost of the language component was recorded
+        if result.get("lang_component") and "lang_component_params" not in result:
+            header_file = store.component_dir(result["lang_component"]) / "component.json"
+            if header_file.exists():
+                header = json.loads(header_file.read_text(encoding="utf-8"))
+                result["lang_component_params"] = header.get("num_parameters")
+                result["lang_train_time_s"] = header.get("meta", {}).get("wall_time_s")
+    return results
+
+
+def read_wandb(cfg: Any) -> tuple[list[dict], str]:
+    """The results recorded in the summaries of the project's eval runs (the same records the store holds)."""
+    from ..tracking import wandb_environment
+
+    settings = cfg.logger.get("wandb")
+    if settings is None:
+        raise UserError("source=wandb reads the W&B project named in logger.wandb; it was switched off (logger=csv or "
+                        "logger=none). Drop that override, or read the local store (source=store, the default).")
+    project = f"{settings.entity}/{settings.project}" if settings.entity else settings.project
+    advice = (f"source=wandb reads results online: on a machine with network, log in (`wandb login` or WANDB_API_KEY) "
+              f"and check logger.wandb.project / logger.wandb.entity (now '{project}'); or read the local store where "
+              "it is (source=store, the default; paths.root=DIR), after uploading offline runs with `wandb sync`.")
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        raise UserError(f"WANDB_MODE={os.environ['WANDB_MODE']} keeps W&B offline, but {advice}")
+    wandb_environment(cfg.paths)
+    import wandb
+
+    try:
+        runs = list(wandb.Api(timeout=30).runs(project, filters={"jobType": "eval"}))
+    except Exception as err:  # noqa: BLE001 - no login, no network, no such project: all end in the same advice
+        raise UserError(f"Could not read the runs of the W&B project '{project}' ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''}). {advice}") from None
+    results = [json.loads(text) for run in runs if isinstance(text := run.summary.get("result"), str)]
+    return [r for r in results if r.get("status") == "complete"], f"W&B project {project}"

@@ -1,0 +1,58 @@
+"""The report on disk: `report.md` (every table, the figures, what is missing or failed) and per section the
+tables as CSV and LaTeX and the figures as PNG. The whole directory is built aside and swapped in by one rename,
+so a reader sees the previous report or the new one, never a mix, and no file of an older report lingers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..atomic import atomic_dir
+from . import plots, render
+from .results import Selection
+from .tables import Section
+
+
+def write_report(folder: Path, name: str, selection: Selection, sections: list[Section], notes: list[str]) -> str:
+    """Write everything under `folder` (replacing an earlier report of the same name); return the Markdown."""
+    filters = " ".join(f"{k}={v}" for k, v in selection.filters.items()) or "none"
+    lines = [
+        f"# Report `{name}`", "",
+        f"{len(selection.results)} finished result(s) from the {selection.source}; filters: {filters}; "
+        f"written {time.strftime('%Y-%m-%d %H:%M')}.", "",
+        "Cells: mean ± std over seeds (std from two seeds on); `seeds` = seeds per configuration, (n) after a cell "
+        "that has fewer; **bold** = best in the column; — = no result (missing, not zero). `avg` is the mean over "
+        "the languages, `avg low` over the low-resource ones; either is missing when one of its languages is.",
+    ]
+    files: dict[str, bytes | str] = {}
+    for section in sections:
+        lines += ["", f"## {section.scores.title}", "", f"Setting: {section.setting}.", "",
+                  render.markdown(section.scores), "", f"![{section.task}]({section.slug}/scores.png)", "",
+                  f"### {section.cost.title}", "", render.markdown(section.cost), "",
+                  "### Transfer: trained on (rows) → tested on (columns)"]
+        files[f"{section.slug}/scores.png"] = plots.scores_plot(section.scores, section.metric)
+        for table in [section.scores, section.cost, *section.transfer]:
+            files[f"{table.slug}.csv"] = render.csv_text(table)
+            files[f"{table.slug}.tex"] = render.latex(table)
+        for table in section.transfer:
+            files[f"{table.slug}.png"] = plots.heatmap(table)
+            lines += ["", f"#### {table.title}", "", render.markdown(table), "", f"![heatmap]({table.slug}.png)"]
+    missing = [f"- {s.slug}: no result for {', '.join(s.missing)}" for s in sections if s.missing]
+    lines += ["", "## Missing and failed runs", ""]
+    lines += missing or ["- every cell of the score tables has a result"]
+    if selection.missing:
+        lines += [f"- planned by the experiment, no result yet ({len(selection.missing)}): "
+                  + ", ".join(selection.missing)]
+    lines += [f"- failed: {f}" for f in selection.failed]
+    lines += [f"- note: {n}" for n in notes]
+    text = "\n".join(lines) + "\n"
+    files["report.md"] = text
+    with atomic_dir(folder) as tmp:
+        for relative, content in files.items():
+            path = tmp / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+    return text
