@@ -20,9 +20,10 @@ register_resolvers()
 
 
 def report_name(cfg: DictConfig, experiment: str | None) -> str:
-    from .results import filters
-
-    return cfg.report.name or "-".join([experiment or "all", *filters(cfg).values()])
+    """report.name, else the experiment (or "all") and the filters given on the command line (not those an
+    experiment implies, such as its backbone)."""
+    given = [o.split("=", 1) for o in HydraConfig.get().overrides.task]
+    return cfg.report.name or "-".join([experiment or "all", *(v for k, v in given if k in ("task", "backbone", "data"))])
 
 
 def make_report(cfg: DictConfig, experiment: str | None) -> str:

@@ -58,12 +58,11 @@ def select(cfg: Any, experiment: str | None) -> Selection:
     kept = [r for r in results if all(_field(r, k) == v for k, v in chosen.items())]
     selection = Selection(kept, chosen, where)
     if experiment:
-        planned = experiment_runs(cfg, experiment)
+        planned = experiment_runs(cfg, experiment, chosen.get("task"))
         ids = {p["id"] for p in planned}
         selection.results = [r for r in kept if _run_id(r) in ids]
         present = {_run_id(r) for r in selection.results}
-        selection.missing = [p["name"] for p in planned
-                             if p["id"] not in present and all(p.get(k) == v for k, v in chosen.items() if k == "task")]
+        selection.missing = [p["name"] for p in planned if p["id"] not in present]
     if not selection.results:
         held = {k: sorted({str(_field(r, k)) for r in results}) for k in ("task", "backbone", "data")}
         wanted = " ".join(f"{k}={v}" for k, v in chosen.items()) + (f" experiment={experiment}" if experiment else "")
@@ -83,9 +82,10 @@ def _run_id(result: dict) -> str:
     return stable_hash([result.get("spec"), result["lang"], result["task"]])
 
 
-def experiment_runs(cfg: Any, experiment: str) -> list[dict]:
-    """The runs `experiment=<name>` plans: its sweeper parameters expanded as the sweep expands them, each job
-    composed from the training config, so the report knows exactly which results belong to it (any seed)."""
+def experiment_runs(cfg: Any, experiment: str, task: str | None = None) -> list[dict]:
+    """The runs `experiment=<name>` plans (of `task` only, if given): its sweeper parameters expanded as the sweep
+    expands them, each job composed from the training config, so the report knows exactly which results belong to
+    it, whatever their seed."""
     from hydra import compose
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.hydra_config import HydraConfig
@@ -98,15 +98,18 @@ def experiment_runs(cfg: Any, experiment: str) -> list[dict]:
     # The report's own paths.* overrides apply to the planned runs too (a relative path or another root).
     base = [f"experiment={experiment}", *(o for o in hydra_cfg.overrides.task if o.startswith("paths."))]
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch
+            if task is None or f"task={task}" in job or not any(o.startswith("task=") for o in job)]
     log.info("experiment=%s plans %d run(s); composing them to match the store's results", experiment, len(jobs))
     planned = []
     for job in jobs:
         run = compose("train", overrides=base + job)
+        if task is not None and run.task.name != task:
+            continue
         spec = comparison_spec(run)
         planned.append({"id": _run_id({"spec": json.loads(json.dumps(spec)), "lang": run.lang.code,
                                        "task": run.task.name}),
-                        "name": f"{run.combo.name} {run.lang.code} {run.task.name}", "task": run.task.name})
+                        "name": f"{run.combo.name} {run.lang.code} {run.task.name}"})
     return planned
 
 
