@@ -1,11 +1,14 @@
 # Shortcuts for the README's commands. Everything written goes under runs/ (paths.root).
-.PHONY: install demo test test-all toy-data clean
+.PHONY: install demo report test test-all toy-data clean
 
 install:
 	pip install -e '.[test]'
 
 demo: install  ## the everyday command on the embedded default (tiny mT5, bundled data, offline)
 	python -m softprompt_xl.train +combo=lp_ta lang=sk -m
+
+report:  ## tables, transfer matrices and plots of the finished results under runs/reports/all/
+	python -m softprompt_xl.report
 
 test: install  ## the default suite (slow end-to-end tests excluded)
 	python -m pytest

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from ..config import CONF_DIR, stable_hash
+from ..errors import UserError
 
 # Paper order: baselines, task part alone, then language part + task part (prompt, adapter, LoRA).
 COMBO_ORDER = ["zero_shot", "ta", "tp", "tl", "la_ta", "la_tp", "la_tl", "lp_ta", "lp_tp", "lp_tl",
@@ -108,6 +109,15 @@ def build(results: list[dict], metric: str | None = None, transfer_from: str | N
                   result["seed"])
             superseded += at in points
             points[at] = (task_metric, float(scores[task_metric]), {**result, "spec": spec})
+    if not points:
+        raise UserError(f"No result has the metric '{metric}' (report.metric): they have "
+                        f"{', '.join(sorted(set().union(*lacking.values())))}. Choose one of those, or drop report.metric "
+                        "to show each task's primary metric.")
+    trained_on = {at[3] for at in points}
+    if transfer_from is not None and transfer_from not in trained_on:
+        raise UserError(f"report.transfer_from={transfer_from}: no result was trained on '{transfer_from}' (they were "
+                        f"trained on {', '.join(sorted(trained_on))}). Choose one of those, or drop it for the "
+                        "in-language tables.")
     notes += [f"{task}: no '{metric}' score in some results (they have {', '.join(sorted(names))}); left out"
               for task, names in lacking.items()]
     if superseded:
