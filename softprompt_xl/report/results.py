@@ -57,7 +57,7 @@ def select(cfg: Any, experiment: str | None) -> Selection:
     chosen = filters(cfg)
     kept = [r for r in results if all(_field(r, k) == v for k, v in chosen.items())]
     selection = Selection(kept, chosen, where)
-    if experiment:
+    if experiment and kept:  # (composing a study's runs takes seconds: not when the filters left nothing)
         planned = experiment_runs(cfg, experiment, chosen.get("task"))
         ids = {p["id"] for p in planned}
         selection.results = [r for r in kept if _run_id(r) in ids]
