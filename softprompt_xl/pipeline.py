@@ -11,6 +11,7 @@ from typing import Any
 
 import lightning as L
 
+from . import cluster
 from .atomic import write_jsonl
 from .backbone import load_backbone
 from .components.compose import ComposedModel
@@ -38,7 +39,7 @@ def make_trainer(cfg: Any, logger: Any, output_dir: Path, max_steps: int, val_ev
         max_steps=max_steps, max_epochs=-1, logger=logger, default_root_dir=output_dir,
         log_every_n_steps=t.log_every_n_steps, enable_checkpointing=False, enable_model_summary=False,
         num_sanity_val_steps=0, val_check_interval=val_every, check_val_every_n_epoch=None if val_every else 1,
-        callbacks=callbacks,
+        callbacks=callbacks, plugins=cluster.lightning_plugins(),
     )
 
 

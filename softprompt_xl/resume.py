@@ -1,5 +1,5 @@
-"""Surviving a kill: periodic checkpoints of a training stage, a clean stop on SIGTERM / SIGUSR1 (what SLURM
-sends before a time limit or a preemption), and a data order that continues where it stopped.
+"""Surviving a kill: periodic checkpoints of a training stage, a clean stop on SIGTERM / SIGUSR1 / SIGUSR2 (what
+SLURM and submitit send before a time limit or a preemption), and a data order that continues where it stopped.
 
 A resumed stage ends with the same weights as an uninterrupted one: the checkpoint holds the trainable
 weights, optimiser, schedule, validation history, best weights and the RNG states, and the sampler replays
@@ -25,6 +25,10 @@ LAST = "last.ckpt"
 
 class Interrupted(Exception):
     """A stage stopped on a signal after saving its checkpoint; the same command resumes it."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
 
 
 class ResumableSampler(Sampler[int]):
@@ -57,10 +61,10 @@ def resume_point(directory: Path) -> tuple[Path | None, int]:
 
 
 class Checkpointing(L.Callback):
-    """Saves `last.ckpt` every `every` steps and, on SIGTERM or SIGUSR1, at the end of the current step, then
-    stops the stage with `Interrupted`."""
+    """Saves `last.ckpt` every `every` steps and, on SIGTERM, SIGUSR1 or SIGUSR2, at the end of the current step,
+    then stops the stage with `Interrupted` (how the job then ends is cluster.after_interrupt's business)."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
     def __init__(self, directory: Path, every: int):
         self.directory, self.every = Path(directory), max(int(every), 1)
@@ -101,7 +105,7 @@ class Checkpointing(L.Callback):
         self.save(trainer)
         name = signal.Signals(self.received).name
         raise Interrupted(f"{name} received: saved a checkpoint at step {trainer.global_step} in "
-                          f"{self.directory}; run the same command again to resume from it.")
+                          f"{self.directory}; run the same command again to resume from it.", self.received)
 
     def save(self, trainer) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from . import cluster
 from .atomic import write_json
 from .config import CONF_DIR, register_resolvers
 from .errors import UserError
@@ -67,11 +68,13 @@ def run_job(cfg: DictConfig) -> dict:
     from . import pipeline
     from .resume import Interrupted
 
+    interrupted_by = None
     try:
         result = pipeline.run(cfg, output_dir)
         log.info("%s", summary_line(result))
     except Interrupted as err:
         log.warning("Job interrupted: %s", err)
+        interrupted_by = err.signum
         result = {**identity, "status": "interrupted", "error": str(err), "wall_time_s": round(time.time() - started, 1)}
     except Exception as err:  # noqa: BLE001 - any failure must be recorded and must not stop the sweep
         overrides = " ".join(HydraConfig.get().overrides.task)
@@ -84,12 +87,20 @@ def run_job(cfg: DictConfig) -> dict:
         result = {**identity, "status": "failed", "error": message, "overrides": overrides,
                   "wall_time_s": round(time.time() - started, 1)}
     write_json(output_dir / "result.json", result)
+    if interrupted_by is not None:
+        try:
+            cluster.after_interrupt(interrupted_by)  # under SLURM: requeued (or left to SLURM), and exits
+        except Exception as err:  # noqa: BLE001 - e.g. submitit's "Job not requeued because: timed-out too many times"
+            log.error("Not requeued: %s", err)
+            result["error"] += f" Not requeued: {err}"
+            write_json(output_dir / "result.json", result)
     return result
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
     quiet_libraries()
+    cluster.limit_threads()
     if "combo" not in cfg:
         combos = sorted(p.stem for p in (CONF_DIR / "combo").glob("*.yaml"))
         log.error("No combo chosen. Add +combo=NAME, one of: %s (e.g. `python -m softprompt_xl.train "
@@ -114,7 +125,9 @@ class ReportFailedJobs(Callback):
         if config.get("dry_run"):
             return
         sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = sorted(p.parent for p in sweep_dir.glob("*/.hydra"))
+        # a job that ran has its .hydra/; one that never started (e.g. cancelled in the queue) only the
+        # result.json its launcher wrote for it
+        jobs = sorted({p.parent for pattern in ("*/.hydra", "*/result.json") for p in sweep_dir.glob(pattern)})
         if not jobs:
             log.info("Nothing was launched: every run of the sweep had finished before (see the plan above).")
             return
@@ -133,5 +146,13 @@ class ReportFailedJobs(Callback):
         log.info("All %d jobs complete. Results: %s/*/result.json", len(jobs), sweep_dir)
 
 
+def multirun_flag_last(argv: list[str]) -> list[str]:
+    """`... lang=sk,cs -m hydra/launcher=slurm` as well as `... -m`: Hydra's parser takes the overrides only as one
+    unbroken run of words, so the value-less multirun flag is moved behind them."""
+    flags = [a for a in argv[1:] if a in ("-m", "--multirun")]
+    return [argv[0], *(a for a in argv[1:] if a not in ("-m", "--multirun")), *flags]
+
+
 if __name__ == "__main__":
+    sys.argv = multirun_flag_last(sys.argv)
     main()
