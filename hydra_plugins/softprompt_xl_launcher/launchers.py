@@ -69,9 +69,13 @@ class _WaitForEveryJob(BaseSubmititLauncher):
 
     def _outcome(self, job: Any, overrides: list[str], idx: int) -> JobReturn:
         try:
-            return job.results()[0]
+            returned = job.results()[0]
         except Exception as err:  # noqa: BLE001 - the job ended without returning: record it, wait for the others
             return self._failed(job, overrides, idx, err)
+        if returned.status == JobStatus.FAILED:  # raised outside what train.run_job records (e.g. in a signal handler)
+            error = returned._return_value
+            self._record(overrides, idx, f"{self._EXECUTOR} job {job.job_id}: {type(error).__name__}: {error}")
+        return returned
 
     def _failed(self, job: Any, overrides: list[str], idx: int, err: Exception) -> JobReturn:
         try:
@@ -119,7 +123,7 @@ class SlurmLauncher(_WaitForEveryJob):
         if missing:
             _stop(
                 f"hydra/launcher=slurm submits the sweep's jobs with sbatch and follows them with sacct, but "
-                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not on PATH here: this machine is "
+                f"{_words(missing)} {'is' if len(missing) == 1 else 'are'} not on PATH here: this machine is "
                 "not a SLURM login node, or the SLURM client is not loaded. Run the same command on the cluster's "
                 "login node (after e.g. `module load slurm`), or run here without SLURM: hydra/launcher=local "
                 "(one job after another) or hydra/launcher=local_parallel (several at once). To try SLURM on this "
@@ -137,6 +141,14 @@ class SlurmLauncher(_WaitForEveryJob):
                 "accounting (slurmdbd): without it a job that is killed can never be seen to have failed, and "
                 "the sweep would wait for it forever. Fix the client configuration or ask the cluster's admins "
                 "for accounting, or run with hydra/launcher=local or hydra/launcher=local_parallel.")
+        limit_s, delay_s = 60 * int(self.params["timeout_min"]), int(self.params.get("signal_delay_s", 0))
+        if delay_s > limit_s - 120:
+            _stop(
+                f"hydra.launcher.signal_delay_s={delay_s} leaves a job too little of its time limit "
+                f"(timeout_min={limit_s // 60}, {limit_s} s) before it is signalled to checkpoint and be requeued "
+                "(and SLURM may send the signal up to a minute early): it would be requeued before doing any "
+                "work. Make the limit longer (hydra.launcher.timeout_min) or the delay shorter "
+                "(hydra.launcher.signal_delay_s; it needs only the time of one training step or validation).")
         self._checked = True
 
     def submit(self, executor: Any, calls: list[tuple]) -> list:
@@ -164,3 +176,7 @@ class LocalParallelLauncher(_WaitForEveryJob):
 def _stop(message: str) -> None:
     log.error("%s", message)
     sys.exit(2)
+
+
+def _words(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
