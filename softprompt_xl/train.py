@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from . import cluster
+from . import cluster, distributed
 from .atomic import write_json
 from .config import CONF_DIR, register_resolvers
 from .errors import UserError
@@ -44,6 +44,10 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
     warnings.filterwarnings("ignore", message=".*defined a `validation_step` but have no `val_dataloader`.*")  # stage 1
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")  # inside Lightning
+    # trainer=ddp: every process validates on the whole split, so the epoch-level values are the same everywhere
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+    # said by Lightning on any machine with SLURM installed, also of a job meant to run right here
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system but is not used.*")
 
 
 def summary_line(result: dict) -> str:
@@ -71,6 +75,8 @@ def run_job(cfg: DictConfig) -> dict:
     interrupted_by = None
     try:
         result = pipeline.run(cfg, output_dir)
+        if not distributed.is_zero():  # one of several processes of the run: rank 0 reports
+            return result
         log.info("%s", summary_line(result))
     except Interrupted as err:
         log.warning("Job interrupted: %s", err)
@@ -86,7 +92,8 @@ def run_job(cfg: DictConfig) -> dict:
         log.error("Job failed (%s): %s", overrides, message)
         result = {**identity, "status": "failed", "error": message, "overrides": overrides,
                   "wall_time_s": round(time.time() - started, 1)}
-    write_json(output_dir / "result.json", result)
+    if distributed.is_zero():
+        write_json(output_dir / "result.json", result)
     if interrupted_by is not None:
         try:
             cluster.after_interrupt(interrupted_by)  # under SLURM: requeued (or left to SLURM), and exits
@@ -114,6 +121,17 @@ def main(cfg: DictConfig) -> dict:
     if result["status"] != "complete" and HydraConfig.get().mode != RunMode.MULTIRUN:
         sys.exit(1)
     return result
+
+
+class KeepFilesUnderRoot(Callback):
+    """Caches that libraries would write into the home directory go under paths.cache instead: matplotlib's, which
+    torchmetrics (through Lightning) imports whenever it is installed. Before the sweep is planned; the jobs, in
+    this process or under submitit, inherit the environment."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ.setdefault("MPLCONFIGDIR", str(Path(config.paths.cache) / "matplotlib"))
+
+    on_multirun_start = on_run_start
 
 
 class ReportFailedJobs(Callback):

@@ -200,3 +200,18 @@ def test_a_failing_job_does_not_stop_the_others_on_slurm(slurm, tmp_path):
     assert "1 of 2 jobs failed" in proc.stdout and "0_zero_shot-sk-qa" in proc.stdout
     assert final_states(job_ids(tmp_path)) == ["COMPLETED"] * 2  # it failed inside the job (and said so), not killed
 
+
+
+def test_trainer_ddp_trains_one_run_on_two_slurm_tasks(slurm, tmp_path):
+    proc = run_cli("+combo=lp_tp", "lang=sk", f"paths.root={tmp_path}", *FAST, "trainer=ddp", "trainer.accelerator=cpu",
+                   *ON_SLURM, env=slurm)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    ids = job_ids(tmp_path)
+    assert len(ids) == 2  # the language prompt, then the run: each on two tasks of one node (Lightning's ranks)
+    steps = subprocess.run(["sacct", "--parsable2", "-n", "-o", "JobID,NTasks", "-j", ",".join(ids)],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(line for line in steps if line.split("|")[0].endswith(".0")) == [f"{i}.0|2" for i in ids]
+    logs = "".join(p.read_text() for p in (tmp_path / "outputs").rglob("train.log"))
+    assert logs.count("Distributed run: 2 processes (rank 0 here, gloo)") == 2
+    (result,) = [json.loads(p.read_text()) for p in (tmp_path / "store" / "results").glob("*.json")]
+    assert result["status"] == "complete" and result["steps"] == 4
