@@ -100,10 +100,16 @@ def slurm():
         if up.returncode != 0:
             pytest.skip(f"the test SLURM cluster did not come up (`.ci/slurm-cluster up`): {up.stderr.strip()[-800:]}")
         started = True
+    conf, before = str(SLURM_DIR / "etc" / "slurm.conf"), os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf  # the tests' own squeue, sacct, scancel
     yield {
-        "SLURM_CONF": str(SLURM_DIR / "etc" / "slurm.conf"),
+        "SLURM_CONF": conf,
         "SOFTPROMPT_XL_SLURM_GPUS_PER_TASK": "0", "SOFTPROMPT_XL_SLURM_CPUS_PER_TASK": "1",
         "SOFTPROMPT_XL_SLURM_MEM_GB": "3", "SOFTPROMPT_XL_SLURM_TIME_MIN": "30",
     }
+    if before is None:
+        os.environ.pop("SLURM_CONF")
+    else:
+        os.environ["SLURM_CONF"] = before
     if started:
         subprocess.run([SLURM_SCRIPT, "down"], capture_output=True, timeout=600)
