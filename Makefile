@@ -1,5 +1,5 @@
 # Shortcuts for the README's commands. Everything written goes under runs/ (paths.root).
-.PHONY: install demo report test test-all toy-data clean
+.PHONY: install demo report test test-all test-slurm slurm-up slurm-down toy-data clean
 
 install:
 	pip install -e '.[test]'
@@ -15,6 +15,15 @@ test: install  ## the default suite (slow end-to-end tests excluded)
 
 test-all: install  ## everything, including the slow end-to-end tests
 	python -m pytest -m ''
+
+slurm-up:  ## a real single-node SLURM cluster on this machine (root; Debian's packages: `.ci/slurm-cluster install`)
+	.ci/slurm-cluster up
+
+slurm-down:  ## stop exactly the daemons slurm-up started (cancels the cluster's jobs first)
+	.ci/slurm-cluster down
+
+test-slurm: install  ## the `slurm` tests: sweeps through hydra/launcher=slurm on the single-node cluster
+	python -m pytest -m slurm
 
 toy-data:  ## regenerate the bundled toy data (deterministic)
 	python -m softprompt_xl.data.make_toy

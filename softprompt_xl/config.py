@@ -19,6 +19,8 @@ def register_resolvers() -> None:
     for name, value in (("spxl.project_dir", PROJECT_DIR), ("spxl.package_dir", PACKAGE_DIR)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, lambda value=value: str(value))
+    if not OmegaConf.has_resolver("spxl.mul"):  # e.g. GPUs per node = GPUs per process x processes
+        OmegaConf.register_new_resolver("spxl.mul", lambda a, b: int(a) * int(b))
 
 
 def to_plain(cfg: Any) -> Any:

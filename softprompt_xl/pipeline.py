@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 
+from . import cluster, distributed
 from .atomic import write_jsonl
 from .backbone import load_backbone
 from .components.compose import ComposedModel
@@ -32,14 +34,25 @@ STAGES = ("all", "lang", "eval")
 
 
 def make_trainer(cfg: Any, logger: Any, output_dir: Path, max_steps: int, val_every: int | None = None,
-                 callbacks: list | None = None) -> L.Trainer:
+                 callbacks: list | None = None, alone: bool = False) -> L.Trainer:
+    """A trainer on the configured devices (every process of a multi-process run takes part), or with `alone`
+    on this process's one device (evaluation, which rank 0 does by itself)."""
     t = cfg.trainer
+    if alone:
+        from lightning.pytorch.plugins.environments import LightningEnvironment
+
+        devices, strategy, num_nodes, plugins = 1, "auto", 1, [LightningEnvironment()]
+    else:
+        devices, strategy, num_nodes, plugins = t.devices, t.strategy, t.num_nodes, cluster.lightning_plugins()
     return L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, precision=t.precision, gradient_clip_val=t.gradient_clip_val,
+        accelerator=t.accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes, plugins=plugins,
+        precision=t.precision, gradient_clip_val=t.gradient_clip_val,
         max_steps=max_steps, max_epochs=-1, logger=logger, default_root_dir=output_dir,
         log_every_n_steps=t.log_every_n_steps, enable_checkpointing=False, enable_model_summary=False,
         num_sanity_val_steps=0, val_check_interval=val_every, check_val_every_n_epoch=None if val_every else 1,
-        callbacks=callbacks,
+        # The training loader shares each batch out itself (data/loaders.py); every process validates on the
+        # whole split, so that all pick the same best step.
+        use_distributed_sampler=False, callbacks=callbacks,
     )
 
 
@@ -48,11 +61,13 @@ def ensure_lang_component(cfg: Any, store: Store, output_dir: Path, code: str | 
     only if it is missing."""
     spec = lang_spec(cfg, code)
     path = store.component_dir(key(spec))
-    if store.has(path):
+    if distributed.agreed(store.has(path)):
         log.info("Language %s for %s: found in the store (%s)", spec["kind"], spec["lang"], path.name)
         return path
-    with store.lock(path):  # parallel jobs needing the same component wait here instead of training it again
-        if store.has(path):
+    # Parallel jobs needing the same component wait here instead of training it again (the processes of one
+    # multi-process run follow their rank 0).
+    with store.lock(path) if distributed.is_zero() else nullcontext():
+        if distributed.agreed(store.has(path)):
             log.info("Language %s for %s: trained meanwhile by another job (%s)", spec["kind"], spec["lang"], path.name)
             return path
         train_lang_component(with_lang(cfg, spec["lang"]), store, spec, path, output_dir)
@@ -82,12 +97,14 @@ def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_
         trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, callbacks=callbacks)
         trainer.fit(module, loader, ckpt_path=resume_from)
         loss = trainer.callback_metrics.get("train/loss")
-        store.save_component(path, component, spec, {
-            "steps": trainer.global_step, "final_train_loss": None if loss is None else float(loss),
-            "wall_time_s": round(time.time() - started, 1),
-        })
-        log_component(logger, path)  # inside the run: the stage that trained it is the artifact's producer
-    store.drop_checkpoints(name)
+        if distributed.is_zero():
+            store.save_component(path, component, spec, {
+                "steps": trainer.global_step, "final_train_loss": None if loss is None else float(loss),
+                "wall_time_s": round(time.time() - started, 1),
+            })
+            log_component(logger, path)  # inside the run: the stage that trained it is the artifact's producer
+            store.drop_checkpoints(name)
+    distributed.barrier()  # the others load it from the store next
     log.info("Stage 1 done in %.0f s: saved %s", time.time() - started, path)
 
 
@@ -96,11 +113,12 @@ def run(cfg: Any, output_dir: Path) -> dict:
     if cfg.stage not in STAGES:
         raise UserError(f"Unknown stage '{cfg.stage}': use stage=all (train what is missing, then evaluate), "
                         "stage=lang (only the language components) or stage=eval (evaluate a stored task component).")
+    distributed.start(cfg.trainer)
     store = Store(cfg.paths.store)
     if cfg.stage == "lang":
         return run_lang_stage(cfg, store, output_dir)
     result_key = key(result_spec(cfg))
-    done = store.read_result(result_key)
+    done = distributed.agreed(store.read_result(result_key))
     if done and done.get("status") == "complete" and not cfg.force:
         log.info("Skipped %s %s %s: finished before (result %s); force=true recomputes it.",
                  cfg.combo.name, cfg.lang.code, cfg.task.name, result_key)
@@ -108,13 +126,19 @@ def run(cfg: Any, output_dir: Path) -> dict:
 
     started = time.time()
     combo, task = cfg.combo, get_task(cfg.task)
-    lang_path = ensure_lang_component(cfg, store, output_dir) if combo.components.lang else None
+    # The language components of the run and of its evaluation languages (trained now if missing).
+    lang_paths = {code: ensure_lang_component(cfg, store, output_dir, code)
+                  for code in dict.fromkeys([cfg.lang.code, *eval_langs(cfg)])} if combo.components.lang else {}
+    lang_path = lang_paths.get(cfg.lang.code)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, tokenizer = load_backbone(cfg.backbone, cfg.paths)
     net = ComposedModel(model, tokenizer)
     if lang_path:
         net.load(lang_path)
     trained = train_task_part(cfg, store, net, task, output_dir, lang_path)
+    if not distributed.is_zero():  # rank 0 evaluates and stores the result
+        return {"combo": combo.name, "lang": cfg.lang.code, "task": task.name, "rank": distributed.rank(),
+                "status": "complete"}
 
     metrics, used, logger_tags = {}, {}, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]
     module = Seq2SeqModule(net, [], None, 0, task)
@@ -127,11 +151,11 @@ def run(cfg: Any, output_dir: Path) -> dict:
             used[code] = lang_path.name if lang_path else None
             if combo.components.lang and code != cfg.lang.code:  # the target's own language component
                 net.remove("lang")
-                used[code] = ensure_lang_component(cfg, store, output_dir, code).name
-                net.load(store.component_dir(used[code]))
+                used[code] = lang_paths[code].name
+                net.load(lang_paths[code])
             test = _split(target, task, "test", tokenizer, needed=("test",))
             module.test_splits = [test]
-            trainer = make_trainer(cfg, logger, output_dir, 0)
+            trainer = make_trainer(cfg, logger, output_dir, 0, alone=True)
             trainer.test(module, task_loader(test, tokenizer, cfg.task_stage.eval_batch_size, cfg.trainer.num_workers),
                          verbose=False)
             metrics.update(module.test_metrics)
@@ -195,7 +219,7 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
     path = store.component_dir(task_key)
     info = {"task_component": task_key if task_part else None, "trainable_params": {}, "steps": 0,
             "best_step": None, "validation": []}
-    if task_part and store.has(path) and not cfg.force:
+    if task_part and distributed.agreed(store.has(path)) and not cfg.force:
         log.info("Task %s for %s %s: found in the store (%s)", task_part["kind"], cfg.lang.code, task.name, path.name)
         net.load(path)
         meta = _meta(path)
@@ -222,7 +246,8 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
     stage, tokenizer = cfg.task_stage, net.tokenizer
     checkpoints = store.checkpoint_dir(task_key)
     resume_from, start = resume_point(checkpoints)
-    train, val = _split(cfg, task, "train", tokenizer), _split(cfg, task, "validation", tokenizer)
+    train, val = distributed.zero_first(lambda: (_split(cfg, task, "train", tokenizer),
+                                                 _split(cfg, task, "validation", tokenizer)))
     module = Seq2SeqModule(net, trainable, optimizer, stage.max_steps, task, val, [], stage.select_best)
     callbacks = [Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
     name = f"{combo.name}-{cfg.lang.code}-{task.name}"
@@ -241,10 +266,12 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
         net.train_only([])
         log_summary(logger, {"best_step": info["best_step"], "train_time_s": info["train_time_s"],
                              **{f"trainable_params/{part}": n for part, n in info["trainable_params"].items()}})
-        if component is not None:
-            store.save_component(path, component, spec, {**info, "wall_time_s": info["train_time_s"]})
-            log_component(logger, path)
-    store.drop_checkpoints(task_key)
+        if distributed.is_zero():
+            if component is not None:
+                store.save_component(path, component, spec, {**info, "wall_time_s": info["train_time_s"]})
+                log_component(logger, path)
+            store.drop_checkpoints(task_key)
+    distributed.barrier()
     return info
 
 

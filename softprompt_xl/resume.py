@@ -1,5 +1,5 @@
-"""Surviving a kill: periodic checkpoints of a training stage, a clean stop on SIGTERM / SIGUSR1 (what SLURM
-sends before a time limit or a preemption), and a data order that continues where it stopped.
+"""Surviving a kill: periodic checkpoints of a training stage, a clean stop on SIGTERM / SIGUSR1 / SIGUSR2 (what
+SLURM and submitit send before a time limit or a preemption), and a data order that continues where it stopped.
 
 A resumed stage ends with the same weights as an uninterrupted one: the checkpoint holds the trainable
 weights, optimiser, schedule, validation history, best weights and the RNG states, and the sampler replays
@@ -26,25 +26,35 @@ LAST = "last.ckpt"
 class Interrupted(Exception):
     """A stage stopped on a signal after saving its checkpoint; the same command resumes it."""
 
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
 
 class ResumableSampler(Sampler[int]):
     """`total` indices drawn from a fresh seeded permutation of `n` per epoch, starting after `start` of them:
-    the order depends only on the seed, so a resumed stage sees exactly the examples it had not seen yet."""
+    the order depends only on the seed, so a resumed stage sees exactly the examples it had not seen yet.
 
-    def __init__(self, n: int, total: int, seed: int, start: int = 0):
+    Of several processes training together (`world`), each takes its `rank`-th share of every global batch of
+    `batch` indices: together they see the batches one process would."""
+
+    def __init__(self, n: int, total: int, seed: int, start: int = 0, rank: int = 0, world: int = 1, batch: int = 1):
         self.n, self.total, self.seed, self.start = n, total, seed, start
+        self.rank, self.world, self.batch = rank, world, batch
 
     def __iter__(self) -> Iterator[int]:
+        share = self.batch // self.world
         for position in range(self.start, self.total):
             epoch, offset = divmod(position, self.n)
             if offset == 0 or position == self.start:
                 order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
-            yield order[offset]
+            if (position % self.batch) // share == self.rank:
+                yield order[offset]
 
     def __len__(self) -> int:
         # The whole stage, not what is left: Lightning restores its batch index within the epoch and ends the
         # epoch at this length; a shorter one would end it early and replay the data from `start`.
-        return self.total
+        return self.total // self.world
 
 
 def resume_point(directory: Path) -> tuple[Path | None, int]:
@@ -57,10 +67,10 @@ def resume_point(directory: Path) -> tuple[Path | None, int]:
 
 
 class Checkpointing(L.Callback):
-    """Saves `last.ckpt` every `every` steps and, on SIGTERM or SIGUSR1, at the end of the current step, then
-    stops the stage with `Interrupted`."""
+    """Saves `last.ckpt` every `every` steps and, on SIGTERM, SIGUSR1 or SIGUSR2, at the end of the current step,
+    then stops the stage with `Interrupted` (how the job then ends is cluster.after_interrupt's business)."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
     def __init__(self, directory: Path, every: int):
         self.directory, self.every = Path(directory), max(int(every), 1)
@@ -79,7 +89,7 @@ class Checkpointing(L.Callback):
         # after it without running it, and the best weights could differ.
         if self._validates_now(trainer):
             return
-        if self.received is not None:
+        if self._signalled(trainer):
             self.stop(trainer)
         if trainer.global_step % self.every == 0 and trainer.global_step < trainer.max_steps:
             self.save(trainer)
@@ -87,10 +97,17 @@ class Checkpointing(L.Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        if self.received is not None:
+        if self._signalled(trainer):
             self.stop(trainer)
         if trainer.global_step < trainer.max_steps:
             self.save(trainer)
+
+    def _signalled(self, trainer) -> bool:
+        """Whether any process got a signal (the processes of one run stop at the same step)."""
+        if trainer.world_size > 1:
+            mine = torch.tensor(int(self.received or 0), device=trainer.strategy.root_device)
+            self.received = int(trainer.strategy.reduce(mine, reduce_op="max").item()) or None
+        return self.received is not None
 
     @staticmethod
     def _validates_now(trainer) -> bool:
@@ -101,13 +118,14 @@ class Checkpointing(L.Callback):
         self.save(trainer)
         name = signal.Signals(self.received).name
         raise Interrupted(f"{name} received: saved a checkpoint at step {trainer.global_step} in "
-                          f"{self.directory}; run the same command again to resume from it.")
+                          f"{self.directory}; run the same command again to resume from it.", self.received)
 
     def save(self, trainer) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f".{LAST}.tmp"
-        trainer.save_checkpoint(tmp, weights_only=False)  # the optimiser and loops too
-        os.replace(tmp, self.directory / LAST)
+        trainer.save_checkpoint(tmp, weights_only=False)  # the optimiser and loops too; written by rank 0
+        if trainer.is_global_zero:
+            os.replace(tmp, self.directory / LAST)
 
     def teardown(self, trainer, pl_module, stage) -> None:
         for s, handler in self._previous.items():

@@ -33,8 +33,13 @@ def wandb_environment(paths: Any) -> None:
 @contextmanager
 def stage_logger(cfg: Any, job_type: str, name: str, key: str, output_dir: Path, tags: list[str]) -> Iterator[Any]:
     """A Lightning logger for one stage (or False for none), closed properly whatever happens. `key` is the
-    store key of what the stage produces: a stage resumed after a kill continues the same W&B run."""
-    if "wandb" in cfg.logger:
+    store key of what the stage produces: a stage resumed after a kill continues the same W&B run. Of the
+    processes of a multi-process run, rank 0 logs."""
+    from .distributed import is_zero
+
+    if not is_zero():
+        yield False
+    elif "wandb" in cfg.logger:
         yield from _wandb(cfg, job_type, name, key, tags)
     elif "csv" in cfg.logger:
         from lightning.pytorch.loggers import CSVLogger

@@ -21,6 +21,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from . import cluster, distributed
 from .atomic import write_json
 from .config import CONF_DIR, keep_library_caches_under, register_resolvers
 from .errors import UserError
@@ -44,6 +45,10 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
     warnings.filterwarnings("ignore", message=".*defined a `validation_step` but have no `val_dataloader`.*")  # stage 1
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")  # inside Lightning
+    # trainer=ddp: every process validates on the whole split, so the epoch-level values are the same everywhere
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+    # said by Lightning on any machine with SLURM installed, also of a job meant to run right here
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system but is not used.*")
 
 
 def summary_line(result: dict) -> str:
@@ -68,11 +73,15 @@ def run_job(cfg: DictConfig) -> dict:
     from . import pipeline
     from .resume import Interrupted
 
+    interrupted_by = None
     try:
         result = pipeline.run(cfg, output_dir)
+        if not distributed.is_zero():  # one of several processes of the run: rank 0 reports
+            return result
         log.info("%s", summary_line(result))
     except Interrupted as err:
         log.warning("Job interrupted: %s", err)
+        interrupted_by = err.signum
         result = {**identity, "status": "interrupted", "error": str(err), "wall_time_s": round(time.time() - started, 1)}
     except Exception as err:  # noqa: BLE001 - any failure must be recorded and must not stop the sweep
         overrides = " ".join(HydraConfig.get().overrides.task)
@@ -84,7 +93,15 @@ def run_job(cfg: DictConfig) -> dict:
         log.error("Job failed (%s): %s", overrides, message)
         result = {**identity, "status": "failed", "error": message, "overrides": overrides,
                   "wall_time_s": round(time.time() - started, 1)}
-    write_json(output_dir / "result.json", result)
+    if distributed.is_zero():
+        write_json(output_dir / "result.json", result)
+    if interrupted_by is not None:
+        try:
+            cluster.after_interrupt(interrupted_by)  # under SLURM: requeued (or left to SLURM), and exits
+        except Exception as err:  # noqa: BLE001 - e.g. submitit's "Job not requeued because: timed-out too many times"
+            log.error("Not requeued: %s", err)
+            result["error"] += f" Not requeued: {err}"
+            write_json(output_dir / "result.json", result)
     return result
 
 
@@ -92,6 +109,7 @@ def run_job(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> dict:
     keep_library_caches_under(cfg.paths)  # before Lightning is imported (it imports matplotlib)
     quiet_libraries()
+    cluster.limit_threads()
     if "combo" not in cfg:
         combos = sorted(p.stem for p in (CONF_DIR / "combo").glob("*.yaml"))
         log.error("No combo chosen. Add +combo=NAME, one of: %s (e.g. `python -m softprompt_xl.train "
@@ -107,6 +125,17 @@ def main(cfg: DictConfig) -> dict:
     return result
 
 
+class KeepFilesUnderRoot(Callback):
+    """Caches that libraries would write into the home directory go under paths.cache instead: matplotlib's, which
+    torchmetrics (through Lightning) imports whenever it is installed. Before the sweep is planned; the jobs, in
+    this process or under submitit, inherit the environment."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ.setdefault("MPLCONFIGDIR", str(Path(config.paths.cache) / "matplotlib"))
+
+    on_multirun_start = on_run_start
+
+
 class ReportFailedJobs(Callback):
     """At the end of a multirun: list the jobs that failed (or left no result) and exit non-zero if any did."""
 
@@ -116,7 +145,9 @@ class ReportFailedJobs(Callback):
         if config.get("dry_run"):
             return
         sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = sorted(p.parent for p in sweep_dir.glob("*/.hydra"))
+        # a job that ran has its .hydra/; one that never started (e.g. cancelled in the queue) only the
+        # result.json its launcher wrote for it
+        jobs = sorted({p.parent for pattern in ("*/.hydra", "*/result.json") for p in sweep_dir.glob(pattern)})
         if not jobs:
             log.info("Nothing was launched: every run of the sweep had finished before (see the plan above).")
             return
@@ -135,5 +166,13 @@ class ReportFailedJobs(Callback):
         log.info("All %d jobs complete. Results: %s/*/result.json", len(jobs), sweep_dir)
 
 
+def multirun_flag_last(argv: list[str]) -> list[str]:
+    """`... lang=sk,cs -m hydra/launcher=slurm` as well as `... -m`: Hydra's parser takes the overrides only as one
+    unbroken run of words, so the value-less multirun flag is moved behind them."""
+    flags = [a for a in argv[1:] if a in ("-m", "--multirun")]
+    return [argv[0], *(a for a in argv[1:] if a not in ("-m", "--multirun")), *flags]
+
+
 if __name__ == "__main__":
+    sys.argv = multirun_flag_last(sys.argv)
     main()

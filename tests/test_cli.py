@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -143,3 +144,13 @@ def test_wandb_online_without_a_login_says_how_to_fix_it(tmp_path, monkeypatch):
     assert proc.returncode == 1
     assert "W&B could not start in online mode" in proc.stdout and "wandb login" in proc.stdout
     assert "Traceback" not in proc.stdout
+
+
+def test_the_slurm_launcher_without_sbatch_says_what_to_do(tmp_path):
+    proc = run_cli("+combo=zero_shot", "lang=sk", f"paths.root={tmp_path}", *FAST, "-m", "hydra/launcher=slurm",
+                   env={"PATH": str(Path(sys.executable).parent)})  # python, but no SLURM client
+    assert proc.returncode == 2
+    assert "sbatch, srun and sacct are not on PATH here" in proc.stdout
+    assert "login node" in proc.stdout and "hydra/launcher=local" in proc.stdout and "make slurm-up" in proc.stdout
+    assert "Traceback" not in proc.stdout
+    assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("result.json"))

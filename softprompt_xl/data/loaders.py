@@ -122,12 +122,19 @@ def task_loader(split: TaskSplit, tokenizer, batch_size: int, num_workers: int =
 def training_loader(examples: list, collate, batch_size: int, steps: int, seed: int, start_step: int = 0,
                     num_workers: int = 0) -> DataLoader:
     """Exactly `steps` full batches, reshuffled every epoch from `seed`, beginning at batch `start_step` (a
-    resumed stage continues with the batches it had not seen)."""
+    resumed stage continues with the batches it had not seen). Of several processes training together, each
+    gets its share of every batch: `batch_size` stays the batch of one optimiser step."""
+    from ..distributed import rank, world_size
     from ..resume import ResumableSampler
 
-    sampler = ResumableSampler(len(examples), steps * batch_size, seed, start_step * batch_size)
-    return DataLoader(examples, batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=num_workers,
-                      generator=_own_generator())
+    world = world_size()
+    if batch_size % world:
+        raise UserError(f"A batch of {batch_size} does not split evenly over the {world} processes of this run: "
+                        f"choose a batch size divisible by {world} (task_stage.batch_size, lang_stage.batch_size).")
+    sampler = ResumableSampler(len(examples), steps * batch_size, seed, start_step * batch_size, rank(), world,
+                               batch_size)
+    return DataLoader(examples, batch_size=batch_size // world, sampler=sampler, collate_fn=collate,
+                      num_workers=num_workers, generator=_own_generator())
 
 
 def _own_generator() -> torch.Generator:
@@ -153,9 +160,11 @@ def span_corruption_loader(texts: list[str], what: str, tokenizer, spec: Any, se
     `spec` has input_length, noise_density, mean_noise_span_length and batch_size.
     """
     ids = [tok for doc in tokenizer(texts)["input_ids"] for tok in doc]  # each document ends with </s>
+    from ..distributed import rank
+
     collator = SpanCorruptionCollator(
         tokenizer, int(spec.input_length), float(spec.noise_density), float(spec.mean_noise_span_length), seed,
-        start_batch=start_step,
+        start_batch=start_step, stream=rank(),  # the processes of one run corrupt their shares differently
     )
     length = collator.expanded_length
     chunks = [{"input_ids": ids[i : i + length]} for i in range(0, len(ids) - length + 1, length)]

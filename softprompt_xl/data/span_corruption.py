@@ -51,11 +51,12 @@ class SpanCorruptionCollator:
     """Turns chunks of `expanded_length` token ids into (input_ids, labels) with fresh random spans per call.
 
     The spans of the k-th call depend only on (seed, k), and `start_batch` sets the first k: a resumed stage
-    (resume.py) then draws the masks the uninterrupted one would have drawn.
+    (resume.py) then draws the masks the uninterrupted one would have drawn. `stream` (the rank of a process
+    training with others) gives each process masks of its own.
     """
 
     def __init__(self, tokenizer, input_length: int, noise_density: float, mean_noise_span_length: float, seed: int,
-                 start_batch: int = 0):
+                 start_batch: int = 0, stream: int = 0):
         self.expanded_length, self.target_length = compute_lengths(input_length, noise_density, mean_noise_span_length)
         self.input_length = input_length
         self.noise_density, self.mean_noise_span_length = noise_density, mean_noise_span_length
@@ -64,11 +65,11 @@ class SpanCorruptionCollator:
         self.sentinels = np.array([tokenizer.convert_tokens_to_ids(f"<extra_id_{k}>") for k in range(len(names))])
         if len(self.sentinels) == 0:
             raise ValueError("the tokenizer has no <extra_id_k> sentinel tokens; span corruption needs them")
-        self.seed, self.calls = seed, start_batch
+        self.seed, self.calls, self.stream = seed, start_batch, stream
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         ids = np.array([e["input_ids"] for e in examples])
-        rng = np.random.default_rng([self.seed, self.calls])
+        rng = np.random.default_rng([self.seed, self.calls, self.stream] if self.stream else [self.seed, self.calls])
         self.calls += 1
         mask = np.stack([
             random_spans_noise_mask(self.expanded_length, self.noise_density, self.mean_noise_span_length, rng)
