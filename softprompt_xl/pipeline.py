@@ -36,9 +36,9 @@ STAGES = ("all", "lang", "eval")
 def make_trainer(cfg: Any, logger: Any, output_dir: Path, max_steps: int, val_every: int | None = None,
                  callbacks: list | None = None, alone: bool = False) -> L.Trainer:
     """A trainer on the configured devices (every process of a multi-process run takes part), or with `alone`
-    on this process's one device (evaluation, which rank 0 does by itself)."""
+    on this process's one device when the run has several (evaluation, which rank 0 does by itself)."""
     t = cfg.trainer
-    if alone:
+    if alone and distributed.world_size() > 1:
         from lightning.pytorch.plugins.environments import LightningEnvironment
 
         devices, strategy, num_nodes, plugins = 1, "auto", 1, [LightningEnvironment()]

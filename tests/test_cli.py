@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -154,3 +155,12 @@ def test_the_slurm_launcher_without_sbatch_says_what_to_do(tmp_path):
     assert "login node" in proc.stdout and "hydra/launcher=local" in proc.stdout and "make slurm-up" in proc.stdout
     assert "Traceback" not in proc.stdout
     assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("result.json"))
+
+
+@pytest.mark.skipif(shutil.which("sacct") is None, reason="needs the SLURM client commands (not a cluster)")
+def test_the_slurm_launcher_without_a_reachable_cluster_says_what_to_do(tmp_path):
+    proc = run_cli("+combo=zero_shot", "lang=sk", f"paths.root={tmp_path}", *FAST, "-m", "hydra/launcher=slurm",
+                   env={"SLURM_CONF": str(tmp_path / "no-such-slurm.conf")})
+    assert proc.returncode == 2
+    assert "sacct fails here" in proc.stdout and "SLURM_CONF" in proc.stdout and "job accounting" in proc.stdout
+    assert "Traceback" not in proc.stdout

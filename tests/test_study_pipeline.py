@@ -68,9 +68,10 @@ def test_store_lists_what_it_holds(tmp_path):
 
 
 def test_language_components_train_once_before_parallel_task_jobs(tmp_path):
-    # submitit_local runs the jobs of a batch as parallel processes: three task jobs need the same prompt.
+    # local_parallel runs the jobs of a batch as parallel processes (two at a time): three task jobs need the
+    # same prompt.
     proc = run_cli("+combo=lp_ta,lp_tp,lp_tl", "lang=sk", f"paths.root={tmp_path}", *FAST,
-                   "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=20", "-m", timeout=1200)
+                   "hydra/launcher=local_parallel", "hydra.launcher.timeout_min=20", "-m", timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "1 needed, 0 already in the store, 1 to train: prompt sk" in proc.stdout
     logs = "".join(p.read_text() for p in (tmp_path / "outputs").rglob("*.log"))
