@@ -67,12 +67,13 @@ def wait_for(condition, what: str, proc: subprocess.Popen, limit: float = 600) -
 
 def release_requeued(job: str, proc: subprocess.Popen) -> None:
     """A requeued job waits about two minutes (its BeginTime) before it may start again; the test cluster's admin
-    lets it start at once."""
+    lets it start in a few seconds (not at once: a job started again within the second of its requeue has its
+    credential revoked, and fails)."""
     def waiting() -> bool:
         return subprocess.run(["squeue", "-h", "-j", job, "-o", "%r"], capture_output=True, text=True).stdout.strip() \
             == "BeginTime"
     wait_for(waiting, f"job {job} back in the queue", proc, limit=120)
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now+5"], check=True)
 
 
 def the_result(root: Path) -> dict:

@@ -19,6 +19,7 @@ from transformers import DataCollatorForSeq2Seq
 
 from ..atomic import atomic_dir, write_json
 from ..config import stable_hash, to_plain
+from ..distributed import rank, world_size
 from ..errors import UserError
 from ..store import source_fingerprint
 from .sources import check_records, load_split
@@ -124,7 +125,6 @@ def training_loader(examples: list, collate, batch_size: int, steps: int, seed: 
     """Exactly `steps` full batches, reshuffled every epoch from `seed`, beginning at batch `start_step` (a
     resumed stage continues with the batches it had not seen). Of several processes training together, each
     gets its share of every batch: `batch_size` stays the batch of one optimiser step."""
-    from ..distributed import rank, world_size
     from ..resume import ResumableSampler
 
     world = world_size()
@@ -160,8 +160,6 @@ def span_corruption_loader(texts: list[str], what: str, tokenizer, spec: Any, se
     `spec` has input_length, noise_density, mean_noise_span_length and batch_size.
     """
     ids = [tok for doc in tokenizer(texts)["input_ids"] for tok in doc]  # each document ends with </s>
-    from ..distributed import rank
-
     collator = SpanCorruptionCollator(
         tokenizer, int(spec.input_length), float(spec.noise_density), float(spec.mean_noise_span_length), seed,
         start_batch=start_step, stream=rank(),  # the processes of one run corrupt their shares differently
