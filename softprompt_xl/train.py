@@ -107,7 +107,6 @@ def run_job(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
-    keep_library_caches_under(cfg.paths)  # before Lightning is imported (it imports matplotlib)
     quiet_libraries()
     cluster.limit_threads()
     if "combo" not in cfg:
@@ -131,7 +130,7 @@ class KeepFilesUnderRoot(Callback):
     this process or under submitit, inherit the environment."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        os.environ.setdefault("MPLCONFIGDIR", str(Path(config.paths.cache) / "matplotlib"))
+        keep_library_caches_under(config.paths)
 
     on_multirun_start = on_run_start
 
