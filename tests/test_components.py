@@ -202,7 +202,7 @@ def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cf
 
     paths = OmegaConf.merge(cfg.paths, {"cache": str(tmp_path)})
     span = {"input_length": 32, "noise_density": 0.15, "mean_noise_span_length": 3.0}
-    spec = {"steps": 40, "batch_size": 8, "lr": 3e-3, "warmup_steps": 0, "max_target_length": 8,
+    spec = {"steps": 40, "batch_size": 8, "lr": 3e-3, "warmup_steps": 0, "max_target_length": 8, "records_per_task": 100,
             "span_corruption": span, "tasks": {"nli": '{premise} So, "{hypothesis}"?'},
             "curriculum": [{"tasks": ["nli"], "steps": 10, "lr": 1e-3}]}
 
@@ -214,10 +214,32 @@ def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cf
         model.eval()
         texts = ["Eva býva v Nitre a rada jedáva halušky. Nitra je krásne mesto."] * 20
         corrupted = next(iter(span_corruption_loader(texts, "t", tokenizer, OmegaConf.create({**span, "batch_size": 8}), seed=0)))
-        nli = next(iter(_task_loader(tokenizer, spec, Path(paths.toy_data), ["sk"], str(tmp_path / "datasets"))))
+        nli = next(iter(_task_loader(tokenizer, spec, ["sk"])))
         with torch.no_grad():
             return model(**corrupted).loss.item(), model(**nli).loss.item()
 
     (span_after, task_after), (span_before, task_before) = losses_of(40), losses_of(0)
     assert span_after < span_before and task_after < task_before
     assert len(list((tmp_path / "backbones").glob("tiny-*[!k]"))) == 2  # a different build, kept apart
+
+
+def test_pretraining_forms_share_a_task_s_records_and_each_gives_its_own_targets(tiny):
+    from softprompt_xl.pretraining import _task_loader
+
+    _, tokenizer = tiny
+    spec = {"records_per_task": 6, "batch_size": 64, "max_target_length": 32, "span_corruption": {"input_length": 128},
+            "tasks": {"nli": [{"template": "{premise} So: {hypothesis}", "labels": ["True", "Neither", "False"]},
+                              {"template": "Short. {premise} So: {hypothesis}"}],
+                      "qa": [{"template": "{context} Q: {question}", "target": "{statement}"},
+                             {"template": "Short. {context} Q: {question}"}]}}
+    batch = next(iter(_task_loader(tokenizer, spec, ["en"])))
+    pairs = [(tokenizer.decode(i, skip_special_tokens=True), tokenizer.decode([t for t in l if t >= 0], skip_special_tokens=True))
+             for i, l in zip(batch["input_ids"], batch["labels"])]
+    assert len(pairs) == 12  # 6 records per task, split between its two forms
+    for source, target in pairs:
+        short, nli = source.startswith("Short."), "So:" in source
+        if nli:
+            assert target in (("Yes", "Maybe", "No") if short else ("True", "Neither", "False")), (source, target)
+        else:  # QA: the bare answer, or the answer as a sentence about the person asked
+            person = source.split(" ")[1 if short else 0]
+            assert target.endswith(".") != short and target.startswith(person) != short, (source, target)

@@ -183,6 +183,11 @@ def test_ner_tags_are_wikiann_iob2_and_match_the_spans(lang):
     assert set(types) == {"PER", "ORG", "LOC"}
 
 
+def _denial(lang: str, fact: str, gender: str) -> str:
+    """The words of a denied clause that do not depend on the value (the longest side of its slot)."""
+    return max(make_toy.LANGUAGES[lang].negated[fact][gender].split("{v}"), key=len).strip()
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_nli_labels_are_balanced_and_entailments_are_in_the_premise(lang):
     for split, size in SPLITS.items():
@@ -195,6 +200,8 @@ def test_nli_labels_are_balanced_and_entailments_are_in_the_premise(lang):
             if row["label"] == 0:  # the hypothesis restates one clause of the premise
                 clause = row["hypothesis"].rstrip(".").split(" ", 1)[1]
                 assert clause.split(" ")[-1] in row["premise"], row
+            if row["label"] == 2:  # it denies a clause of the premise: in its own words, a denial
+                assert any(_denial(lang, fact, g) in row["hypothesis"] for fact in make_toy.FACTS for g in "fm"), row
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -207,3 +214,19 @@ def test_checkworthy_is_multiclaim_style_csv_and_splits_are_disjoint(lang):
         split_texts = {row["text"] for row in rows}
         assert len(split_texts) == size and not split_texts & texts
         texts |= split_texts
+
+
+_RECORD_KEY = {"qa": lambda r: (r["context"], r["question"]), "ner": lambda r: tuple(r["tokens"]),
+               "nli": lambda r: (r["premise"], r["hypothesis"]), "checkworthy": lambda r: r["text"]}
+
+
+@pytest.mark.parametrize("task", TASK_FILES)
+def test_fresh_pretraining_records_are_reproducible_and_never_a_bundled_record(task):
+    key = _RECORD_KEY[task]
+    for lang in ("en", "te"):
+        fresh = make_toy.fresh_records(task, lang, 300)
+        assert fresh == make_toy.fresh_records(task, lang, 300) and len({key(r) for r in fresh}) == 300
+        rows = [r for split in SPLITS for r in (_csv_rows(f"{lang}/{task}/{split}.csv.gz") if task == "checkworthy"
+                                                  else _rows(f"{lang}/{task}/{split}.jsonl.gz"))]
+        assert not {key(r) for r in fresh} & {key(r) for r in rows}
+        assert set(fresh[0]) - {"statement"} == set(rows[0])  # a QA record's answer as a sentence is extra
