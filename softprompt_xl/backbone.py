@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 import logging
+import multiprocessing
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -87,9 +88,6 @@ def tiny_backbone_dir(build: Any, paths: Any) -> Path:
 def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
     """Directory of the tiny backbone for `build`, building it (once, under a lock) if it is not there."""
     target = tiny_backbone_dir(build, paths)
-    build = to_plain(build)
-    files = _corpus_files(Path(paths.toy_data), build["corpus_langs"])
-    task_files = sorted((CONF_DIR / "task").glob("*.yaml"))
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -97,45 +95,64 @@ def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
         if (target / "config.json").exists():  # another process built it while we waited
             return target
         log.info("Building the tiny backbone (once) in %s", target)
-        with atomic_dir(target) as tmp:
-            datasets_cache = str(Path(paths.hf_cache) / "datasets")
-            # The tasks' inputs and targets as the task configs write them, so that template words, label words
-            # and the NER separator are tokens (a real mT5 vocabulary has them; a corpus-only one cut
-            # "Checkworthy" into letters and mapped "$$" to <unk>).
-            bundled = {p.stem: None for p in task_files if (Path(paths.toy_data) / build["corpus_langs"][0] / p.stem).is_dir()}
-            sources, targets = task_pairs(bundled, Path(paths.toy_data), build["corpus_langs"], datasets_cache)
-            tokenizer = train_tokenizer(itertools.chain(_corpus_texts(files), sources, targets), build["vocab_size"],
-                                        build["extra_ids"])
-            tokenizer.save_pretrained(tmp)
-            torch.manual_seed(0)
-            config = MT5Config(
-                vocab_size=len(tokenizer),
-                d_model=build["d_model"],
-                d_ff=build["d_ff"],
-                d_kv=build["d_kv"],
-                num_layers=build["num_layers"],
-                num_decoder_layers=build["num_decoder_layers"],
-                num_heads=build["num_heads"],
-                # Pre-training draws fresh records, so nothing is memorised and dropout only slows learning
-                # (measured on toy QA from scratch: exact match 10% instead of 2% after 1,000 steps); the saved model keeps
-                # build.dropout_rate for the components trained on it.
-                dropout_rate=(build.get("pretrain") or {}).get("dropout_rate", build["dropout_rate"]),
-                tie_word_embeddings=build.get("tie_word_embeddings", False),
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                decoder_start_token_id=tokenizer.pad_token_id,
-            )
-            model = MT5ForConditionalGeneration(config)
-            # HF initialises an untied lm_head with std 1, so a random model starts at a loss of ~30 instead
-            # of ln(vocab) ~ 9; the 1/sqrt(d_model) scale is what tied T5 embeddings get.
-            if not config.tie_word_embeddings:
-                model.lm_head.weight.data.normal_(0.0, build["d_model"] ** -0.5)
-            if build.get("pretrain") and build["pretrain"]["steps"]:
-                pretrain(model, tokenizer, list(_corpus_texts(files, fields=("text",))), build["pretrain"],
-                         build["corpus_langs"])
-            model.config.dropout_rate = build["dropout_rate"]
-            model.save_pretrained(tmp)
+        # In a process of its own: building in the job's process left state behind (not found) that changed
+        # what the job then trained, so the first run on a machine could not be reproduced by later ones.
+        builder = multiprocessing.get_context("spawn").Process(
+            target=_build_tiny_backbone, args=(to_plain(build), str(paths.toy_data), str(paths.hf_cache), target))
+        builder.start()
+        try:
+            builder.join()
+        finally:
+            if builder.is_alive():
+                builder.terminate()
+        if builder.exitcode != 0:
+            raise RuntimeError(f"Building the tiny backbone in {target} failed (exit code {builder.exitcode}); "
+                               "its error is printed above. Nothing was kept: the next run builds it again.")
     return target
+
+
+def _build_tiny_backbone(build: dict, toy_data: str, hf_cache: str, target: Path) -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    files = _corpus_files(Path(toy_data), build["corpus_langs"])
+    task_files = sorted((CONF_DIR / "task").glob("*.yaml"))
+    with atomic_dir(target) as tmp:
+        datasets_cache = str(Path(hf_cache) / "datasets")
+        # The tasks' inputs and targets as the task configs write them, so that template words, label words
+        # and the NER separator are tokens (a real mT5 vocabulary has them; a corpus-only one cut
+        # "Checkworthy" into letters and mapped "$$" to <unk>).
+        bundled = {p.stem: None for p in task_files if (Path(toy_data) / build["corpus_langs"][0] / p.stem).is_dir()}
+        sources, targets = task_pairs(bundled, Path(toy_data), build["corpus_langs"], datasets_cache)
+        tokenizer = train_tokenizer(itertools.chain(_corpus_texts(files), sources, targets), build["vocab_size"],
+                                    build["extra_ids"])
+        tokenizer.save_pretrained(tmp)
+        torch.manual_seed(0)
+        config = MT5Config(
+            vocab_size=len(tokenizer),
+            d_model=build["d_model"],
+            d_ff=build["d_ff"],
+            d_kv=build["d_kv"],
+            num_layers=build["num_layers"],
+            num_decoder_layers=build["num_decoder_layers"],
+            num_heads=build["num_heads"],
+            # Pre-training draws fresh records, so nothing is memorised and dropout only slows learning (measured
+            # on toy QA from scratch: exact match 10% instead of 2% after 1,000 steps); the saved model keeps
+            # build.dropout_rate for the components trained on it.
+            dropout_rate=(build.get("pretrain") or {}).get("dropout_rate", build["dropout_rate"]),
+            tie_word_embeddings=build.get("tie_word_embeddings", False),
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+        )
+        model = MT5ForConditionalGeneration(config)
+        # HF initialises an untied lm_head with std 1, so a random model starts at a loss of ~30 instead
+        # of ln(vocab) ~ 9; the 1/sqrt(d_model) scale is what tied T5 embeddings get.
+        if not config.tie_word_embeddings:
+            model.lm_head.weight.data.normal_(0.0, build["d_model"] ** -0.5)
+        if build.get("pretrain") and build["pretrain"]["steps"]:
+            pretrain(model, tokenizer, list(_corpus_texts(files, fields=("text",))), build["pretrain"],
+                     build["corpus_langs"])
+        model.config.dropout_rate = build["dropout_rate"]
+        model.save_pretrained(tmp)
 
 
 def task_pairs(templates: dict[str, str | None], toy_data: Path, langs: list[str], cache_dir: str) -> tuple[list[str], list[str]]:
