@@ -120,7 +120,7 @@ def _build_tiny_backbone(build: dict, toy_data: str, hf_cache: str, target: Path
         # The tasks' inputs and targets as the task configs write them, so that template words, label words
         # and the NER separator are tokens (a real mT5 vocabulary has them; a corpus-only one cut
         # "Checkworthy" into letters and mapped "$$" to <unk>).
-        bundled = {p.stem: None for p in task_files if (Path(toy_data) / build["corpus_langs"][0] / p.stem).is_dir()}
+        bundled = [p.stem for p in task_files if (Path(toy_data) / build["corpus_langs"][0] / p.stem).is_dir()]
         sources, targets = task_pairs(bundled, Path(toy_data), build["corpus_langs"], datasets_cache)
         tokenizer = train_tokenizer(itertools.chain(_corpus_texts(files), sources, targets), build["vocab_size"],
                                     build["extra_ids"])
@@ -155,16 +155,14 @@ def _build_tiny_backbone(build: dict, toy_data: str, hf_cache: str, target: Path
         model.save_pretrained(tmp)
 
 
-def task_pairs(templates: dict[str, str | None], toy_data: Path, langs: list[str], cache_dir: str) -> tuple[list[str], list[str]]:
-    """(inputs, targets) of the bundled train splits of the named tasks in every language, for the tokenizer;
-    a task's template is replaced by the one given (None keeps the template of conf/task/)."""
+def task_pairs(names: list[str], toy_data: Path, langs: list[str], cache_dir: str) -> tuple[list[str], list[str]]:
+    """(inputs, targets) of the bundled train splits of the named tasks in every language, in the templates of
+    conf/task/: text the tokenizer is trained on."""
     sources, targets = [], []
     datasets.disable_progress_bars()  # two dozen tiny files: their bars would bury the one that matters
     try:
-        for name, template in templates.items():
+        for name in names:
             task_cfg = OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml")
-            if template is not None:
-                task_cfg.template = template
             task = get_task(task_cfg)
             for lang in langs:
                 path = toy_data / lang / name / f"train.{task_cfg.toy.ext}"

@@ -91,6 +91,7 @@ def _task_loader(tokenizer, spec: dict, langs: list[str]) -> DataLoader:
     sources, targets = [], []
     for name, forms in spec["tasks"].items():
         forms = [{"template": forms}] if isinstance(forms, str) else list(forms)
+        drawn = {lang: fresh_records(name, lang, spec["records_per_task"]) for lang in langs}  # once, for all forms
         for k, form in enumerate(forms):
             task_cfg = OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml")
             task_cfg.template = form["template"]
@@ -98,7 +99,7 @@ def _task_loader(tokenizer, spec: dict, langs: list[str]) -> DataLoader:
                 task_cfg.labels = list(form["labels"])
             task = get_task(task_cfg)
             for lang in langs:
-                records = [r for r in fresh_records(name, lang, spec["records_per_task"])[k::len(forms)] if task.usable(r)]
+                records = [r for r in drawn[lang][k::len(forms)] if task.usable(r)]
                 sources += [task.source(r) for r in records]
                 targets += [form["target"].format(**r) if form.get("target") else task.target(r) for r in records]
     encoded = tokenizer(sources, max_length=spec["span_corruption"]["input_length"], truncation=True)
