@@ -133,3 +133,27 @@ class Seq2SeqModule(L.LightningModule):
 
     def on_test_epoch_end(self):
         self.test_metrics = self._score(self.test_splits, "test")
+
+
+class SpanCorruptionScore(L.LightningModule):
+    """Held-out span corruption of a language component: the loss (mean over target tokens) and the token accuracy
+    (the argmax equals the target token), as the authors' language components report them (eval_loss and
+    eval_accuracy of their run_mlm-style script)."""
+
+    def __init__(self, net: ComposedModel):
+        super().__init__()
+        self.net = net
+        self.totals = [0.0, 0, 0]  # loss summed over target tokens, tokens right, tokens
+
+    def validation_step(self, batch, batch_idx):
+        labels = batch["labels"]
+        out = self.net(batch["input_ids"], batch["attention_mask"], labels)
+        scored = labels != -100
+        tokens = int(scored.sum())
+        self.totals[0] += float(out.loss) * tokens
+        self.totals[1] += int(((out.logits.argmax(-1) == labels) & scored).sum())
+        self.totals[2] += tokens
+
+    def scores(self) -> dict[str, float]:
+        loss, right, tokens = self.totals
+        return {"heldout_loss": loss / tokens, "heldout_accuracy": right / tokens} if tokens else {}

@@ -12,17 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from torch.utils.data import DataLoader
 
 from . import cluster, distributed
 from .atomic import write_jsonl
 from .backbone import load_backbone
 from .components.compose import ComposedModel
 from .config import to_plain
-from .data.loaders import corpus_texts, prepare_task_split, span_corruption_loader, task_loader
+from .data.corpus import CorpusPosition, SpanCorruptionStream, documents, heldout_batches
+from .data.loaders import own_generator, prepare_task_split, task_loader
 from .data.sources import task_source
 from .data.tasks import get_task
 from .errors import UserError
-from .module import Seq2SeqModule
+from .module import Seq2SeqModule, SpanCorruptionScore
 from .plan import comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec, with_lang
 from .resume import Checkpointing, resume_point
 from .store import Store
@@ -87,25 +89,54 @@ def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_
     net = ComposedModel(model, tokenizer)
     component = net.new("lang", cfg.lang.code, spec["component"], init_text=cfg.lang.prompt_init)
     trainable = net.train_only(["lang"])
-    texts = corpus_texts(cfg.data.wiki, cfg.lang.code, _datasets_cache(cfg), stage.max_documents)
-    loader = span_corruption_loader(texts, f"{cfg.lang.name} corpus", tokenizer, stage, cfg.seed,
-                                    cfg.trainer.num_workers, steps=stage.max_steps, start_step=start)
+    what = f"{cfg.lang.name} corpus"
+    stream = SpanCorruptionStream(documents(cfg.data.wiki, "train", _datasets_cache(cfg), what), tokenizer, stage,
+                                  cfg.seed, stage.max_steps, start, distributed.rank(), distributed.world_size(), what)
+    # One worker at most: the stream is one sequence (a worker tokenises ahead while the model trains).
+    loader = DataLoader(stream, batch_size=None, num_workers=min(int(cfg.trainer.num_workers), 1),
+                        generator=own_generator())
     module = Seq2SeqModule(net, trainable, spec["component"]["optimizer"], stage.max_steps)
-    callbacks = [Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
+    callbacks = [CorpusPosition(stream), Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
     tags = [spec["kind"], cfg.lang.code, cfg.backbone.id]
     with stage_logger(cfg, "lang", f"lang-{spec['kind']}-{cfg.lang.code}", name, output_dir, tags) as logger:
         trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, callbacks=callbacks)
         trainer.fit(module, loader, ckpt_path=resume_from)
         loss = trainer.callback_metrics.get("train/loss")
         if distributed.is_zero():
+            heldout = _heldout_scores(cfg, net, tokenizer, logger, output_dir)
+            log_summary(logger, {f"lang/{k}": v for k, v in heldout.items()})
             store.save_component(path, component, spec, {
                 "steps": trainer.global_step, "final_train_loss": None if loss is None else float(loss),
-                "wall_time_s": round(time.time() - started, 1),
+                **heldout, "wall_time_s": round(time.time() - started, 1),
             })
             log_component(logger, path)  # inside the run: the stage that trained it is the artifact's producer
             store.drop_checkpoints(name)
     distributed.barrier()  # the others load it from the store next
     log.info("Stage 1 done in %.0f s: saved %s", time.time() - started, path)
+
+
+def _heldout_scores(cfg: Any, net: ComposedModel, tokenizer: Any, logger: Any, output_dir: Path) -> dict:
+    """Span-corruption loss and token accuracy of the trained language component on the corpus's held-out
+    documents (`splits.heldout` of the corpus source), at most `lang_stage.heldout_chunks` chunks of them."""
+    stage, what = cfg.lang_stage, f"{cfg.lang.name} corpus"
+    docs = documents(cfg.data.wiki, "heldout", _datasets_cache(cfg), what) if stage.heldout_chunks else None
+    if docs is None:
+        log.info("Stage 1: no held-out score (the corpus source has no splits.heldout, or heldout_chunks is 0)")
+        return {}
+    started = time.time()
+    batches = heldout_batches(docs, tokenizer, stage, cfg.seed, int(stage.heldout_chunks),
+                              int(cfg.task_stage.eval_batch_size))
+    if not batches:
+        log.warning("Stage 1: the held-out documents of the %s fill no chunk; no held-out score", what)
+        return {}
+    scorer = SpanCorruptionScore(net)
+    net.eval()
+    make_trainer(cfg, logger, output_dir, 0, alone=True).validate(scorer, DataLoader(batches, batch_size=None),
+                                                              verbose=False)
+    scores = {**scorer.scores(), "heldout_chunks": sum(len(b["input_ids"]) for b in batches)}
+    log.info("Stage 1: held-out span corruption on %d chunks: loss %.3f, token accuracy %.3f (%.0f s)",
+             scores["heldout_chunks"], scores["heldout_loss"], scores["heldout_accuracy"], time.time() - started)
+    return scores
 
 
 def run(cfg: Any, output_dir: Path) -> dict:
@@ -194,10 +225,12 @@ def run(cfg: Any, output_dir: Path) -> dict:
 def _lang_component_cost(lang_path: Path | None) -> dict:
     """Size and stage-1 training time of the language component (trained once, shared by many runs)."""
     if lang_path is None:
-        return {"lang_component_params": None, "lang_train_time_s": None}
+        return {"lang_component_params": None, "lang_train_time_s": None, "lang_heldout_loss": None,
+                "lang_heldout_accuracy": None}
     header = json.loads((lang_path / "component.json").read_text(encoding="utf-8"))
-    return {"lang_component_params": header.get("num_parameters"),
-            "lang_train_time_s": header.get("meta", {}).get("wall_time_s")}
+    meta = header.get("meta", {})
+    return {"lang_component_params": header.get("num_parameters"), "lang_train_time_s": meta.get("wall_time_s"),
+            "lang_heldout_loss": meta.get("heldout_loss"), "lang_heldout_accuracy": meta.get("heldout_accuracy")}
 
 
 def run_lang_stage(cfg: Any, store: Store, output_dir: Path) -> dict:

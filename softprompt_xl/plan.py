@@ -48,7 +48,8 @@ def lang_spec(cfg: Any, code: str | None = None) -> dict | None:
         "component": component,
         "backbone": backbone_identity(cfg.backbone, cfg.paths),
         "data": source_fingerprint(cfg.data.wiki),
-        "stage": to_plain(cfg.lang_stage),
+        # How much held-out text scores it does not change what is trained.
+        "stage": {k: v for k, v in to_plain(cfg.lang_stage).items() if k != "heldout_chunks"},
         "seed": cfg.seed,
     }
 

@@ -124,7 +124,8 @@ def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
 
 
 def test_a_language_stage_killed_by_sigkill_resumes_to_the_same_component(tmp_path):
-    args = ["+combo=lp_tp", "lang=sk", "lang_stage.max_steps=30", "checkpoint_every_n_steps=5", "task_stage.max_steps=2",
+    # blocks of 4 batches: the resumed stream refills the block of its checkpoint and crosses into the next ones
+    args = ["+combo=lp_tp", "lang=sk", "lang_stage.max_steps=30", "lang_stage.shuffle_batches=4", "checkpoint_every_n_steps=5", "task_stage.max_steps=2",
             "task_stage.val_every_n_steps=2", "logger=none"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert run_cli(*args, f"paths.root={whole}").returncode == 0

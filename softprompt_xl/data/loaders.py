@@ -117,7 +117,7 @@ def task_loader(split: TaskSplit, tokenizer, batch_size: int, num_workers: int =
         return training_loader(split.examples, collate, batch_size, steps, seed, start_step, num_workers)
     examples = sorted(split.examples, key=lambda e: len(e["input_ids"]))
     return DataLoader(examples, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers,
-                      generator=_own_generator())
+                      generator=own_generator())
 
 
 def training_loader(examples: list, collate, batch_size: int, steps: int, seed: int, start_step: int = 0,
@@ -134,36 +134,23 @@ def training_loader(examples: list, collate, batch_size: int, steps: int, seed: 
     sampler = ResumableSampler(len(examples), steps * batch_size, seed, start_step * batch_size, rank(), world,
                                batch_size)
     return DataLoader(examples, batch_size=batch_size // world, sampler=sampler, collate_fn=collate,
-                      num_workers=num_workers, generator=_own_generator())
+                      num_workers=num_workers, generator=own_generator())
 
 
-def _own_generator() -> torch.Generator:
+def own_generator() -> torch.Generator:
     # A DataLoader draws its workers' base seed from the global RNG each time it is iterated: with a generator
     # of its own it leaves the global RNG (dropout) alone, so a resumed stage draws the same dropout masks.
     return torch.Generator().manual_seed(0)
 
 
-def corpus_texts(source: Any, lang: str, cache_dir: str, max_documents: int | None = None) -> list[str]:
-    """The documents of a language's corpus (a `text` column), at most `max_documents` of them."""
-    raw = load_split(source, "train", cache_dir, f"{lang} corpus")
-    if "text" not in raw.column_names:
-        raise UserError(f"The {lang} corpus has no 'text' column (columns: {raw.column_names}); stage 1 needs one.")
-    if max_documents:
-        raw = raw.select(range(min(int(max_documents), len(raw))))
-    return list(raw["text"])
-
-
-def span_corruption_loader(texts: list[str], what: str, tokenizer, spec: Any, seed: int, num_workers: int = 0,
-                           steps: int | None = None, start_step: int = 0) -> DataLoader:
-    """Span corruption data: `texts` tokenised, concatenated and cut into chunks, corrupted afresh in every batch.
-
-    `spec` has input_length, noise_density, mean_noise_span_length and batch_size.
-    """
+def span_corruption_loader(texts: list[str], what: str, tokenizer, spec: Any, seed: int,
+                           num_workers: int = 0) -> DataLoader:
+    """Span corruption batches of a small in-memory corpus (the tiny backbone's pre-training): `texts` tokenised,
+    concatenated and cut into chunks, shuffled, corrupted afresh in every batch. Stage 1 streams its corpus
+    instead (corpus.py). `spec` has input_length, noise_density, mean_noise_span_length and batch_size."""
     ids = [tok for doc in tokenizer(texts)["input_ids"] for tok in doc]  # each document ends with </s>
     collator = SpanCorruptionCollator(
-        tokenizer, int(spec.input_length), float(spec.noise_density), float(spec.mean_noise_span_length), seed,
-        start_batch=start_step, stream=rank(),  # the processes of one run corrupt their shares differently
-    )
+        tokenizer, int(spec.input_length), float(spec.noise_density), float(spec.mean_noise_span_length), seed)
     length = collator.expanded_length
     chunks = [{"input_ids": ids[i : i + length]} for i in range(0, len(ids) - length + 1, length)]
     if not chunks:
@@ -172,8 +159,6 @@ def span_corruption_loader(texts: list[str], what: str, tokenizer, spec: Any, se
             "or a smaller input_length."
         )
     log.info("%s: %d documents, %d tokens, %d chunks of %d", what, len(texts), len(ids), len(chunks), length)
-    if steps is not None:
-        return training_loader(chunks, collator, int(spec.batch_size), steps, seed, start_step, num_workers)
     generator = torch.Generator().manual_seed(seed)
     batch_size = int(spec.batch_size)
     return DataLoader(chunks, batch_size=batch_size, shuffle=True, collate_fn=collator,

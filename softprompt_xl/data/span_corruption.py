@@ -50,13 +50,13 @@ def random_spans_noise_mask(length: int, noise_density: float, mean_noise_span_l
 class SpanCorruptionCollator:
     """Turns chunks of `expanded_length` token ids into (input_ids, labels) with fresh random spans per call.
 
-    The spans of the k-th call depend only on (seed, k), and `start_batch` sets the first k: a resumed stage
-    (resume.py) then draws the masks the uninterrupted one would have drawn. `stream` (the rank of a process
+    The spans of batch k depend only on (seed, k) (`corrupt`; a call numbers its batches from 0): a resumed stage
+    then draws the masks the uninterrupted one would have drawn. `stream` (the rank of a process
     training with others) gives each process masks of its own.
     """
 
     def __init__(self, tokenizer, input_length: int, noise_density: float, mean_noise_span_length: float, seed: int,
-                 start_batch: int = 0, stream: int = 0):
+                 stream: int = 0):
         self.expanded_length, self.target_length = compute_lengths(input_length, noise_density, mean_noise_span_length)
         self.input_length = input_length
         self.noise_density, self.mean_noise_span_length = noise_density, mean_noise_span_length
@@ -65,15 +65,18 @@ class SpanCorruptionCollator:
         self.sentinels = np.array([tokenizer.convert_tokens_to_ids(f"<extra_id_{k}>") for k in range(len(names))])
         if len(self.sentinels) == 0:
             raise ValueError("the tokenizer has no <extra_id_k> sentinel tokens; span corruption needs them")
-        self.seed, self.calls, self.stream = seed, start_batch, stream
+        self.seed, self.calls, self.stream = seed, 0, stream
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        ids = np.array([e["input_ids"] for e in examples])
-        rng = np.random.default_rng([self.seed, self.calls, self.stream] if self.stream else [self.seed, self.calls])
         self.calls += 1
+        return self.corrupt(np.array([e["input_ids"] for e in examples]), self.calls - 1)
+
+    def corrupt(self, ids: np.ndarray, batch_number: int) -> dict[str, torch.Tensor]:
+        """Chunks (rows of `ids`) corrupted with the masks of batch `batch_number`."""
+        rng = np.random.default_rng([self.seed, batch_number, self.stream] if self.stream else [self.seed, batch_number])
         mask = np.stack([
             random_spans_noise_mask(self.expanded_length, self.noise_density, self.mean_noise_span_length, rng)
-            for _ in examples
+            for _ in range(len(ids))
         ])
         inputs = self._filter(ids, self._sentinel_ids(mask.astype(np.int64)))
         labels = self._filter(ids, self._sentinel_ids((~mask).astype(np.int64)))
