@@ -1,27 +1,88 @@
 """Scores as plain functions of strings, independent of models and tokenizers.
 
 Accuracy, binary F1 and entity-span F1 (micro, over (type, text) pairs) are the usual definitions.
-SQuAD exact match and F1 follow the official v1.1 rules (normalise, then compare tokens; the best over
-all gold answers), with a normalisation that works beyond English: Unicode punctuation of every script
-is removed, combining marks (Telugu vowel signs) are kept, and articles are removed for English only.
+QA exact match and F1 equal those of the official scripts on every input, so that scores compare with the
+literature: the SQuAD v1.1 script (evaluate-v1.1.py) for English, the MLQA script (mlqa_evaluation_v1.py)
+for the other languages it defines, and MLQA's rules without article removal for every other language.
+`QA_RULES` is the table; no other normalisation is done (no Unicode normalisation: the scripts do none).
 """
 
 from __future__ import annotations
 
 import collections
 import re
+import string
 import unicodedata
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
-_EN_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+_ASCII_PUNCTUATION = frozenset(string.punctuation)
+
+
+def _squad_punctuation(ch: str) -> bool:
+    return ch in _ASCII_PUNCTUATION
+
+
+def _mlqa_punctuation(ch: str) -> bool:
+    # MLQA's PUNCT set: every character of a Unicode P* category, plus string.punctuation (which adds the
+    # symbols $ + < = > ^ ` | ~ of categories S*). A test checks this against the set built as MLQA builds it.
+    return ch in _ASCII_PUNCTUATION or unicodedata.category(ch).startswith("P")
+
+
+def _mixed_segmentation(text: str) -> list[str]:
+    """MLQA's Chinese tokens: every character in U+4E00..U+9FA5 (exactly that range) and every punctuation
+    character is a token of its own; the text between them is split at white space."""
+    tokens, run = [], ""
+    for ch in text:
+        if "\u4e00" <= ch <= "\u9fa5" or _mlqa_punctuation(ch):
+            tokens.extend(run.split())
+            tokens.append(ch)
+            run = ""
+        else:
+            run += ch
+    tokens.extend(run.split())
+    return tokens
+
+
+@dataclass(frozen=True)
+class AnswerRules:
+    """How a language's answers are normalised before comparison, in the official scripts' order: lower-case,
+    delete punctuation, replace articles by a space, tokenise, join the tokens by single spaces."""
+
+    is_punctuation: Callable[[str], bool]
+    articles: re.Pattern | None = None
+    tokenize: Callable[[str], list[str]] = str.split
+
+
+def _mlqa(articles: str | None = None, tokenize: Callable[[str], list[str]] = str.split) -> AnswerRules:
+    return AnswerRules(_mlqa_punctuation, re.compile(articles) if articles else None, tokenize)
+
+
+SQUAD_V1_1 = AnswerRules(_squad_punctuation, re.compile(r"\b(a|an|the)\b"))
+MLQA_OTHER_LANGUAGES = _mlqa()  # a language MLQA does not define: its punctuation and tokens, no articles
+QA_RULES: dict[str, AnswerRules] = {
+    "en": SQUAD_V1_1,  # SQuAD's script, not MLQA's English (which also deletes non-ASCII punctuation)
+    "es": _mlqa(r"\b(un|una|unos|unas|el|la|los|las)\b"),
+    "de": _mlqa(r"\b(ein|eine|einen|einem|eines|einer|der|die|das|den|dem|des)\b"),
+    "vi": _mlqa(r"\b(của|là|cái|chiếc|những)\b"),
+    # As published: the first branch can never match (^ after text), so every ال goes, inside words too.
+    "ar": _mlqa(r"\sال^|ال"),
+    "hi": _mlqa(),
+    "zh": _mlqa(tokenize=_mixed_segmentation),
+}
+
+
+def qa_rules(lang: str | None) -> AnswerRules:
+    return QA_RULES.get(lang, MLQA_OTHER_LANGUAGES) if lang is not None else MLQA_OTHER_LANGUAGES
 
 
 def normalize_answer(text: str, lang: str | None = "en") -> str:
-    text = unicodedata.normalize("NFC", text).lower()
-    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
-    if lang == "en":
-        text = _EN_ARTICLES.sub(" ", text)
-    return " ".join(text.split())
+    """`text` as `lang`'s official script compares it (None: MLQA's rules without articles)."""
+    rules = qa_rules(lang)
+    text = "".join(ch for ch in text.lower() if not rules.is_punctuation(ch))
+    if rules.articles is not None:
+        text = rules.articles.sub(" ", text)
+    return " ".join(rules.tokenize(text))
 
 
 def exact_match(prediction: str, gold: str, lang: str = "en") -> float:
@@ -31,22 +92,22 @@ def exact_match(prediction: str, gold: str, lang: str = "en") -> float:
 def token_f1(prediction: str, gold: str, lang: str = "en") -> float:
     pred_tokens = normalize_answer(prediction, lang).split()
     gold_tokens = normalize_answer(gold, lang).split()
-    if not pred_tokens or not gold_tokens:
-        return float(pred_tokens == gold_tokens)
-    common = collections.Counter(pred_tokens) & collections.Counter(gold_tokens)
-    overlap = sum(common.values())
-    if overlap == 0:
+    overlap = sum((collections.Counter(pred_tokens) & collections.Counter(gold_tokens)).values())
+    if overlap == 0:  # two empty answers included: the official scripts give them F1 0 (and exact match 1)
         return 0.0
     precision, recall = overlap / len(pred_tokens), overlap / len(gold_tokens)
-    return 2 * precision * recall / (precision + recall)
+    return (2 * precision * recall) / (precision + recall)  # the scripts' expression, for equal floats
 
 
 def squad(predictions: list[str], references: list[list[str]], lang: str = "en") -> dict[str, float]:
-    """Exact match and F1 in percent, each the best over an example's gold answers, averaged over examples."""
+    """Exact match and F1 in percent, each the best over an example's gold answers, averaged over examples
+    (summed in example order, then scaled, as the official scripts do)."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     if not predictions:
         return {"exact_match": 0.0, "f1": 0.0}
+    if not all(references):
+        raise ValueError(f"example {[bool(r) for r in references].index(False)} has no gold answer to score against")
     em = sum(max(exact_match(p, g, lang) for g in golds) for p, golds in zip(predictions, references))
     f1 = sum(max(token_f1(p, g, lang) for g in golds) for p, golds in zip(predictions, references))
     return {"exact_match": 100.0 * em / len(predictions), "f1": 100.0 * f1 / len(predictions)}

@@ -177,6 +177,37 @@ def test_swapping_a_language_component_restores_the_backbone(tiny, batch, compon
         assert torch.equal(net(*batch).logits, plain), kind
 
 
+def test_swapping_a_language_lora_out_and_back_gives_bit_identical_logits(tiny, batch, component_cfgs, tmp_path):
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    lang = net.new("lang", "sk", component_cfgs["lora"])
+    perturb(lang)
+    perturb(net.new("task", "qa", component_cfgs["lora"]))
+    net.eval()
+    before = net(*batch).logits
+    lang.save(tmp_path / "lang")
+    net.remove("lang")
+    assert not torch.equal(net(*batch).logits, before)
+    net.load(tmp_path / "lang")  # attached after the task LoRA now
+    assert torch.equal(net(*batch).logits, before)
+
+
+@pytest.mark.parametrize("first", ["lang", "task"])
+def test_removing_every_lora_gives_back_the_bare_model(tiny, batch, component_cfgs, first):
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    net.eval()
+    bare_modules = [(name, type(m)) for name, m in model.named_modules()]
+    bare = net(*batch).logits
+    for role in ("lang", "task"):
+        perturb(net.new(role, "sk", component_cfgs["lora"]))
+    assert any(isinstance(m, LoRAHost) for m in model.modules())
+    for role in (first, {"lang": "task", "task": "lang"}[first]):
+        net.remove(role)
+    assert [(name, type(m)) for name, m in model.named_modules()] == bare_modules
+    assert torch.equal(net(*batch).logits, bare)
+
+
 def test_unknown_kind_is_refused_with_the_valid_ones(tiny):
     model, tokenizer = tiny
     with pytest.raises(UserError, match="Unknown component kind 'ia3'. Valid kinds: adapter, lora, prompt"):

@@ -22,10 +22,12 @@ def test_normalisation_is_not_english_only():
     assert metrics.normalize_answer("Žltá  ŽABA.", "sk") == "žltá žaba"  # diacritics kept, case folded
     assert metrics.normalize_answer("హైదరాబాద్‌లో.", "te") == "హైదరాబాద్‌లో"  # vowel signs are not punctuation
     assert metrics.normalize_answer("The cat", "en") == "cat"
-    assert metrics.normalize_answer("The cat", "de") == "the cat"  # articles removed for English only
+    assert metrics.normalize_answer("The cat", "de") == "the cat"  # English articles for English only
+    assert metrics.normalize_answer("Die Katze", "de") == "katze"  # German ones for German (MLQA's list)
 
 
 def test_empty_answers():
-    assert metrics.token_f1("", "", "en") == 1.0
+    # as the official scripts: two empty answers match exactly but share no token, so F1 is 0
+    assert metrics.exact_match("", "", "en") == 1.0 and metrics.token_f1("", "", "en") == 0.0
     assert metrics.token_f1("the", "cat", "en") == 0.0
     assert metrics.squad([], [], "en") == {"exact_match": 0.0, "f1": 0.0}

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Component
+from .base import ROLES, Component
 
 
 class LowRankDelta(nn.Module):
@@ -28,12 +28,25 @@ class LowRankDelta(nn.Module):
 
 
 class LoRAHost(nn.Module):
-    """Stands in for a linear layer: its output plus the sum of every attached delta."""
+    """Stands in for a linear layer: its output plus the sum of every attached delta.
+
+    The deltas are added in composition order (language, then task), whatever order they were attached in:
+    float addition is not associative, so swapping a language LoRA out and back must not reorder the sum.
+    """
 
     def __init__(self, base: nn.Linear):
         super().__init__()
         self.base = base
         self.deltas = nn.ModuleDict()
+        self._place: dict[str, tuple[int, str]] = {}  # label -> its place in the sum
+
+    def add(self, role: str, label: str, delta: LowRankDelta) -> None:
+        self._place[label] = (ROLES.index(role), label)
+        entries = {**self.deltas, label: delta}
+        self.deltas = nn.ModuleDict({k: entries[k] for k in sorted(entries, key=self._place.__getitem__)})
+
+    def remove(self, label: str) -> None:
+        del self.deltas[label], self._place[label]
 
     def forward(self, x):
         out = self.base(x)
@@ -56,19 +69,23 @@ class LoRA(Component):
                 continue
             host = module
             if not isinstance(module, LoRAHost):
-                host = LoRAHost(module)
+                host = LoRAHost(module).train(module.training)
                 setattr(model.get_submodule(parent_path), leaf, host)
             base = host.base
-            delta = LowRankDelta(base.in_features, base.out_features, r, alpha, dropout).to(base.weight.device)
-            host.deltas[self.label] = delta
+            delta = LowRankDelta(base.in_features, base.out_features, r, alpha, dropout)
+            delta.to(base.weight.device).train(base.training)  # one swapped in during evaluation has no dropout
+            host.add(self.role, self.label, delta)
             self.deltas[path.replace(".", "/")] = delta
             self._hosts[path] = host
         if not self.deltas:
             raise ValueError(f"LoRA targets {sorted(targets)} match no linear layer of this model")
 
     def detach(self, model):
-        for host in self._hosts.values():
-            del host.deltas[self.label]
+        for path, host in self._hosts.items():
+            host.remove(self.label)
+            if not host.deltas:  # the last LoRA here: put the layer itself back, so the model is as it was
+                parent_path, _, leaf = path.rpartition(".")
+                setattr(model.get_submodule(parent_path), leaf, host.base)
         self._hosts = {}
 
     def owned_parameters(self):
