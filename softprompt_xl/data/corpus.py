@@ -28,7 +28,7 @@ import torch
 from ..config import to_plain
 from ..errors import UserError
 from ..hub import hub_reachable
-from .sources import FILE_BUILDERS, LOAD_KEYS, _existing_files, _expand
+from .sources import FILE_BUILDERS, LOAD_KEYS, _existing_files
 from .span_corruption import SpanCorruptionCollator
 
 log = logging.getLogger(__name__)
@@ -94,22 +94,29 @@ def _open(source: dict, split: str, cache_dir: str, what: str) -> datasets.Itera
 
 
 def _num_rows(stream: datasets.IterableDataset, source: dict, split: str, what: str, selector: str) -> int:
-    """How many documents the split has, to resolve a percentage: from the dataset's card, a Parquet footer, or
-    (other local files) by reading them once."""
+    """How many documents the split has, to resolve a percentage: from the dataset card, else from the Parquet
+    footers of its files (a few kB each, local or on the Hub, as `wikimedia/wikipedia` ships them), else (other
+    local files) by reading them once."""
     splits = stream.info.splits if stream.info else None
     if splits and split in splits and splits[split].num_examples:
         return int(splits[split].num_examples)
+    import fsspec
+    import pyarrow.parquet as pq
+
+    kwargs = {k: source[k] for k in LOAD_KEYS if source.get(k)}
+    files = list(datasets.load_dataset_builder(**kwargs).config.data_files.get(split) or [])
+    if files and all(str(f).endswith(".parquet") for f in files):
+        total = 0
+        for f in files:
+            with fsspec.open(str(f), "rb") as handle:
+                total += pq.ParquetFile(handle).metadata.num_rows
+        return total
     if source["path"] not in FILE_BUILDERS:
         raise UserError(f"The corpus of {what} does not say how many documents its {split} split has, so "
                         f"{selector!r} cannot be resolved while streaming: give absolute counts, e.g. "
                         "train[:100000] and train[100000:].")
-    files = _expand(_existing_files(source.get("data_files"), split, what)[split])
-    if source["path"] == "parquet":
-        import pyarrow.parquet as pq
-
-        return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    log.warning("%s: counting the documents of %s to resolve %r (absolute counts such as train[:100000] skip this)",
-                what, ", ".join(files), selector)
+    log.warning("%s: counting the documents of its %s split to resolve %r (absolute counts such as "
+                "train[:100000] skip this)", what, split, selector)
     return sum(1 for _ in stream)
 
 
