@@ -21,6 +21,7 @@ from .config import to_plain
 from .data.loaders import corpus_texts, prepare_task_split, span_corruption_loader, task_loader
 from .data.sources import task_source
 from .data.tasks import get_task
+from .divergence import Diverged, DivergenceGuard
 from .errors import UserError
 from .module import Seq2SeqModule
 from .plan import comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec, with_lang
@@ -91,11 +92,13 @@ def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_
     loader = span_corruption_loader(texts, f"{cfg.lang.name} corpus", tokenizer, stage, cfg.seed,
                                     cfg.trainer.num_workers, steps=stage.max_steps, start_step=start)
     module = Seq2SeqModule(net, trainable, spec["component"]["optimizer"], stage.max_steps)
-    callbacks = [Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
+    guard = DivergenceGuard(cfg.trainer.divergence, "lang", f"stage 1 (the {cfg.lang.name} language {spec['kind']})",
+                            "combo.components.lang.optimizer.lr")
+    callbacks = [guard, Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
     tags = [spec["kind"], cfg.lang.code, cfg.backbone.id]
     with stage_logger(cfg, "lang", f"lang-{spec['kind']}-{cfg.lang.code}", name, output_dir, tags) as logger:
         trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, callbacks=callbacks)
-        trainer.fit(module, loader, ckpt_path=resume_from)
+        fit(trainer, module, store, name, logger, loader, ckpt_path=resume_from)
         loss = trainer.callback_metrics.get("train/loss")
         if distributed.is_zero():
             store.save_component(path, component, spec, {
@@ -235,9 +238,10 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
     if task_part:
         component = net.new("task", task.name, task_part, init_text=task.prompt_init(cfg.lang.name))
         what, optimizer, trainable = f"the task {task_part['kind']}", task_part["optimizer"], net.train_only(["task"])
+        lr_setting = "combo.components.task.optimizer.lr"
     elif combo.train_backbone:
         component, what, optimizer = None, "the whole backbone", to_plain(combo.optimizer)
-        trainable = net.train_only(["backbone"])
+        trainable, lr_setting = net.train_only(["backbone"]), "combo.optimizer.lr"
     else:  # zero_shot
         net.train_only([])
         return {**info, "trainable_params": net.parameter_counts()}
@@ -249,7 +253,8 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
     train, val = distributed.zero_first(lambda: (_split(cfg, task, "train", tokenizer),
                                                  _split(cfg, task, "validation", tokenizer)))
     module = Seq2SeqModule(net, trainable, optimizer, stage.max_steps, task, val, [], stage.select_best)
-    callbacks = [Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
+    guard = DivergenceGuard(cfg.trainer.divergence, "task", f"stage 2 ({what} on {cfg.lang.name} {task.name})", lr_setting)
+    callbacks = [guard, Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
     name = f"{combo.name}-{cfg.lang.code}-{task.name}"
     workers = cfg.trainer.num_workers
     with stage_logger(cfg, "task", name, task_key, output_dir, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]) as logger:
@@ -258,8 +263,9 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
                                callbacks)
         log.info("Stage 2: training %s on %s %s (%d steps%s)", what, cfg.lang.name, task.name, stage.max_steps,
                  f", resuming at step {start}" if resume_from else "")
-        trainer.fit(module, task_loader(train, tokenizer, stage.batch_size, workers, stage.max_steps, cfg.seed, start),
-                    task_loader(val, tokenizer, stage.eval_batch_size, workers), ckpt_path=resume_from)
+        fit(trainer, module, store, task_key, logger,
+            task_loader(train, tokenizer, stage.batch_size, workers, stage.max_steps, cfg.seed, start),
+            task_loader(val, tokenizer, stage.eval_batch_size, workers), ckpt_path=resume_from)
         info = {**info, "trainable_params": net.parameter_counts(), "steps": trainer.global_step,
                 "best_step": module.best["step"] if module.best else None, "validation": module.val_history,
                 "train_time_s": round(time.time() - started, 1)}
@@ -273,6 +279,20 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
             store.drop_checkpoints(task_key)
     distributed.barrier()
     return info
+
+
+def fit(trainer: L.Trainer, module: Seq2SeqModule, store: Store, key: str, logger: Any, *loaders: Any,
+        ckpt_path: Path | None) -> None:
+    """Train a stage. One whose loss diverged (divergence.py) leaves nothing in the store: no component, and no
+    checkpoints either - resumed, they would replay the same steps into the same divergence - so the same command
+    (or one with a lower learning rate, which is another key anyway) trains the stage afresh."""
+    try:
+        trainer.fit(module, *loaders, ckpt_path=ckpt_path)
+    except Diverged as err:
+        log_summary(logger, {"diverged": err.record})
+        if distributed.is_zero():
+            store.drop_checkpoints(key)
+        raise
 
 
 def _split(cfg: Any, task: Any, split: str, tokenizer: Any, needed: tuple[str, ...] | None = None):
