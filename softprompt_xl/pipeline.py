@@ -18,12 +18,12 @@ from .atomic import write_jsonl
 from .backbone import load_backbone
 from .components.compose import ComposedModel
 from .config import to_plain
-from .data.loaders import corpus_texts, prepare_task_split, span_corruption_loader, task_loader
+from .data.loaders import check_subset_size, corpus_texts, fixed_subset, prepare_task_split, span_corruption_loader, task_loader
 from .data.sources import task_source
 from .data.tasks import get_task
-from .divergence import Diverged, DivergenceGuard
+from .divergence import Diverged, DivergenceGuard, DivergenceRule
 from .errors import UserError
-from .module import Seq2SeqModule
+from .module import Seq2SeqModule, check_val_mode
 from .plan import comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec, with_lang
 from .resume import Checkpointing, resume_point
 from .store import Store
@@ -116,6 +116,10 @@ def run(cfg: Any, output_dir: Path) -> dict:
     if cfg.stage not in STAGES:
         raise UserError(f"Unknown stage '{cfg.stage}': use stage=all (train what is missing, then evaluate), "
                         "stage=lang (only the language components) or stage=eval (evaluate a stored task component).")
+    # Settings a stage would refuse only when it starts: refused before anything trains.
+    DivergenceRule.from_config(cfg.trainer.divergence)
+    check_val_mode(cfg.task_stage.val_mode)
+    check_subset_size(cfg.task_stage.val_max_examples)
     distributed.start(cfg.trainer)
     store = Store(cfg.paths.store)
     if cfg.stage == "lang":
@@ -250,9 +254,14 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
     stage, tokenizer = cfg.task_stage, net.tokenizer
     checkpoints = store.checkpoint_dir(task_key)
     resume_from, start = resume_point(checkpoints)
-    train, val = distributed.zero_first(lambda: (_split(cfg, task, "train", tokenizer),
-                                                 _split(cfg, task, "validation", tokenizer)))
-    module = Seq2SeqModule(net, trainable, optimizer, stage.max_steps, task, val, [], stage.select_best)
+    train, whole_val = distributed.zero_first(lambda: (_split(cfg, task, "train", tokenizer),
+                                                       _split(cfg, task, "validation", tokenizer)))
+    val = fixed_subset(whole_val, stage.val_max_examples)
+    if val is not whole_val:
+        log.info("Validating on %d of the %d %s %s validation examples (task_stage.val_max_examples; the same ones "
+                 "in every run), by %s", len(val.references), len(whole_val.references), cfg.lang.code, task.name,
+                 stage.val_mode)
+    module = Seq2SeqModule(net, trainable, optimizer, stage.max_steps, task, val, [], stage.select_best, stage.val_mode)
     guard = DivergenceGuard(cfg.trainer.divergence, "task", f"stage 2 ({what} on {cfg.lang.name} {task.name})", lr_setting)
     callbacks = [guard, Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
     name = f"{combo.name}-{cfg.lang.code}-{task.name}"

@@ -65,10 +65,15 @@ def summary_line(result: dict) -> str:
             f"{result['steps']} steps | {result['wall_time_s']:.1f} s")
 
 
+def job_identity(cfg: DictConfig) -> dict:
+    """What a result.json that is not a complete result says about its job."""
+    return {"combo": cfg.combo.name, "lang": cfg.lang.code, "task": cfg.task.name, "backbone": cfg.backbone.id,
+            "seed": cfg.seed}
+
+
 def run_job(cfg: DictConfig) -> dict:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    identity = {k: v for k, v in (("combo", cfg.combo.name), ("lang", cfg.lang.code), ("task", cfg.task.name),
-                                  ("backbone", cfg.backbone.id), ("seed", cfg.seed))}
+    identity = job_identity(cfg)
     started = time.time()
     from . import pipeline
     from .divergence import Diverged
