@@ -39,11 +39,11 @@ class DivergenceRule:
     """The rule above, fed one step loss at a time."""
 
     def __init__(self, factor: float | None = 100.0, window: int = 10, floor: float = 0.01):
-        if factor is not None and not float(factor) > 1:
+        if factor is not None and not (_number(factor) and factor > 1):
             raise UserError(f"trainer.divergence.factor={factor}: a loss has exploded when it grows past factor x its "
-                            "lowest running median, so the factor must be above 1 (e.g. 100), or null to check only "
-                            "for non-finite losses.")
-        if int(window) < 1 or not float(floor) > 0:
+                            "lowest running median, so the factor must be a number above 1 (e.g. 100), or null to "
+                            "check only for non-finite losses.")
+        if not (_number(window) and int(window) == window >= 1 and _number(floor) and floor > 0):
             raise UserError(f"trainer.divergence.window={window} and floor={floor}: the window is a number of steps "
                             "(at least 1, e.g. 10) and the floor a positive loss (e.g. 0.01).")
         self.factor = None if factor is None else float(factor)
@@ -57,7 +57,7 @@ class DivergenceRule:
         settings = to_plain(settings)
         if settings is None:
             return None
-        unknown = set(settings) - {"factor", "window", "floor"}
+        unknown = set(settings) - {"factor", "window", "floor"} if isinstance(settings, dict) else {settings}
         if unknown:
             raise UserError(f"trainer.divergence has unknown settings {sorted(unknown)}: it takes factor, window and "
                             "floor (conf/trainer/default.yaml), or null to check nothing.")
@@ -87,6 +87,10 @@ class DivergenceRule:
         self.lowest = state.get("lowest")
         last = state.get("last_finite")
         self.last_finite = tuple(last) if last else None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class DivergenceGuard(L.Callback):
