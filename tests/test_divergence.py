@@ -68,7 +68,7 @@ def test_factor_null_checks_only_non_finite_losses():
 
 
 @pytest.mark.parametrize("settings,said", [
-    ({"factor": 0.5}, "factor must be above 1"), ({"window": 0}, "at least 1"), ({"floor": 0}, "positive loss"),
+    ({"factor": 0.5}, "factor must be a number above 1"), ({"factor": "x"}, "factor must be a number above 1"), ({"window": 0}, "at least 1"), ({"floor": 0}, "positive loss"),
     ({"factr": 10}, "unknown settings ['factr']"),
 ])
 def test_bad_divergence_settings_are_refused_with_the_fix(settings, said):
