@@ -4,6 +4,8 @@ by greedy generation. It never asks what kind of component it holds."""
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 import lightning as L
@@ -17,6 +19,16 @@ from .data.tasks import Task
 from .errors import UserError
 
 log = logging.getLogger(__name__)
+
+# How validation scores a step (task_stage.val_mode): by greedy generation and the task's primary metric (best =
+# highest), or by the teacher-forced loss alone (best = lowest; no generation, so much cheaper).
+VAL_MODES = ("generation", "loss")
+
+
+def check_val_mode(mode: str) -> None:
+    if mode not in VAL_MODES:
+        raise UserError(f"task_stage.val_mode={mode} is not a validation mode: use generation (the task's metric on "
+                        "generated answers) or loss (the teacher-forced loss alone, much cheaper).")
 
 
 def build_optimizer(spec: Any, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -39,8 +51,11 @@ class Seq2SeqModule(L.LightningModule):
         val_split: TaskSplit | None = None,
         test_splits: list[TaskSplit] = (),
         select_best: bool = False,
+        val_mode: str = "generation",
     ):
         super().__init__()
+        check_val_mode(val_mode)
+        self.val_mode = val_mode
         self.net = net
         self.trainable = trainable
         self.optimizer_spec = optimizer
@@ -49,10 +64,12 @@ class Seq2SeqModule(L.LightningModule):
         self.val_split, self.test_splits = val_split, list(test_splits)
         self.select_best = select_best
         self.predictions: dict[int, dict[int, tuple[str, float]]] = {}  # loader -> record index -> (text, score)
-        self.val_history: list[dict] = []  # one entry per validation: step and metrics
+        self.val_history: list[dict] = []  # one entry per validation: step, mode, metrics, loss, size and seconds
+        self._val_loss = [0.0, 0]  # summed token losses and target tokens of the validation in progress
+        self._val_started = 0.0
         self.test_metrics: dict[str, dict[str, float]] = {}
         self.test_predictions: dict[str, list[str]] = {}  # lang -> prediction per example, in split order
-        self.best: dict | None = None  # step, score and a copy of the trainable weights at the best validation
+        self.best: dict | None = None  # step, metric, value and a copy of the trainable weights at the best validation
         self.strict_loading = False  # checkpoints hold only the trainable weights (see on_save_checkpoint)
 
     # --- checkpoints (resume.py) ----------------------------------------------------------------
@@ -90,6 +107,9 @@ class Seq2SeqModule(L.LightningModule):
     def _evaluate(self, batch, split: TaskSplit, loader: int, prefix: str) -> None:
         loss = self.net(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
         self.log(f"{prefix}/{split.lang}/loss", loss, batch_size=batch["input_ids"].shape[0], add_dataloader_idx=False)
+        self._generate(batch, loader)
+
+    def _generate(self, batch, loader: int) -> None:
         tokens, scores = self.net.generate_scored(batch["input_ids"], batch["attention_mask"], self.task.max_answer_length)
         texts = self.net.tokenizer.batch_decode(tokens, skip_special_tokens=True)
         found = self.predictions.setdefault(loader, {})
@@ -110,23 +130,46 @@ class Seq2SeqModule(L.LightningModule):
             self.log_dict({f"{prefix}/{split.lang}/{k}": v for k, v in results[split.lang].items()})
         return results
 
+    def on_validation_epoch_start(self):
+        self._val_loss, self._val_started = [0.0, 0], time.perf_counter()
+
     def validation_step(self, batch, batch_idx):
-        self._evaluate(batch, self.val_split, 0, "val")
+        # The loss of the whole split, per target token (as training's), whatever the batches: both modes record it.
+        loss = self.net(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+        tokens = int((batch["labels"] != -100).sum())
+        self._val_loss[0] += float(loss) * tokens
+        self._val_loss[1] += tokens
+        if self.val_mode == "generation":
+            self._generate(batch, 0)
 
     def on_validation_epoch_end(self):
-        scores = self._score([self.val_split], "val")[self.val_split.lang]
-        self.val_history.append({"step": self.global_step, **scores})
-        primary = scores[self.task.primary_metric]
-        if self.select_best and (self.best is None or primary > self.best["score"]):
-            self.best = {"step": self.global_step, "score": primary, "weights": [p.detach().clone() for p in self.trainable]}
+        split = self.val_split
+        loss = self._val_loss[0] / max(self._val_loss[1], 1)
+        entry = {"step": self.global_step, "mode": self.val_mode}
+        if self.val_mode == "generation":
+            entry.update(self._score([split], "val")[split.lang])
+        seconds = time.perf_counter() - self._val_started
+        entry.update(loss=loss, examples=len(split.references), inputs=len(split.examples), seconds=round(seconds, 2))
+        self.val_history.append(entry)
+        self.log_dict({f"val/{split.lang}/loss": loss, "val/seconds": seconds})
+        scores = " ".join(f"{k}={v:.2f}" for k, v in entry.items() if k not in ("step", "mode", "examples", "inputs",
+                                                                                  "seconds"))
+        log.info("Validation at step %d by %s: %d %s examples (%d inputs) in %.2f s; %s", self.global_step,
+                 self.val_mode, entry["examples"], split.lang, entry["inputs"], seconds, scores)
+        metric = "loss" if self.val_mode == "loss" else self.task.primary_metric
+        value = entry[metric]
+        if self.select_best and math.isfinite(value) and (
+                self.best is None or (value < self.best["value"] if metric == "loss" else value > self.best["value"])):
+            self.best = {"step": self.global_step, "metric": metric, "value": value,
+                         "weights": [p.detach().clone() for p in self.trainable]}
 
     def on_fit_end(self):
         if self.select_best and self.best is not None:
             with torch.no_grad():
                 for p, saved in zip(self.trainable, self.best["weights"]):
                     p.copy_(saved)
-            log.info("Testing with the weights of step %d (best validation %s %.2f)",
-                     self.best["step"], self.task.primary_metric, self.best["score"])
+            log.info("Testing with the weights of step %d (best validation %s %.4g)",
+                     self.best["step"], self.best["metric"], self.best["value"])
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._evaluate(batch, self.test_splits[dataloader_idx], dataloader_idx, "test")

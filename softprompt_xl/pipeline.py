@@ -20,11 +20,12 @@ from .backbone import load_backbone
 from .components.compose import ComposedModel
 from .config import to_plain
 from .data.corpus import CorpusPosition, SpanCorruptionStream, documents, heldout_batches
-from .data.loaders import own_generator, prepare_task_split, task_loader
+from .data.loaders import check_subset_size, fixed_subset, own_generator, prepare_task_split, task_loader
 from .data.sources import task_source
 from .data.tasks import get_task
+from .divergence import Diverged, DivergenceGuard, DivergenceRule
 from .errors import UserError
-from .module import Seq2SeqModule, SpanCorruptionScore
+from .module import Seq2SeqModule, SpanCorruptionScore, check_val_mode
 from .plan import comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec, with_lang
 from .resume import Checkpointing, resume_point
 from .store import Store
@@ -96,11 +97,13 @@ def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_
     loader = DataLoader(stream, batch_size=None, num_workers=min(int(cfg.trainer.num_workers), 1),
                         generator=own_generator())
     module = Seq2SeqModule(net, trainable, spec["component"]["optimizer"], stage.max_steps)
-    callbacks = [CorpusPosition(stream), Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
+    guard = DivergenceGuard(cfg.trainer.divergence, "lang", f"stage 1 (the {cfg.lang.name} language {spec['kind']})",
+                            "combo.components.lang.optimizer.lr")
+    callbacks = [CorpusPosition(stream), guard, Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
     tags = [spec["kind"], cfg.lang.code, cfg.backbone.id]
     with stage_logger(cfg, "lang", f"lang-{spec['kind']}-{cfg.lang.code}", name, output_dir, tags) as logger:
         trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, callbacks=callbacks)
-        trainer.fit(module, loader, ckpt_path=resume_from)
+        fit(trainer, module, store, name, logger, loader, ckpt_path=resume_from)
         loss = trainer.callback_metrics.get("train/loss")
         if distributed.is_zero():
             heldout = _heldout_scores(cfg, net, tokenizer, logger, output_dir)
@@ -144,6 +147,10 @@ def run(cfg: Any, output_dir: Path) -> dict:
     if cfg.stage not in STAGES:
         raise UserError(f"Unknown stage '{cfg.stage}': use stage=all (train what is missing, then evaluate), "
                         "stage=lang (only the language components) or stage=eval (evaluate a stored task component).")
+    # Settings a stage would refuse only when it starts: refused before anything trains.
+    DivergenceRule.from_config(cfg.trainer.divergence)
+    check_val_mode(cfg.task_stage.val_mode)
+    check_subset_size(cfg.task_stage.val_max_examples)
     distributed.start(cfg.trainer)
     store = Store(cfg.paths.store)
     if cfg.stage == "lang":
@@ -268,9 +275,10 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
     if task_part:
         component = net.new("task", task.name, task_part, init_text=task.prompt_init(cfg.lang.name))
         what, optimizer, trainable = f"the task {task_part['kind']}", task_part["optimizer"], net.train_only(["task"])
+        lr_setting = "combo.components.task.optimizer.lr"
     elif combo.train_backbone:
         component, what, optimizer = None, "the whole backbone", to_plain(combo.optimizer)
-        trainable = net.train_only(["backbone"])
+        trainable, lr_setting = net.train_only(["backbone"]), "combo.optimizer.lr"
     else:  # zero_shot
         net.train_only([])
         return {**info, "trainable_params": net.parameter_counts()}
@@ -279,10 +287,16 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
     stage, tokenizer = cfg.task_stage, net.tokenizer
     checkpoints = store.checkpoint_dir(task_key)
     resume_from, start = resume_point(checkpoints)
-    train, val = distributed.zero_first(lambda: (_split(cfg, task, "train", tokenizer),
-                                                 _split(cfg, task, "validation", tokenizer)))
-    module = Seq2SeqModule(net, trainable, optimizer, stage.max_steps, task, val, [], stage.select_best)
-    callbacks = [Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
+    train, whole_val = distributed.zero_first(lambda: (_split(cfg, task, "train", tokenizer),
+                                                       _split(cfg, task, "validation", tokenizer)))
+    val = fixed_subset(whole_val, stage.val_max_examples)
+    if val is not whole_val:
+        log.info("Validating on %d of the %d %s %s validation examples (task_stage.val_max_examples; the same ones "
+                 "in every run), by %s", len(val.references), len(whole_val.references), cfg.lang.code, task.name,
+                 stage.val_mode)
+    module = Seq2SeqModule(net, trainable, optimizer, stage.max_steps, task, val, [], stage.select_best, stage.val_mode)
+    guard = DivergenceGuard(cfg.trainer.divergence, "task", f"stage 2 ({what} on {cfg.lang.name} {task.name})", lr_setting)
+    callbacks = [guard, Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
     name = f"{combo.name}-{cfg.lang.code}-{task.name}"
     workers = cfg.trainer.num_workers
     with stage_logger(cfg, "task", name, task_key, output_dir, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]) as logger:
@@ -291,8 +305,9 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
                                callbacks)
         log.info("Stage 2: training %s on %s %s (%d steps%s)", what, cfg.lang.name, task.name, stage.max_steps,
                  f", resuming at step {start}" if resume_from else "")
-        trainer.fit(module, task_loader(train, tokenizer, stage.batch_size, workers, stage.max_steps, cfg.seed, start),
-                    task_loader(val, tokenizer, stage.eval_batch_size, workers), ckpt_path=resume_from)
+        fit(trainer, module, store, task_key, logger,
+            task_loader(train, tokenizer, stage.batch_size, workers, stage.max_steps, cfg.seed, start),
+            task_loader(val, tokenizer, stage.eval_batch_size, workers), ckpt_path=resume_from)
         info = {**info, "trainable_params": net.parameter_counts(), "steps": trainer.global_step,
                 "best_step": module.best["step"] if module.best else None, "validation": module.val_history,
                 "train_time_s": round(time.time() - started, 1)}
@@ -306,6 +321,20 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
             store.drop_checkpoints(task_key)
     distributed.barrier()
     return info
+
+
+def fit(trainer: L.Trainer, module: Seq2SeqModule, store: Store, key: str, logger: Any, *loaders: Any,
+        ckpt_path: Path | None) -> None:
+    """Train a stage. One whose loss diverged (divergence.py) leaves nothing in the store: no component, and no
+    checkpoints either - resumed, they would replay the same steps into the same divergence - so the same command
+    (or one with a lower learning rate, which is another key anyway) trains the stage afresh."""
+    try:
+        trainer.fit(module, *loaders, ckpt_path=ckpt_path)
+    except Diverged as err:
+        log_summary(logger, {"diverged": err.record})
+        if distributed.is_zero():
+            store.drop_checkpoints(key)
+        raise
 
 
 def _split(cfg: Any, task: Any, split: str, tokenizer: Any, needed: tuple[str, ...] | None = None):

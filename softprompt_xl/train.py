@@ -65,12 +65,18 @@ def summary_line(result: dict) -> str:
             f"{result['steps']} steps | {result['wall_time_s']:.1f} s")
 
 
+def job_identity(cfg: DictConfig) -> dict:
+    """What a result.json that is not a complete result says about its job."""
+    return {"combo": cfg.combo.name, "lang": cfg.lang.code, "task": cfg.task.name, "backbone": cfg.backbone.id,
+            "seed": cfg.seed}
+
+
 def run_job(cfg: DictConfig) -> dict:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    identity = {k: v for k, v in (("combo", cfg.combo.name), ("lang", cfg.lang.code), ("task", cfg.task.name),
-                                  ("backbone", cfg.backbone.id), ("seed", cfg.seed))}
+    identity = job_identity(cfg)
     started = time.time()
     from . import pipeline
+    from .divergence import Diverged
     from .resume import Interrupted
 
     interrupted_by = None
@@ -85,7 +91,7 @@ def run_job(cfg: DictConfig) -> dict:
         result = {**identity, "status": "interrupted", "error": str(err), "wall_time_s": round(time.time() - started, 1)}
     except Exception as err:  # noqa: BLE001 - any failure must be recorded and must not stop the sweep
         overrides = " ".join(HydraConfig.get().overrides.task)
-        if isinstance(err, UserError):
+        if isinstance(err, (UserError, Diverged)):  # said in full by its message: no traceback
             message = str(err)
         else:
             message = f"{type(err).__name__}: {err}"
@@ -93,6 +99,8 @@ def run_job(cfg: DictConfig) -> dict:
         log.error("Job failed (%s): %s", overrides, message)
         result = {**identity, "status": "failed", "error": message, "overrides": overrides,
                   "wall_time_s": round(time.time() - started, 1)}
+        if isinstance(err, Diverged):
+            result["diverged"] = err.record
     if distributed.is_zero():
         write_json(output_dir / "result.json", result)
     if interrupted_by is not None:
@@ -150,7 +158,7 @@ class ReportFailedJobs(Callback):
         if not jobs:
             log.info("Nothing was launched: every run of the sweep had finished before (see the plan above).")
             return
-        problems = []
+        problems, diverged = [], 0
         for job in jobs:
             result_file = job / "result.json"
             if not result_file.exists():
@@ -159,8 +167,10 @@ class ReportFailedJobs(Callback):
             result = json.loads(result_file.read_text())
             if result.get("status") != "complete":
                 problems.append(f"  {job.name}: {result.get('error', 'failed')}")
+                diverged += "diverged" in result
         if problems:
-            log.error("%d of %d jobs failed:\n%s", len(problems), len(jobs), "\n".join(problems))
+            log.error("%d of %d jobs failed%s:\n%s", len(problems), len(jobs),
+                      f" ({diverged} of them diverged)" if diverged else "", "\n".join(problems))
             sys.exit(1)
         log.info("All %d jobs complete. Results: %s/*/result.json", len(jobs), sweep_dir)
 

@@ -1,6 +1,8 @@
 """The sweep in stages: plan it (softprompt_xl.sweep_plan), then launch the missing language components as one
 batch of jobs and the unfinished runs as the next, through whatever launcher is configured (local, joblib,
-submitit/SLURM). No task job then waits for a language component another job is training."""
+submitit/SLURM). No task job then waits for a language component another job is training, and none is launched
+whose language component failed in stage 1 (diverged, say): it is recorded as failed instead, without training
+that component again, and the sweep's summary lists it; the next run of the sweep tries the component again."""
 
 from __future__ import annotations
 
@@ -42,12 +44,47 @@ class StagedSweeper(BasicSweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        returns, index = [], 0
-        for stage, batch in (("language components", plan.lang_jobs), ("runs", plan.todo)):
-            if not batch:
-                continue
-            log.info("Launching %d job(s): %s", len(batch), stage)
-            results = self.launcher.launch(batch, initial_job_idx=index)
-            index += len(batch)
+        returns, index, failed = [], 0, {}
+        if plan.lang_jobs:
+            log.info("Launching %d job(s): language components", len(plan.lang_jobs))
+            results = self.launcher.launch(plan.lang_jobs, initial_job_idx=index)
+            index += len(plan.lang_jobs)
             returns.append(results)
+            failed = {k: error for k, r in zip(plan.lang_keys, results) if (error := _failure(r))}
+        runs, left_out = plan.runs_after(set(failed))
+        if runs:
+            log.info("Launching %d job(s): runs", len(runs))
+            returns.append(self.launcher.launch(runs, initial_job_idx=index))
+            index += len(runs)
+        for job, keys in left_out:  # recorded as failed, so the sweep's summary lists them and a rerun retries them
+            reasons = "; ".join(f"the language {plan.lang_needed[k]} it needs failed in stage 1 of this sweep: "
+                                f"{failed[k]}" for k in keys)
+            self._record_not_run(job, index, f"Not run: {reasons}")
+            index += 1
+        if left_out:
+            log.error("Not launched: %d run(s) whose language component failed in stage 1", len(left_out))
         return returns
+
+    def _record_not_run(self, job: list[str], idx: int, error: str) -> None:
+        from omegaconf import open_dict
+
+        from softprompt_xl.atomic import write_json
+        from softprompt_xl.train import job_identity
+
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+        with open_dict(cfg.hydra.job):
+            cfg.hydra.job.num = idx
+        path = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir) / "result.json"
+        write_json(path, {**job_identity(cfg), "status": "failed", "error": error, "overrides": " ".join(job)})
+
+
+def _failure(returned: Any) -> str | None:
+    """Why a stage-1 job failed, or None if it did not (an interrupted one is not failed: its run resumes it)."""
+    from hydra.core.utils import JobStatus
+
+    value = returned._return_value  # `.return_value` re-raises the exception of a failed job
+    if returned.status == JobStatus.FAILED:
+        return f"{type(value).__name__}: {value}"
+    if isinstance(value, dict) and value.get("status") == "failed":
+        return value.get("error", "failed")
+    return None

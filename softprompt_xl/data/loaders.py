@@ -6,6 +6,7 @@ Inputs are padded per batch to the longest sequence in it, never to a fixed leng
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -95,6 +96,29 @@ def _tokenize_split(task: Task, source: Any, split: str, lang: str, tokenizer, m
     examples = [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels[i], "index": i} for i, ids in inputs]
     ids = [r.get("id", i) for i, r in enumerate(usable)]
     return TaskSplit(examples, [task.reference(r) for r in usable], lang, ids)
+
+
+def check_subset_size(max_examples: Any) -> None:
+    if max_examples is not None and (isinstance(max_examples, bool) or not isinstance(max_examples, int)
+                                     or max_examples < 1):
+        raise UserError(f"task_stage.val_max_examples={max_examples}: validate on a number of examples (at least 1, "
+                        "e.g. 1000), or set it to null for the whole validation split.")
+
+
+def fixed_subset(split: TaskSplit, max_examples: int | None) -> TaskSplit:
+    """At most `max_examples` records of `split` (with all their inputs), in split order: those whose id (or
+    position, for records without one) has the lowest SHA-256. The choice depends on the split alone - not on the
+    run's seed, the library versions or the record order - so every run of a study, whatever its configuration or
+    seed, selects its best step on the same records, and a smaller subset lies inside a larger one."""
+    check_subset_size(max_examples)
+    n = len(split.references)
+    if max_examples is None or max_examples >= n:
+        return split
+    rank = sorted(range(n), key=lambda i: (hashlib.sha256(json.dumps(split.ids[i], default=str).encode()).digest(), i))
+    kept = sorted(rank[:max_examples])
+    position = {old: new for new, old in enumerate(kept)}
+    examples = [{**e, "index": position[e["index"]]} for e in split.examples if e["index"] in position]
+    return TaskSplit(examples, [split.references[i] for i in kept], split.lang, [split.ids[i] for i in kept])
 
 
 @functools.lru_cache(maxsize=8)  # per tokenizer object: serialising mT5's 250k vocabulary takes a while
