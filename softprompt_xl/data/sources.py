@@ -161,7 +161,8 @@ def files_source(files: Any, needed: tuple[str, ...] = SPLITS, what: str = "the 
 
 def builder_for(path: str) -> str:
     """The format of a local file (a key of FILE_FORMATS): by its name (.json/.jsonl -> json, .csv -> csv,
-    .parquet, .arrow, .conll/.iob/.bio -> conll; .gz too), else by its content (JSON, CoNLL or TSV: `sniff`).
+    .parquet, .arrow, .conll/.iob/.bio -> conll; .gz too), else by its content (JSON, CoNLL or TSV: `sniff`;
+    a .tsv file is TSV unless it holds CoNLL).
     A file that is not there yet and whose name does not tell is AUTO, told when it is read. Raises UserError
     for a file in none of the formats, naming what was expected and what it holds."""
     lower = path.lower().removesuffix(".gz")
@@ -171,6 +172,8 @@ def builder_for(path: str) -> str:
     if not os.path.isfile(path):
         return AUTO
     fmt, found = sniff(path)
+    if lower.endswith(".tsv") and fmt != "conll":
+        return "tsv"  # the name says TSV; the reader names any line that is not
     if fmt is None:
         raise UserError(f"Cannot tell the format of {path}: it is none of {EXPECTED}. {found} Name the format "
                         "with data.format=... (or `path:` in the source), or convert the file.")
@@ -565,11 +568,14 @@ def _rows(stream: io.TextIOBase, fmt: str):
 
 def _header(path: str, fmt: str, source: dict) -> list[str] | None:
     """The column names of a CSV / TSV file's first row, or None when that row is a record: the source's
-    `header: true|false` says, else a first row whose every field is a name (premise, gold_label) is a header."""
+    `header: true|false` says; else a CSV file has one, and a TSV file has one when every field of its first row
+    is a name (premise, gold_label) - XNLI's files have one, some of their copies do not."""
     row = [field.strip().lstrip("\ufeff") for field in _first_row(path, fmt)]
     explicit = source.get("header")
     if explicit is not None:
         return row if explicit else None
+    if fmt == "csv":
+        return row  # CSV files are written with their header row (pandas, spreadsheets)
     return row if row and all(_IDENTIFIER.match(field) for field in row) else None
 
 
@@ -948,6 +954,8 @@ def _without_gold_less(dataset: datasets.Dataset, source: dict, split: str, what
     feature = dataset.features.get("label")
     if None not in label_map.values() or not (
             isinstance(feature, datasets.ClassLabel) or isinstance(feature, datasets.Value) and feature.dtype.startswith("int")):
+        return dataset
+    if not pc.any(pc.equal(dataset.data.column("label"), NO_GOLD)).as_py():  # the rows as read: a superset
         return dataset
     kept = dataset.filter(lambda batch: [value != NO_GOLD for value in batch["label"]], batched=True,
                           desc="Leaving out records without a gold label")
