@@ -556,3 +556,11 @@ def test_data_format_names_the_format_of_files_whose_name_does_not_tell(tmp_path
     assert [r["label"] for r in run_records(cfg, "test", cache)] == [1, 0, 2]
     with pytest.raises(UserError, match=r"data.format=xml is not a format of local files: use one of json, csv, tsv, conll"):
         task_source(with_files(make_cfg, "nli", "de", {"test": path}, "data.format=xml"))
+
+
+@pytest.mark.parametrize("name,task", [("test.conll", "ner"), ("test.tsv", "nli")])
+def test_a_file_that_is_not_utf8_is_named(tmp_path, cache, make_cfg, name, task):
+    path = tmp_path / name
+    path.write_bytes("Košice\tB-LOC\n".encode("cp1250") if task == "ner" else "premise\thypo\tlabel\nKošice\tx\tneutral\n".encode("cp1250"))
+    with pytest.raises(UserError, match=rf"{path} is not UTF-8 text"):
+        run_records(with_files(make_cfg, task, "sk", {"test": path}), "test", cache)

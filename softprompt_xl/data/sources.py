@@ -43,7 +43,6 @@ and how to fix it; `locate` and `check_records` give the same precision to recor
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import csv
 import glob
@@ -181,7 +180,7 @@ def builder_for(path: str) -> str:
 
 
 _IDENTIFIER = re.compile(r"\A[^\W\d]\w*\Z")  # a column name such as premise, gold_label, sentence1
-_LANGUAGE_PREFIX = re.compile(r"\A([a-z]{2,3}(?:-[a-z]{2,8})*|simple):(?=\S)")  # WikiANN's "en:Steve"
+_LANGUAGE_PREFIX = re.compile(r"\A([a-z]{2,3}(?:-[a-z]{1,12})*|simple):(?=\S)")  # WikiANN's "en:", "be-x-old:"
 _DOCSTART = "-DOCSTART-"
 
 
@@ -321,8 +320,6 @@ def _read(source: dict, split: str, cache_dir: str, what: str, task: Any = None)
         if fmt == "conll":
             return _slice(_read_conll(files, cache_dir, split, what), selector, what)
         kwargs["path"] = FILE_FORMATS[fmt]
-        if fmt in ("csv", "tsv"):
-            kwargs.update(_delimited_options(files[0], fmt, source, task, split, what))
         squad = fmt == "json" and any(_is_squad_json(path) for path in files)
         if squad:
             kwargs["field"] = "data"
@@ -330,6 +327,8 @@ def _read(source: dict, split: str, cache_dir: str, what: str, task: Any = None)
         # Without this, datasets retries the unreachable Hub for about a minute before failing.
         datasets.config.HF_HUB_OFFLINE = True
     try:
+        if fmt in ("csv", "tsv"):
+            kwargs.update(_delimited_options(files[0], fmt, source, task, split, what))
         with _quiet(local):
             dataset = datasets.load_dataset(**kwargs, split=selector, cache_dir=cache_dir)
         if squad:
@@ -485,29 +484,37 @@ def _read_conll(files: list[str], cache_dir: str, split: str, what: str) -> data
 
 def _conll_sentences(files: list[str]) -> Iterator[dict]:
     for path in files:
-        prefix = _language_prefix(path)
-        tokens: list[str] = []
-        tags: list[str] = []
-        with _open_text(path) as stream:
-            for number, line in enumerate(stream, 1):
-                fields = _conll_fields(line) if line.strip() else []
-                if not fields or fields[0] == _DOCSTART:
-                    if tokens:
-                        yield {"tokens": tokens, "ner_tags": tags}
-                        tokens, tags = [], []
-                    continue
-                if len(fields) < 2 or not is_tag(fields[-1]):
-                    raise UserError(
-                        f"line {number} of {path} is not CoNLL: expected a token and its tag last, separated by a "
-                        f"tab or spaces (e.g. 'Praha\tB-LOC' or CoNLL-2003's 'EU NNP B-NP B-ORG'), with an IOB tag "
-                        f"(O, B-TYPE, I-TYPE; or BIOES), found {line.rstrip()[:120]!r}.")
-                token = fields[0]
-                if prefix and token.startswith(prefix):
-                    token = token[len(prefix):]
-                tokens.append(token)
-                tags.append(fields[-1])
-        if tokens:
-            yield {"tokens": tokens, "ner_tags": tags}
+        try:
+            yield from _conll_file(path)
+        except UnicodeDecodeError as err:
+            raise UserError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}).") from None
+
+
+def _conll_file(path: str) -> Iterator[dict]:
+    """The sentences of one CoNLL file, read a line at a time."""
+    prefix = _language_prefix(path)
+    tokens: list[str] = []
+    tags: list[str] = []
+    with _open_text(path) as stream:
+        for number, line in enumerate(stream, 1):
+            fields = _conll_fields(line) if line.strip() else []
+            if not fields or fields[0] == _DOCSTART:
+                if tokens:
+                    yield {"tokens": tokens, "ner_tags": tags}
+                    tokens, tags = [], []
+                continue
+            if len(fields) < 2 or not is_tag(fields[-1]):
+                raise UserError(
+                    f"line {number} of {path} is not CoNLL: expected a token and its tag last, separated by a "
+                    f"tab or spaces (e.g. 'Praha<TAB>B-LOC' or CoNLL-2003's 'EU NNP B-NP B-ORG'), with an IOB tag "
+                    f"(O, B-TYPE, I-TYPE; or BIOES), found {line.rstrip()[:120]!r}.")
+            token = fields[0]
+            if prefix and token.startswith(prefix):
+                token = token[len(prefix):]
+            tokens.append(token)
+            tags.append(fields[-1])
+    if tokens:
+        yield {"tokens": tokens, "ner_tags": tags}
 
 
 def _language_prefix(path: str) -> str | None:
@@ -914,9 +921,9 @@ def _map_tags(dataset: datasets.Dataset, task: Any, source: dict, split: str, wh
         mapped = dataset.map(convert, batched=True, with_indices=True, features=features, desc="Mapping NER tags")
     except _Malformed as err:
         index, problem = err.args
-        raise UserError(f"{locate(source, split, _row(dataset, index)).capitalize()} ({what}): {problem}. "
-                        "Fix the record, or map the tag with tag_map in the source (conf/lang/<code>.yaml) or "
-                        "task.tag_map=...") from None
+        where = "in the source, conf/lang/<code>.yaml, or on the command line: +task.tag_map.<TYPE>=O"
+        fix = f" ({where})." if "tag_map" in problem else f". {FIX}"
+        raise UserError(f"{locate(source, split, _row(dataset, index)).capitalize()} ({what}): {problem}{fix}") from None
     counts = pc.value_counts(pc.list_flatten(mapped.data.column("_retyped").combine_chunks())).to_pylist()
     for entry in sorted(counts, key=lambda e: e["values"]):
         kind, new = entry["values"].split(">")
