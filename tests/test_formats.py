@@ -377,6 +377,29 @@ MLQA = {"data": [{"title": "Stadtbahn", "paragraphs": [{
     "version": "1.0"}
 
 
+# SQuAD v1.1's dev-v1.1.json: "data" first, three answers per dev question (duplicates kept).
+SQUAD_V11 = {"data": [{"title": "Super_Bowl_50", "paragraphs": [{
+    "context": "Super Bowl 50 was an American football game. The American Football Conference (AFC) champion Denver "
+               "Broncos defeated the National Football Conference (NFC) champion Carolina Panthers 24-10.",
+    "qas": [{"answers": [{"answer_start": 93, "text": "Denver Broncos"}, {"answer_start": 93, "text": "Denver Broncos"},
+                         {"answer_start": 93, "text": "Denver Broncos"}],
+             "question": "Which NFL team represented the AFC at Super Bowl 50?", "id": "56be4db0acb8001400a502ec"}]}]}],
+    "version": "1.1"}
+
+
+def test_squad_v11_json_through_data_files_and_a_language_source(tmp_path, cache, make_cfg):
+    files = {}
+    for split in ("train", "validation", "test"):
+        files[split] = tmp_path / f"{split}-v1.1.json"
+        files[split].write_text(json.dumps(SQUAD_V11), encoding="utf-8")
+    for cfg in (with_files(make_cfg, "qa", "en", files),
+                with_source(make_cfg, "qa", "en", f"{{path: json, data_files: {{test: {files['test']}}}}}")):
+        records = run_records(cfg, "test", cache)
+        assert [(r["id"], r["answers"]["text"], r["answers"]["answer_start"]) for r in records] == [
+            ("56be4db0acb8001400a502ec", ["Denver Broncos"] * 3, [93] * 3)]
+        assert get_task(cfg.task).target(records[0]) == records[0]["context"][93:107] == "Denver Broncos"
+
+
 def test_squad_v2_unanswerable_questions_are_counted_and_left_out(tmp_path, cache, make_cfg, caplog):
     files = {}
     for split in ("train", "validation", "test"):
