@@ -3,8 +3,8 @@ scored by micro span F1 against the spans of the raw IOB2 tags.
 
 Tags written as text (CoNLL files, JSON Lines with string tags, a hub dataset with another tag set) become the
 task's IOB2 ids here, whatever scheme they are in: IOB2, IOB1 (CoNLL-2003: `I-` begins an entity unless it follows
-one of the same type; `B-` only between two adjacent entities of one type) and BIOES/BILOU all segment into the
-same entities, which are then written as IOB2 (`B-` first, `I-` after). Entity types outside the task's are mapped
+one of the same type; `B-` only between two adjacent entities of one type) and BIOES/BILOU are each read as the
+entities they mean, which are then written as IOB2 (`B-` first, `I-` after). Entity types outside the task's are mapped
 by `tag_map` (`{MISC: O}` drops them, `{PERSON: PER}` renames them); a type neither known nor mapped is refused.
 """
 
