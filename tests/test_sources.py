@@ -120,9 +120,27 @@ def test_the_builder_is_inferred_from_the_file_name(name, builder):
     assert builder_for(name) == builder
 
 
-def test_an_unknown_extension_is_refused_with_the_known_ones():
-    with pytest.raises(UserError, match=r"Cannot tell the format of data\.txt.*\.jsonl.*\.csv.*\.parquet"):
-        builder_for("data.txt")
+def test_a_file_in_none_of_the_formats_is_refused_naming_file_expected_and_found(tmp_path, cache):
+    path = tmp_path / "data.txt"
+    path.write_text("Just some prose, a sentence per line.\nAnd another one.\n", encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        builder_for(str(path))
+    message = str(err.value)
+    assert f"Cannot tell the format of {path}" in message
+    assert "JSON Lines" in message and "CoNLL" in message and "TSV" in message  # what was expected
+    assert "'Just some prose, a sentence per line.'" in message  # what was found
+    assert "data.format=" in message  # the fix
+    # the same refusal through data.files and through a source that leaves the format to the content
+    with pytest.raises(UserError, match=rf"Cannot tell the format of {path}"):
+        files_source({"test": str(path)}, ("test",))
+    with pytest.raises(UserError, match=rf"Cannot tell the format of {path}"):
+        load_split({"path": "auto", "data_files": {"test": str(path)}}, "test", cache, "sk ner")
+
+
+def test_a_name_that_does_not_tell_is_left_to_the_content_when_the_file_is_read(tmp_path, cache):
+    assert builder_for(str(tmp_path / "later.txt")) == "auto"
+    with pytest.raises(UserError, match=r"Data file not found for sk ner \(test split\): .*later\.txt"):
+        load_split(files_source({"test": str(tmp_path / "later.txt")}, ("test",)), "test", cache, "sk ner")
 
 
 def test_data_files_is_a_declared_key_and_becomes_the_task_source(make_cfg, tmp_path):

@@ -165,3 +165,54 @@ def test_tokenised_splits_are_cached_and_reused(make_cfg, tiny, tmp_path, caplog
     assert second.examples == first.examples and second.references == first.references and second.ids == first.ids
     other = prepare_task_split(*args[:5], 16, *args[6:])  # another input length: another entry, not the cached one
     assert len(list((tmp_path / "tok").iterdir())) == 2 and other.examples != first.examples
+
+
+# --- tags written as text -> the task's IOB2 ids ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_iob1_iob2_and_bioes_segment_as_seqeval_reads_them(seed):
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    from softprompt_xl.data.tasks.ner import entities, retag
+
+    rng = random.Random(seed)
+    names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+    for _ in range(300):
+        tags = [rng.choice(["O", *(f"{p}-{t}" for p in "BIES" for t in ("PER", "ORG", "LOC"))]) for _ in range(rng.randint(1, 12))]
+        assert [(kind, start, end - 1) for start, end, kind in entities(tags)] == get_entities(tags)
+        ids, changed = retag(tags, names, {})
+        assert changed == []
+        tokens = [f"w{i}" for i in range(len(tags))]
+        # written back as IOB2, the same entities come out (and IOB2 tags are their own conversion)
+        iob2 = [names[i] for i in ids]
+        assert metrics.iob2_spans(tokens, iob2) == [(k, " ".join(tokens[s:e + 1])) for k, s, e in get_entities(tags)]
+        assert retag(iob2, names, {})[0] == ids
+
+
+def test_conll2003_iob1_by_hand():
+    from softprompt_xl.data.tasks.ner import retag
+
+    names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+    # I- begins an entity unless it follows one of its type; B- separates two adjacent entities of one type
+    tags = ["I-LOC", "I-LOC", "B-LOC", "O", "I-PER", "I-ORG", "I-MISC", "I-MISC", "B-MISC", "I-PER"]
+    ids, changed = retag(tags, names, {"MISC": "O"})
+    assert [names[i] for i in ids] == ["B-LOC", "I-LOC", "B-LOC", "O", "B-PER", "B-ORG", "O", "O", "O", "B-PER"]
+    assert changed == ["MISC>O", "MISC>O"]
+    ids, changed = retag(tags, names, {"MISC": "LOC"})
+    assert [names[i] for i in ids][6:9] == ["B-LOC", "I-LOC", "B-LOC"] and changed == ["MISC>LOC"] * 2
+    with pytest.raises(ValueError, match=r"entity type 'MISC' is not one of the task's types \(LOC, ORG, PER\)"):
+        retag(tags, names, {})
+    with pytest.raises(ValueError, match=r"tag 'PER' is not an IOB tag"):
+        retag(["PER"], names, {})
+
+
+def test_wikiann_spans_become_iob2_tags():
+    from softprompt_xl.data.tasks.ner import spans_to_tags
+
+    tokens = ["Jan", "a", "Jan", "Novák", "z", "Brna"]
+    assert spans_to_tags(tokens, ["PER: Jan", "PER: Jan Novák", "LOC: Brna"]) == [
+        "B-PER", "O", "B-PER", "I-PER", "O", "B-LOC"]
+    assert spans_to_tags(tokens, ["None"]) == ["O"] * 6
+    with pytest.raises(ValueError, match="'LOC: Praha' is not a run of the sentence's tokens"):
+        spans_to_tags(tokens, ["LOC: Praha"])

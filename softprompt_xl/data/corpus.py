@@ -28,7 +28,7 @@ import torch
 from ..config import to_plain
 from ..errors import UserError
 from ..hub import hub_reachable
-from .sources import FILE_BUILDERS, LOAD_KEYS, _existing_files
+from .sources import FILE_FORMATS, LOAD_KEYS, _existing_files
 from .span_corruption import SpanCorruptionCollator
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ def documents(source: Any, part: str, cache_dir: str, what: str) -> datasets.Ite
 
 
 def _open(source: dict, split: str, cache_dir: str, what: str) -> datasets.IterableDataset:
-    kwargs = {k: source[k] for k in LOAD_KEYS if source.get(k)}
-    if source["path"] in FILE_BUILDERS:
+    kwargs = _load_kwargs(source, what)
+    if source["path"] in FILE_FORMATS:
         kwargs["data_files"] = _existing_files(source.get("data_files"), split, f"{what} corpus")
     elif not hub_reachable():
         datasets.config.HF_HUB_OFFLINE = True
@@ -93,6 +93,18 @@ def _open(source: dict, split: str, cache_dir: str, what: str) -> datasets.Itera
     return stream.select_columns(["text"]) if stream.column_names and "text" in stream.column_names else stream
 
 
+def _load_kwargs(source: dict, what: str) -> dict:
+    """`load_dataset`'s arguments for a corpus source: a local one names its file format, read by datasets' builder."""
+    kwargs = {k: source[k] for k in LOAD_KEYS if source.get(k)}
+    if source["path"] in FILE_FORMATS:
+        builder = FILE_FORMATS[source["path"]]
+        if builder is None:
+            raise UserError(f"The corpus of {what} is given as {source['path']!r} files: a corpus is Parquet, JSON "
+                            "Lines, CSV, Arrow or plain text (path: parquet | json | csv | arrow | text).")
+        kwargs["path"] = builder
+    return kwargs
+
+
 def _num_rows(stream: datasets.IterableDataset, source: dict, split: str, what: str, selector: str) -> int:
     """How many documents the split has, to resolve a percentage: from the dataset card, else from the Parquet
     footers of its files (a few kB each, local or on the Hub, as `wikimedia/wikipedia` ships them), else (other
@@ -103,7 +115,7 @@ def _num_rows(stream: datasets.IterableDataset, source: dict, split: str, what: 
     import fsspec
     import pyarrow.parquet as pq
 
-    kwargs = {k: source[k] for k in LOAD_KEYS if source.get(k)}
+    kwargs = _load_kwargs(source, what)
     files = list(datasets.load_dataset_builder(**kwargs).config.data_files.get(split) or [])
     if files and all(str(f).endswith(".parquet") for f in files):
         total = 0
@@ -111,7 +123,7 @@ def _num_rows(stream: datasets.IterableDataset, source: dict, split: str, what: 
             with fsspec.open(str(f), "rb") as handle:
                 total += pq.ParquetFile(handle).metadata.num_rows
         return total
-    if source["path"] not in FILE_BUILDERS:
+    if source["path"] not in FILE_FORMATS:
         raise UserError(f"The corpus of {what} does not say how many documents its {split} split has, so "
                         f"{selector!r} cannot be resolved while streaming: give absolute counts, e.g. "
                         "train[:100000] and train[100000:].")

@@ -75,7 +75,7 @@ def prepare_task_split(
 def _tokenize_split(task: Task, source: Any, split: str, lang: str, tokenizer, max_input_length: int,
                     cache_dir: str) -> TaskSplit:
     what = f"{lang} {task.name}"
-    raw = load_split(source, split, cache_dir, what)
+    raw = load_split(source, split, cache_dir, what, task, lang)
     records = check_records(raw, task.check, source, split, what)
     usable = [r for r in records if task.usable(r)]
     if len(usable) < len(records):

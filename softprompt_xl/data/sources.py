@@ -2,17 +2,40 @@
 
 A source is the keyword arguments of `load_dataset` (path, name, data_files, data_dir, revision) plus:
 - `splits`: maps the framework's split names (train / validation / test) to the source's split expressions;
+- `carve` (optional): splits the source lacks, cut from another one as the paper's authors did with
+  `Dataset.train_test_split`: `{validation: {from: train, test_size: 0.15, seed: 42}}` takes 15 % of train for
+  validation and leaves train the other 85 %. Carves apply in the order written, each to what is left of its
+  `from` split (`{test: {...}, validation: {...}}`, both from train: test first, then validation from the rest).
+  A carved split replaces any file or split expression of the same name;
 - `columns` (optional): `{source_column: task_field}`, renames applied right after loading, for datasets whose
-  columns are named differently from the task's fields (e.g. `ctu-aic/anli_cs`: evidence -> premise);
+  columns are named differently from the task's fields (e.g. `ctu-aic/anli_cs`: evidence -> premise); the task's
+  `column_aliases` (conf/task/) then rename the published formats' own names (XNLI's sentence1 -> premise);
 - `label_map` (optional): `{source_label: task_label_id}`, applied to the `label` column after the renames.
-  A key is matched against the label's class name (when the column is a `ClassLabel`) and against its value
-  written as text, so both `{SUPPORTS: 0}` and `{2: 0}` work.
+  A key is matched, without case, against the label's class name (when the column is a `ClassLabel`) and against
+  its value written as text, so both `{SUPPORTS: 0}` and `{2: 0}` work; a label mapped to null leaves the record
+  out (counted in the log). It is merged over the task's own `label_map` (NLI: entailment / neutral /
+  contradiction), which alone is applied to labels written as words;
+- `tag_map` (optional, NER): `{TYPE: task type or O}`, merged over the task's `tag_map` (default `{MISC: O}`);
+- `language` (optional): the value of a `language` column to keep (default: the run's language code), for files
+  that hold every language (XNLI-1.0's xnli.dev.tsv); null keeps every row;
+- `header` and `column_names` (optional, CSV / TSV): whether the first line names the columns (by default: when
+  every field of it is a name such as `premise` or `gold_label`), and the names of a file without that line
+  (default: the task's fields, then `label`).
 The bundled toy data, a researcher's own files (`data.files=...`) and the hub datasets all go through
 `load_split`.
 
-Local files are read in their native formats: JSON Lines, CSV, Parquet, and SQuAD v1.1/v2.0 JSON
-(`{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}`), which is flattened into the flat SQuAD
-schema (id, title, context, question, answers {text, answer_start}) as the hub's SQuAD has it.
+Local files are read in their native formats, named by the source's `path` (FILE_FORMATS) or, with
+`path: auto` and for `data.files`, told from the file's name and content (`builder_for`):
+- `json`: JSON Lines, a JSON array of records, or SQuAD-shaped JSON (SQuAD v1.1 / v2.0, MLQA, XQuAD:
+  `{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}`), which is flattened into the flat SQuAD
+  schema (id, title, context, question, answers {text, answer_start}) as the hub's SQuAD has it; a SQuAD v2.0
+  question with `is_impossible` gets no answers (its `plausible_answers` are not answers);
+- `csv`, and `tsv` (tab-separated, read with quoting off: XNLI's text holds bare quote characters);
+- `conll`: one `token<whitespace>tag` line per token (the tag last, so CoNLL-2003's `token POS chunk NER` too),
+  a blank line between sentences, `-DOCSTART-` lines skipped; WikiANN's `xx:` language prefix on tokens is
+  removed; tags in IOB1, IOB2 or BIOES, turned into the task's IOB2 ids (tasks/ner.py);
+- `parquet`, `arrow`.
+A file in none of them is refused, naming the file, what was expected and what it holds.
 
 A malformed local file stops the run with a `UserError` naming the file, the line or record, what is wrong
 and how to fix it; `locate` and `check_records` give the same precision to record-level checks.
@@ -24,6 +47,7 @@ import contextlib
 import csv
 import glob
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -32,21 +56,27 @@ import re
 from typing import Any, Callable, Iterator
 
 import datasets
+import pyarrow.compute as pc
 from omegaconf import OmegaConf
 
 from ..config import to_plain
 from ..errors import UserError
 from ..hub import hub_reachable
+from .tasks.ner import OUTSIDE, is_tag, retag, spans_to_tags
 
 log = logging.getLogger(__name__)
 
 LOAD_KEYS = ("path", "name", "data_files", "data_dir", "revision")
-FILE_BUILDERS = {"json", "csv", "parquet", "text", "arrow"}
 SPLITS = ("train", "validation", "test")
-# File name endings -> datasets builder, for data.files=... (longest first, so .jsonl.gz wins over .gz).
-EXTENSION_BUILDERS = (
-    (".jsonl.gz", "json"), (".json.gz", "json"), (".jsonl", "json"), (".json", "json"),
-    (".csv.gz", "csv"), (".csv", "csv"), (".parquet", "parquet"),
+AUTO = "auto"  # a local source whose format each split's files tell by their name and content
+# Local file formats (a source's `path`) -> the datasets builder that reads them (None: read here).
+FILE_FORMATS = {"json": "json", "csv": "csv", "tsv": "csv", "conll": None, "parquet": "parquet", "arrow": "arrow",
+                "text": "text", AUTO: None}
+# File name endings (without .gz) -> format; other names (.tsv, .txt, none) are told by their content.
+EXTENSION_FORMATS = (
+    (".jsonl", "json"), (".json", "json"), (".csv", "csv"), (".parquet", "parquet"), (".arrow", "arrow"),
+    (".conll", "conll"), (".conll03", "conll"), (".iob", "conll"), (".iob1", "conll"), (".iob2", "conll"),
+    (".bio", "conll"), (".bioes", "conll"),
 )
 SQUAD_FEATURES = datasets.Features({
     "id": datasets.Value("string"),
@@ -55,7 +85,14 @@ SQUAD_FEATURES = datasets.Features({
     "question": datasets.Value("string"),
     "answers": {"text": datasets.List(datasets.Value("string")), "answer_start": datasets.List(datasets.Value("int32"))},
 })
+CONLL_FEATURES = datasets.Features({"tokens": datasets.List(datasets.Value("string")),
+                                   "ner_tags": datasets.List(datasets.Value("string"))})
+CONLL_READER = 1  # bump when the CoNLL reader changes, so files read by an older one are read again
+CARVE_SEED = 42  # the paper's authors' seed, when a carve names none
 FIX = "Fix or remove it, or point the source (conf/lang/<code>.yaml or data.files=...) at a file in the task's format."
+EXPECTED = ("JSON Lines, a JSON array or SQuAD JSON (.json/.jsonl); CSV (.csv); TSV (tab-separated columns, e.g. "
+            "XNLI's .tsv); CoNLL (a 'token<TAB or space>tag' line per token, tags O/B-TYPE/I-TYPE, a blank line "
+            "between sentences); Parquet (.parquet); Arrow (.arrow)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -66,7 +103,8 @@ def task_source(cfg: Any, needed: tuple[str, ...] | None = None) -> Any:
     """The task source of a run: `data.files` turned into a local-file source when it is set, else `data.task`.
 
     `needed` are the splits the run reads; by default all three for a combo that trains something and only
-    `test` for one that does not (zero_shot). Raises UserError when a needed split has no file.
+    `test` for one that does not (zero_shot). Raises UserError when a needed split has no file and is not carved
+    (`data.carve`). `data.format` names the files' format where their names and content do not tell it.
     """
     files = to_plain(OmegaConf.select(cfg, "data.files", default=None))
     if not files:
@@ -74,11 +112,14 @@ def task_source(cfg: Any, needed: tuple[str, ...] | None = None) -> Any:
     if needed is None:
         needed = SPLITS if _trains(cfg) else ("test",)
     what = f"{OmegaConf.select(cfg, 'lang.code', default='?')} {OmegaConf.select(cfg, 'task.name', default='?')}"
-    return files_source(files, needed, what)
+    return files_source(files, needed, what, to_plain(OmegaConf.select(cfg, "data.format", default=None)),
+                        to_plain(OmegaConf.select(cfg, "data.carve", default=None)))
 
 
-def files_source(files: Any, needed: tuple[str, ...] = SPLITS, what: str = "the task") -> dict:
-    """A local-file source from `{split: path}`; the builder (json / csv / parquet) is inferred from the names."""
+def files_source(files: Any, needed: tuple[str, ...] = SPLITS, what: str = "the task", fmt: str | None = None,
+                 carve: dict | None = None) -> dict:
+    """A local-file source from `{split: path}`, in format `fmt` or the one the files' names and content tell
+    (`builder_for`); `carve` cuts the splits that have no file from another one (see the module's docstring)."""
     example = "data.files={train:/data/train.jsonl,validation:/data/validation.jsonl,test:/data/test.jsonl}"
     if not isinstance(files, dict):
         raise UserError(f"data.files should map splits to files, e.g. '{example}', got {files!r}.")
@@ -86,40 +127,104 @@ def files_source(files: Any, needed: tuple[str, ...] = SPLITS, what: str = "the 
     if unknown:
         raise UserError(f"data.files names unknown split(s) {', '.join(unknown)}: the splits are "
                         f"{', '.join(SPLITS)}, e.g. '{example}'.")
-    missing = [split for split in needed if not files.get(split)]
+    carved = _carves({"carve": carve}, what)
+    missing = [split for split in needed if not files.get(split) and split not in carved]
     if missing:
         raise UserError(
             f"data.files has no file for the {' and '.join(missing)} split(s) of {what}; this run reads "
-            f"{', '.join(needed)}. Give all of them, e.g. '{example}'."
+            f"{', '.join(needed)}. Give all of them, e.g. '{example}', or carve the missing one from another "
+            "split: data.carve={validation:{from:train,test_size:0.15,seed:42}}."
         )
-    data_files, builders = {}, {}
+    if fmt is not None and fmt not in FILE_FORMATS:
+        raise UserError(f"data.format={fmt} is not a format of local files: use one of {', '.join(FILE_FORMATS)}.")
+    data_files, formats = {}, {}
     for split, path in files.items():
         if not path:
             continue
         paths = [path] if isinstance(path, str) else list(path)
         data_files[split] = [os.path.abspath(os.path.expanduser(p)) for p in paths]
-        for p in paths:
-            builders[p] = builder_for(p)
-    kinds = sorted(set(builders.values()))
+        for p, full in zip(paths, data_files[split]):
+            formats[p] = fmt or builder_for(full)
+    kinds = sorted(set(formats.values()) - {AUTO}) or [AUTO]  # AUTO: a file not there yet, told when it is read
     if len(kinds) > 1:
         raise UserError(
-            f"data.files mixes formats ({', '.join(f'{os.path.basename(p)}: {b}' for p, b in builders.items())}); "
+            f"data.files mixes formats ({', '.join(f'{os.path.basename(p)}: {b}' for p, b in formats.items())}); "
             "give the splits of one run in one format."
         )
     data_files = {split: paths[0] if len(paths) == 1 else paths for split, paths in data_files.items()}
-    return {"path": kinds[0], "data_files": data_files, "splits": {split: split for split in data_files}}
+    source = {"path": kinds[0], "data_files": data_files, "splits": {split: split for split in data_files}}
+    if carve:
+        source["carve"] = carve
+    return source
 
 
 def builder_for(path: str) -> str:
-    """The datasets builder for a file name: .json/.jsonl(.gz) -> json, .csv(.gz) -> csv, .parquet -> parquet."""
-    lower = path.lower()
-    for ending, builder in EXTENSION_BUILDERS:
+    """The format of a local file (a key of FILE_FORMATS): by its name (.json/.jsonl -> json, .csv -> csv,
+    .parquet, .arrow, .conll/.iob/.bio -> conll; .gz too), else by its content (JSON, CoNLL or TSV: `sniff`;
+    a .tsv file is TSV unless it holds CoNLL).
+    A file that is not there yet and whose name does not tell is AUTO, told when it is read. Raises UserError
+    for a file in none of the formats, naming what was expected and what it holds."""
+    lower = path.lower().removesuffix(".gz")
+    for ending, fmt in EXTENSION_FORMATS:
         if lower.endswith(ending):
-            return builder
-    raise UserError(
-        f"Cannot tell the format of {path} from its name: use one of "
-        f"{', '.join(ending for ending, _ in EXTENSION_BUILDERS)} (JSON Lines or SQuAD JSON, CSV, Parquet)."
-    )
+            return fmt
+    if not os.path.isfile(path):
+        return AUTO
+    fmt, found = sniff(path)
+    if lower.endswith(".tsv") and fmt != "conll":
+        return "tsv"  # the name says TSV; the reader names any line that is not
+    if fmt is None:
+        raise UserError(f"Cannot tell the format of {path}: it is none of {EXPECTED}. {found} Name the format "
+                        "with data.format=... (or `path:` in the source), or convert the file.")
+    return fmt
+
+
+_IDENTIFIER = re.compile(r"\A[^\W\d]\w*\Z")  # a column name such as premise, gold_label, sentence1
+_LANGUAGE_PREFIX = re.compile(r"\A([a-z]{2,3}(?:-[a-z]{1,12})*|simple):(?=\S)")  # WikiANN's "en:", "be-x-old:"
+_DOCSTART = "-DOCSTART-"
+
+
+def sniff(path: str) -> tuple[str | None, str]:
+    """(format, what the file begins with) from the first 64 KiB of a local file: json when it begins with { or
+    [, conll when every line is `token ... tag` with an IOB tag last (or -DOCSTART-, or blank), tsv when every
+    line has the same number (at least 2) of tab-separated fields; None when it is none of them."""
+    try:
+        with _open_text(path) as stream:
+            head = stream.read(65536)
+            complete = not stream.read(1)
+    except UnicodeDecodeError:
+        with open(path, "rb") as raw:
+            magic = raw.read(4)
+        if magic == b"PAR1":
+            return "parquet", ""
+        return None, "It is not UTF-8 text."
+    except OSError as err:
+        return None, f"It cannot be read ({err})."
+    body = head.lstrip("\ufeff \t\r\n")
+    lines = head.lstrip("\ufeff").splitlines()
+    if not complete and lines:
+        lines = lines[:-1]  # cut off mid-line
+    content = [line for line in lines if line.strip()]
+    found = f"Its first line is {content[0][:120]!r}." if content else "It holds no text."
+    if body[:1] in ("{", "["):
+        return "json", found
+    if content and all(_conll_line(line) for line in content):
+        return "conll", found
+    widths = {len(line.split("\t")) for line in content}
+    if content and len(widths) == 1 and widths.pop() >= 2:
+        return "tsv", found
+    return None, found
+
+
+def _conll_line(line: str) -> bool:
+    fields = _conll_fields(line)
+    return fields[0] == _DOCSTART or (len(fields) >= 2 and is_tag(fields[-1]))
+
+
+def _conll_fields(line: str) -> list[str]:
+    """A CoNLL line's fields: split at tabs when it has any (a token may hold a space there), else at spaces."""
+    line = line.rstrip()
+    return line.split("\t") if "\t" in line else line.split()
 
 
 def _trains(cfg: Any) -> bool:
@@ -133,14 +238,77 @@ def _trains(cfg: Any) -> bool:
 # Loading
 
 
-def load_split(source: Any, split: str, cache_dir: str, what: str) -> datasets.Dataset:
-    """Split `split` of `source`; `what` (e.g. "sk qa") names the data in messages."""
+def load_split(source: Any, split: str, cache_dir: str, what: str, task: Any = None,
+               lang: str | None = None) -> datasets.Dataset:
+    """Split `split` of `source`; `what` (e.g. "sk qa") names the data in messages.
+
+    With `task` (a `Task`), the records get the task's field names (`columns`, the task's `column_aliases`),
+    label ids (`label_map`) and NER tag ids (tags written as text, WikiANN's `spans`). With `lang`, a file with
+    a `language` column keeps only that language's rows. Carved splits are cut (`carve`) before records whose
+    label is mapped to null are left out, so they are the authors' carve of the data as published.
+    """
     source = to_plain(source)
     if not isinstance(source, dict) or not source.get("path"):
         raise UserError(f"No data source is configured for {what}: set one in conf/lang/ or pass data.files=...")
+    carves = _carves(source, what)
+
+    def prepared(name: str) -> datasets.Dataset:
+        dataset = _adapt(_read(source, name, cache_dir, what, task), source, name, what, task)
+        return _only_language(dataset, source, name, what, lang)
+
+    if split in carves or any(spec["from"] == split for spec in carves.values()):
+        pieces: dict[str, datasets.Dataset] = {}
+        for target, spec in carves.items():
+            base = spec["from"]
+            whole = pieces[base] if base in pieces else prepared(base)
+            try:
+                parts = whole.train_test_split(test_size=spec["test_size"], seed=spec["seed"])
+            except ValueError as err:
+                raise UserError(f"Cannot carve the {target} split of {what} from its {base} split ({len(whole)} "
+                                f"records) with test_size={spec['test_size']}: {err}. Fix the source's carve.") from None
+            pieces[base], pieces[target] = parts["train"], parts["test"]
+            log.info("%s: carved %s (%d records) from %s, leaving %d (test_size=%s, seed=%d)", what, target,
+                     len(parts["test"]), base, len(parts["train"]), spec["test_size"], spec["seed"])
+        dataset = pieces[split]
+    else:
+        dataset = prepared(split)
+    return _without_gold_less(dataset, source, split, what, task)
+
+
+def _carves(source: dict, what: str) -> dict[str, dict]:
+    """The source's `carve`, checked: {target split: {from, test_size, seed}} in the order written."""
+    carve = source.get("carve") or {}
+    example = "carve: {validation: {from: train, test_size: 0.15, seed: 42}}"
+    if not isinstance(carve, dict):
+        raise UserError(f"The carve of {what} should map a split to where it is cut from, e.g. '{example}'; "
+                        f"got {carve!r}.")
+    out = {}
+    for target, spec in carve.items():
+        problem = None
+        if target not in SPLITS:
+            problem = f"'{target}' is not a split ({', '.join(SPLITS)})"
+        elif not isinstance(spec, dict) or spec.get("from") not in SPLITS or spec.get("from") == target:
+            problem = f"{target} needs 'from': another split ({', '.join(s for s in SPLITS if s != target)})"
+        elif set(spec) - {"from", "test_size", "seed"}:
+            problem = f"{target} has unknown key(s) {', '.join(sorted(set(spec) - {'from', 'test_size', 'seed'}))}"
+        else:
+            size = spec.get("test_size")
+            if isinstance(size, bool) or not (isinstance(size, float) and 0 < size < 1 or isinstance(size, int) and size >= 1):
+                problem = f"{target} needs 'test_size': a fraction between 0 and 1 or a number of records, got {size!r}"
+            elif not isinstance(spec.get("seed", CARVE_SEED), int):
+                problem = f"{target} needs an integer 'seed', got {spec.get('seed')!r}"
+        if problem:
+            raise UserError(f"The carve of {what} is not valid: {problem}. Write it as '{example}'.")
+        out[target] = {"from": spec["from"], "test_size": spec["test_size"], "seed": spec.get("seed", CARVE_SEED)}
+    return out
+
+
+def _read(source: dict, split: str, cache_dir: str, what: str, task: Any = None) -> datasets.Dataset:
+    """Split `split` of `source` as published: loaded, SQuAD JSON flattened, CoNLL parsed; nothing renamed."""
     selector = (source.get("splits") or {}).get(split, split)
     kwargs = {k: source[k] for k in LOAD_KEYS if source.get(k)}
-    local = source["path"] in FILE_BUILDERS
+    fmt = source["path"]
+    local = fmt in FILE_FORMATS
     files: list[str] = []
     squad = False
     if local:
@@ -148,13 +316,19 @@ def load_split(source: Any, split: str, cache_dir: str, what: str) -> datasets.D
         files = _expand(next(iter(kwargs["data_files"].values())))
         for path in files:
             _check_not_empty(path, split, what)
-        squad = source["path"] == "json" and any(_is_squad_json(path) for path in files)
+        fmt = _format_of(files, fmt, split, what)
+        if fmt == "conll":
+            return _slice(_read_conll(files, cache_dir, split, what), selector, what)
+        kwargs["path"] = FILE_FORMATS[fmt]
+        squad = fmt == "json" and any(_is_squad_json(path) for path in files)
         if squad:
             kwargs["field"] = "data"
     elif not hub_reachable():
         # Without this, datasets retries the unreachable Hub for about a minute before failing.
         datasets.config.HF_HUB_OFFLINE = True
     try:
+        if fmt in ("csv", "tsv"):
+            kwargs.update(_delimited_options(files[0], fmt, source, task, split, what))
         with _quiet(local):
             dataset = datasets.load_dataset(**kwargs, split=selector, cache_dir=cache_dir)
         if squad:
@@ -170,7 +344,7 @@ def load_split(source: Any, split: str, cache_dir: str, what: str) -> datasets.D
         detail = detail[0] if detail else repr(err)
         if local:
             try:
-                problem = _diagnose(files, source["path"])
+                problem = _diagnose(files, fmt, source)
             except Exception as failure:  # noqa: BLE001 - e.g. a damaged .gz: say that rather than nothing
                 problem = f"{', '.join(files)} cannot be read ({type(failure).__name__}: {failure})"
             if problem:
@@ -191,7 +365,32 @@ def load_split(source: Any, split: str, cache_dir: str, what: str) -> datasets.D
         ) from None
     if len(dataset) == 0:
         raise UserError(f"The {split} split of {what} from {_describe(source)} has no records. {FIX}")
-    return _adapt(dataset, source, split, what)
+    return dataset
+
+
+def _format_of(files: list[str], fmt: str, split: str, what: str) -> str:
+    """The format the split's files are read in: the source's, or for AUTO the one each file tells (all alike)."""
+    if fmt != AUTO:
+        return fmt
+    found = {path: builder_for(path) for path in files}
+    kinds = set(found.values())
+    if len(kinds) > 1:
+        raise UserError(f"The {split} files of {what} are in different formats "
+                        f"({', '.join(f'{p}: {k}' for p, k in found.items())}); give one split's files in one format.")
+    return kinds.pop()
+
+
+def _slice(dataset: datasets.Dataset, selector: str, what: str) -> datasets.Dataset:
+    """`dataset` cut as a split expression such as `train[:10%]` says (for files read here, not by datasets)."""
+    if "[" not in selector:
+        return dataset
+    name = selector.split("[")[0]
+    try:
+        instructions = datasets.ReadInstruction.from_spec(selector).to_absolute({name: len(dataset)})
+    except (ValueError, AssertionError) as err:
+        raise UserError(f"The split expression {selector!r} of {what} is not valid: {err}.") from None
+    indices = [i for part in instructions for i in range(part.from_, part.to)]
+    return dataset.select(indices)
 
 
 @contextlib.contextmanager
@@ -235,7 +434,7 @@ def _split_files(source: dict, split: str) -> tuple[str, list[str]]:
 
 
 def _describe(source: dict) -> str:
-    if source["path"] in FILE_BUILDERS:
+    if source["path"] in FILE_FORMATS:
         return f"{source['path']} files {source.get('data_files')}"
     return source["path"] + (f" ({source['name']})" if source.get("name") else "")
 
@@ -259,6 +458,132 @@ def _check_not_empty(path: str, split: str, what: str) -> None:
     if empty:
         raise UserError(f"The {split} file of {what} is empty: {path}. Put the split's records in it, or point "
                         "the source (conf/lang/<code>.yaml or data.files=...) at the right file.")
+
+
+def _read_conll(files: list[str], cache_dir: str, split: str, what: str) -> datasets.Dataset:
+    """CoNLL files as records {tokens, ner_tags (the tags as written)}, streamed into datasets' cache: a sentence
+    at a time is in memory, and the cache is found again while the files are unchanged."""
+    stamp = [(os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for p in files]
+    fingerprint = hashlib.sha256(json.dumps([CONLL_READER, stamp]).encode()).hexdigest()[:32]
+    try:
+        with _quiet(True):
+            dataset = datasets.Dataset.from_generator(
+                _conll_sentences, features=CONLL_FEATURES, cache_dir=cache_dir, gen_kwargs={"files": files},
+                fingerprint=fingerprint)
+    except Exception as err:  # noqa: BLE001 - the reader's own UserError comes back wrapped by datasets
+        cause = err
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            raise UserError(f"Could not read the {split} split of {what}: {cause} {FIX}") from None
+        raise
+    if len(dataset) == 0:
+        raise UserError(f"The {split} split of {what} ({', '.join(files)}) has no sentences. {FIX}")
+    return dataset
+
+
+def _conll_sentences(files: list[str]) -> Iterator[dict]:
+    for path in files:
+        try:
+            yield from _conll_file(path)
+        except UnicodeDecodeError as err:
+            raise UserError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}).") from None
+
+
+def _conll_file(path: str) -> Iterator[dict]:
+    """The sentences of one CoNLL file, read a line at a time."""
+    prefix = _language_prefix(path)
+    tokens: list[str] = []
+    tags: list[str] = []
+    with _open_text(path) as stream:
+        for number, line in enumerate(stream, 1):
+            fields = _conll_fields(line) if line.strip() else []
+            if not fields or fields[0] == _DOCSTART:
+                if tokens:
+                    yield {"tokens": tokens, "ner_tags": tags}
+                    tokens, tags = [], []
+                continue
+            if len(fields) < 2 or not is_tag(fields[-1]):
+                raise UserError(
+                    f"line {number} of {path} is not CoNLL: expected a token and its tag last, separated by a "
+                    f"tab or spaces (e.g. 'Praha<TAB>B-LOC' or CoNLL-2003's 'EU NNP B-NP B-ORG'), with an IOB tag "
+                    f"(O, B-TYPE, I-TYPE; or BIOES), found {line.rstrip()[:120]!r}.")
+            token = fields[0]
+            if prefix and token.startswith(prefix):
+                token = token[len(prefix):]
+            tokens.append(token)
+            tags.append(fields[-1])
+    if tokens:
+        yield {"tokens": tokens, "ner_tags": tags}
+
+
+def _language_prefix(path: str) -> str | None:
+    """WikiANN's split files (Rahimi et al.) write every token as `xx:token`: the `xx:` of a file whose first
+    hundred tokens all carry the same one, else None."""
+    seen, checked = set(), 0
+    with _open_text(path) as stream:
+        for line in stream:
+            fields = _conll_fields(line) if line.strip() else []
+            if not fields or fields[0] == _DOCSTART:
+                continue
+            match = _LANGUAGE_PREFIX.match(fields[0])
+            seen.add(match.group(0) if match else None)
+            checked += 1
+            if len(seen) > 1 or None in seen or checked >= 100:
+                break
+    prefix = seen.pop() if len(seen) == 1 else None
+    if prefix:
+        log.info("%s: WikiANN's language prefix %r is removed from its tokens", path, prefix)
+    return prefix
+
+
+def _delimited_options(path: str, fmt: str, source: dict, task: Any, split: str, what: str) -> dict:
+    """The csv builder's options for a CSV or TSV file: TSV is read with quoting off and every column as text
+    (XNLI's unquoted text holds quote characters; "NA" or "null" are words there, not missing values); a file
+    without a header row gets its column names from the source's `column_names` or the task's fields."""
+    options: dict[str, Any] = {"sep": "\t", "quoting": csv.QUOTE_NONE, "na_filter": False} if fmt == "tsv" else {}
+    header = _header(path, fmt, source)
+    if header is None:
+        names = source.get("column_names") or (task.columns if task is not None else None)
+        width = len(_first_row(path, fmt))
+        if not names or len(names) != width:
+            raise UserError(
+                f"The {split} file of {what} ({path}) has no header row and {width} columns"
+                f"{f', but the task has {len(names)} fields ({chr(44).join(names)})' if names else ''}: add a "
+                "header row naming the columns, or name them in the source with column_names: [...].")
+        options.update(header=None, column_names=list(names))
+    else:
+        names = header
+    if fmt == "tsv":
+        options["features"] = datasets.Features({name: datasets.Value("string") for name in names})
+    return options
+
+
+def _first_row(path: str, fmt: str) -> list[str]:
+    with _open_text(path) as stream:
+        for row in _rows(stream, fmt):
+            if row:
+                return row
+    return []
+
+
+def _rows(stream: io.TextIOBase, fmt: str):
+    if fmt == "tsv":
+        return csv.reader(stream, delimiter="\t", quoting=csv.QUOTE_NONE)
+    return csv.reader(stream)
+
+
+def _header(path: str, fmt: str, source: dict) -> list[str] | None:
+    """The column names of a CSV / TSV file's first row, or None when that row is a record: the source's
+    `header: true|false` says; else a CSV file has one, and a TSV file has one when every field of its first row
+    is a name (premise, gold_label) - XNLI's files have one, some of their copies do not."""
+    row = [field.strip().lstrip("\ufeff") for field in _first_row(path, fmt)]
+    explicit = source.get("header")
+    if explicit is not None:
+        return row if explicit else None
+    if fmt == "csv":
+        return row  # CSV files are written with their header row (pandas, spreadsheets)
+    return row if row and all(_IDENTIFIER.match(field) for field in row) else None
 
 
 _SQUAD_START = re.compile(r'\A\ufeff?\s*\{\s*"(?:data|version)"\s*:')
@@ -309,17 +634,25 @@ def _flatten_squad(articles: datasets.Dataset, files: list[str], split: str, wha
                     out["title"].append(title)
                     out["context"].append(paragraph["context"])
                     out["question"].append(qa["question"])
+                    if qa.get("is_impossible") is True:  # SQuAD v2.0: unanswerable, whatever else it lists
+                        answers = []
                     out["answers"].append({"text": [a["text"] for a in answers],
                                            "answer_start": [a.get("answer_start", -1) for a in answers]})
         return out
 
     try:
-        return articles.map(flatten, batched=True, remove_columns=articles.column_names, features=SQUAD_FEATURES,
-                            desc="Flattening SQuAD JSON")
+        questions = articles.map(flatten, batched=True, remove_columns=articles.column_names,
+                                 features=SQUAD_FEATURES, desc="Flattening SQuAD JSON")
     except (_Malformed, TypeError, AttributeError):
         problem = next((p for p in (_squad_problem(path) for path in files) if p), None)
         raise UserError(f"Could not read the {split} split of {what}: "
                         f"{problem or 'a question is not in the SQuAD format'}. {FIX}") from None
+    texts = questions.data.column("answers").combine_chunks().field("text")
+    unanswerable = int(pc.sum(pc.equal(pc.list_value_length(texts), 0)).as_py() or 0)
+    if unanswerable:
+        log.info("%s %s: %d of %d questions have no answer (SQuAD v2.0 unanswerable); a task that needs an answer "
+                 "leaves them out", what, split, unanswerable, len(questions))
+    return questions
 
 
 def _squad_questions(document: Any) -> Iterator[tuple[int, int, int, Any, Any, Any]]:
@@ -373,13 +706,13 @@ def _load_json_document(path: str) -> Any:
         return f"{path} is not UTF-8 text ({err.reason} at byte {err.start})"
 
 
-def _diagnose(files: list[str], builder: str) -> str | None:
+def _diagnose(files: list[str], fmt: str, source: dict) -> str | None:
     """Where the first of `files` that datasets could not read goes wrong, found by reading it ourselves."""
     for path in files:
-        if builder == "json":
+        if fmt == "json":
             problem = _squad_problem(path) if _is_squad_json(path) else _json_lines_problem(path)
-        elif builder == "csv":
-            problem = _csv_problem(path)
+        elif fmt in ("csv", "tsv"):
+            problem = _csv_problem(path, fmt, source)
         else:
             problem = None
         if problem:
@@ -431,21 +764,26 @@ def _first_char(path: str) -> str:
         return ""
 
 
-def _csv_problem(path: str) -> str | None:
+def _csv_problem(path: str, fmt: str = "csv", source: dict | None = None) -> str | None:
+    kind = "TSV" if fmt == "tsv" else "CSV"
     try:
         with _open_text(path) as stream:
-            reader = csv.reader(stream)
-            header = next(reader, None)
-            if not header:
+            reader = _rows(stream, fmt)
+            header = _header(path, fmt, source or {})
+            first = next(reader, None)
+            if not first:
                 return f"{path} has no header row (the first line names the columns, e.g. text,label)"
+            width = len(header) if header is not None else len(first)  # headerless: the first record's width
             start = reader.line_num + 1
             for row in reader:
-                if row and len(row) != len(header):
-                    return (f"line {start} of {path} has {len(row)} fields but the header has {len(header)} "
-                            f"({','.join(header)}); quote fields that contain commas or line breaks")
+                if row and len(row) != width:
+                    said = f"the header has {width} ({','.join(header)})" if header is not None else f"line 1 has {width}"
+                    advice = ("a tab inside a field breaks TSV: remove it" if fmt == "tsv"
+                              else "quote fields that contain commas or line breaks")
+                    return f"line {start} of {path} has {len(row)} fields but {said}; {advice}"
                 start = reader.line_num + 1
     except csv.Error as err:
-        return f"line {reader.line_num} of {path} is not valid CSV: {err}"
+        return f"line {reader.line_num} of {path} is not valid {kind}: {err}"
     except UnicodeDecodeError as err:
         return f"{path} is not UTF-8 text ({err.reason} at byte {err.start})"
     return None
@@ -455,8 +793,14 @@ def _csv_problem(path: str) -> str | None:
 # Renames and label maps
 
 
-def _adapt(dataset: datasets.Dataset, source: dict, split: str, what: str) -> datasets.Dataset:
-    """Apply the source's `columns` renames and `label_map`, so records carry the task's field names and label ids."""
+NO_GOLD = -1  # the label of a record whose label the label_map maps to null: left out after any carve
+
+
+def _adapt(dataset: datasets.Dataset, source: dict, split: str, what: str, task: Any = None) -> datasets.Dataset:
+    """Records as read -> records with the task's field names, label ids and tag ids: the source's `columns`
+    renames, the task's `column_aliases`, the label map (source's over task's) and, for NER, tags written as
+    text (or WikiANN's `spans`) turned into the task's IOB2 ids. Rows stay where they were read, so a message
+    names the line of the file."""
     columns = source.get("columns") or {}
     if columns:
         absent = [name for name in columns if name not in dataset.column_names]
@@ -469,27 +813,54 @@ def _adapt(dataset: datasets.Dataset, source: dict, split: str, what: str) -> da
         if clashing:
             dataset = dataset.remove_columns(clashing)  # the renamed column replaces it
         dataset = dataset.rename_columns({old: new for old, new in columns.items() if old != new})
-    label_map = source.get("label_map")
-    if label_map:
-        dataset = _map_labels(dataset, {str(k): int(v) for k, v in label_map.items()}, source, split, what)
+    aliases: dict[str, str] = {}
+    for old, new in (getattr(task, "column_aliases", None) or {}).items():
+        if old in dataset.column_names and new not in dataset.column_names and new not in aliases.values():
+            aliases[old] = new
+    if aliases:
+        dataset = dataset.rename_columns(aliases)
+    label_map, own = _label_map(source, task)
+    if "label" in dataset.column_names:
+        feature = dataset.features["label"]
+        words = isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
+        if own or (words and hasattr(task, "label_map")):
+            dataset = _map_labels(dataset, label_map, own, source, split, what)
+    elif own:
+        raise UserError(f"The {split} split of {what} has no 'label' column for the source's label_map "
+                        f"(its columns: {', '.join(dataset.column_names)}); rename it with 'columns'.")
+    if getattr(task, "tag_names", None):
+        dataset = _map_tags(dataset, task, source, split, what)
     return dataset
 
 
-def _map_labels(dataset: datasets.Dataset, label_map: dict[str, int], source: dict, split: str, what: str):
-    if "label" not in dataset.column_names:
-        raise UserError(f"The {split} split of {what} has no 'label' column for the source's label_map "
-                        f"(its columns: {', '.join(dataset.column_names)}); rename it with 'columns'.")
+def _label_map(source: dict, task: Any) -> tuple[dict[str, int | None], bool]:
+    """The label map in force, keys in lower case: the task's (label words) under the source's; and whether the
+    source has one of its own (then every label must be named by it)."""
+    own = source.get("label_map") or {}
+    merged = {**(getattr(task, "label_map", None) or {}), **own}
+    return {str(k).strip().lower(): None if v is None else int(v) for k, v in merged.items()}, bool(own)
+
+
+def _map_labels(dataset: datasets.Dataset, label_map: dict[str, int | None], own: bool, source: dict, split: str,
+                what: str) -> datasets.Dataset:
     feature = dataset.features["label"]
     names = feature.names if isinstance(feature, datasets.ClassLabel) else None
 
     def convert(batch: dict, indices: list[int]) -> dict:
         out = []
         for value, index in zip(batch["label"], indices):
+            if value is None:  # no label at all: the task's check names the record
+                out.append(None)
+                continue
             keys = ([names[value]] if names and isinstance(value, int) and 0 <= value < len(names) else []) + [str(value)]
-            mapped = next((label_map[k] for k in keys if k in label_map), None)
-            if mapped is None:
+            key = next((k.strip().lower() for k in keys if k.strip().lower() in label_map), None)
+            if key is not None:
+                mapped = label_map[key]
+                out.append(NO_GOLD if mapped is None else mapped)
+            elif not own and isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+                out.append(int(value))  # an id written as text (a TSV file is read as text)
+            else:
                 raise _Malformed(index, value)
-            out.append(mapped)
         return {"label": out}
 
     features = dataset.features.copy()
@@ -498,10 +869,112 @@ def _map_labels(dataset: datasets.Dataset, label_map: dict[str, int], source: di
         return dataset.map(convert, batched=True, with_indices=True, features=features, desc="Mapping labels")
     except _Malformed as err:
         index, value = err.args
+        named = ", ".join(k for k, v in label_map.items() if v is not None)
+        whose = ("the source's label_map does not name" if own else
+                 "is neither a label word of the task's label_map nor a label id")
         raise UserError(
-            f"{locate(source, split, index).capitalize()} ({what}) has label {value!r}, which the source's label_map "
-            f"does not name (it maps {', '.join(label_map)}). Add it to label_map or fix the record."
+            f"{locate(source, split, _row(dataset, index)).capitalize()} ({what}) has label {value!r}, which "
+            f"{whose} (it maps {named}). Add it to label_map in the source (label: id, or null to leave such "
+            "records out) or fix the record."
         ) from None
+
+
+def _map_tags(dataset: datasets.Dataset, task: Any, source: dict, split: str, what: str) -> datasets.Dataset:
+    """NER tags written as text (CoNLL, JSON Lines), as another tag set's ids (a ClassLabel of other names) or as
+    WikiANN's `spans` -> the task's IOB2 ids. Ids of the task's own tag set (WikiANN's) are kept as they are."""
+    tag_names = list(task.tag_names)
+    from_spans = "ner_tags" not in dataset.column_names and {"spans", "tokens"} <= set(dataset.column_names)
+    names = None
+    if not from_spans:
+        if "ner_tags" not in dataset.column_names:
+            return dataset
+        inner = getattr(dataset.features["ner_tags"], "feature", None)
+        if isinstance(inner, datasets.ClassLabel):
+            if list(inner.names) == tag_names:
+                return dataset
+            names = list(inner.names)
+        elif not (isinstance(inner, datasets.Value) and inner.dtype in ("string", "large_string")):
+            return dataset  # ids: in the task's order, as WikiANN's (the task's check names any out of range)
+    tag_map = {**task.tag_map, **{str(k): OUTSIDE if v is None else str(v) for k, v in (source.get("tag_map") or {}).items()}}
+
+    def convert(batch: dict, indices: list[int]) -> dict:
+        out: dict[str, list] = {"ner_tags": [], "_retyped": []}
+        for i, index in enumerate(indices):
+            try:
+                if from_spans:
+                    tags = spans_to_tags(batch["tokens"][i], batch["spans"][i])
+                elif names:
+                    tags = [names[t] for t in batch["ner_tags"][i]]
+                else:
+                    tags = batch["ner_tags"][i]
+                ids, changed = retag(tags, tag_names, tag_map)
+            except (ValueError, TypeError, IndexError) as err:
+                raise _Malformed(index, str(err)) from None
+            out["ner_tags"].append(ids)
+            out["_retyped"].append(changed)
+        return out
+
+    features = dataset.features.copy()
+    features["ner_tags"] = datasets.List(datasets.ClassLabel(names=tag_names))
+    features["_retyped"] = datasets.List(datasets.Value("string"))
+    try:
+        mapped = dataset.map(convert, batched=True, with_indices=True, features=features, desc="Mapping NER tags")
+    except _Malformed as err:
+        index, problem = err.args
+        where = "in the source, conf/lang/<code>.yaml, or on the command line: +task.tag_map.<TYPE>=O"
+        fix = f" ({where})." if "tag_map" in problem else f". {FIX}"
+        raise UserError(f"{locate(source, split, _row(dataset, index)).capitalize()} ({what}): {problem}{fix}") from None
+    counts = pc.value_counts(pc.list_flatten(mapped.data.column("_retyped").combine_chunks())).to_pylist()
+    for entry in sorted(counts, key=lambda e: e["values"]):
+        kind, new = entry["values"].split(">")
+        if new == OUTSIDE:
+            log.info("%s %s: dropped %s %s entities (tag_map %s: O)", what, split, f"{entry['counts']:,}", kind, kind)
+        else:
+            log.info("%s %s: renamed %s %s entities to %s (tag_map)", what, split, f"{entry['counts']:,}", kind, new)
+    return mapped.remove_columns("_retyped")
+
+
+def _only_language(dataset: datasets.Dataset, source: dict, split: str, what: str, lang: str | None) -> datasets.Dataset:
+    """The rows of one language, for a file that holds several in a `language` column (XNLI-1.0's dev/test)."""
+    code = source["language"] if "language" in source else lang
+    feature = dataset.features.get("language")
+    if not code or not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+        return dataset
+    present = dataset.unique("language")
+    if present == [code]:
+        return dataset
+    kept = dataset.filter(lambda batch: [value == code for value in batch["language"]], batched=True,
+                          desc=f"Keeping language {code}")
+    if not len(kept):
+        shown = ", ".join(sorted(str(v) for v in present)[:30])
+        raise UserError(f"The {split} split of {what} has a 'language' column but no row of language {code!r} "
+                        f"(it holds {shown}). Set `language:` in the source to the value the file uses for this "
+                        "language, or null to keep every row.")
+    log.info("%s %s: kept the %s of %s rows whose language is %s", what, split, f"{len(kept):,}",
+             f"{len(dataset):,}", code)
+    return kept
+
+
+def _without_gold_less(dataset: datasets.Dataset, source: dict, split: str, what: str, task: Any) -> datasets.Dataset:
+    """`dataset` without the records whose label the label map sends to null (MultiNLI's "-"), counted."""
+    label_map, _ = _label_map(source, task)
+    feature = dataset.features.get("label")
+    if None not in label_map.values() or not (
+            isinstance(feature, datasets.ClassLabel) or isinstance(feature, datasets.Value) and feature.dtype.startswith("int")):
+        return dataset
+    if not pc.any(pc.equal(dataset.data.column("label"), NO_GOLD)).as_py():  # the rows as read: a superset
+        return dataset
+    kept = dataset.filter(lambda batch: [value != NO_GOLD for value in batch["label"]], batched=True,
+                          desc="Leaving out records without a gold label")
+    left_out = len(dataset) - len(kept)
+    if left_out:
+        nulls = ", ".join(repr(k) for k, v in label_map.items() if v is None)
+        log.info("%s %s: left out %s of %s records without a gold label (label %s, mapped to null)", what, split,
+                 f"{left_out:,}", f"{len(dataset):,}", nulls)
+    if not len(kept):
+        raise UserError(f"Every record of the {split} split of {what} has a label the label_map maps to null "
+                        f"(no gold label). {FIX}")
+    return kept
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -509,15 +982,16 @@ def _map_labels(dataset: datasets.Dataset, label_map: dict[str, int], source: di
 
 
 def locate(source: Any, split: str, index: int) -> str:
-    """Where record `index` (0-based, as loaded) of `split` of `source` is, in words for a message:
-    "line 17 of /path/train.jsonl", "line 18 of /path/x.csv (record 17)",
-    "question 2 (id 'q7') of paragraph 1 of article 3 of /path/train.json", or for a hub dataset
-    "record 17 of the train split of unimelb-nlp/wikiann (cs)". Never raises."""
+    """Where record `index` (0-based, as read from the split's files, before any rows are kept or carved) of
+    `split` of `source` is, in words for a message: "line 17 of /path/train.jsonl", "line 18 of /path/x.csv
+    (record 17)", "sentence 3 (line 12) of /path/train.conll", "question 2 (id 'q7') of paragraph 1 of article
+    3 of /path/train.json", or for a hub dataset "record 17 of the train split of unimelb-nlp/wikiann (cs)".
+    Never raises."""
     try:
         source = to_plain(source)
         selector, files = _split_files(source, split)
-        if source.get("path") in FILE_BUILDERS and files and "[" not in selector:
-            place = _locate_in_files(files, source["path"], index)
+        if source.get("path") in FILE_FORMATS and files and "[" not in selector:
+            place = _locate_in_files(files, source["path"], index, source)
             if place:
                 return place
         return f"record {index + 1} of the {selector} split of {_describe(source)}"
@@ -525,9 +999,10 @@ def locate(source: Any, split: str, index: int) -> str:
         return f"record {index + 1} of the {split} split"
 
 
-def _locate_in_files(files: list[str], builder: str, index: int) -> str | None:
+def _locate_in_files(files: list[str], fmt: str, index: int, source: dict) -> str | None:
     remaining = index
     for path in files:
+        builder = builder_for(path) if fmt == AUTO else fmt
         if builder == "json" and _is_squad_json(path):
             document = _load_json_document(path)
             if isinstance(document, str):
@@ -553,10 +1028,12 @@ def _locate_in_files(files: list[str], builder: str, index: int) -> str | None:
                         if remaining == 0:
                             return f"line {number} of {path}"
                         remaining -= 1
-        elif builder == "csv":
+        elif builder in ("csv", "tsv"):
+            header = _header(path, builder, source) is not None
             with _open_text(path) as stream:
-                reader = csv.reader(stream)
-                next(reader, None)
+                reader = _rows(stream, builder)
+                if header:
+                    next(reader, None)
                 start, record = reader.line_num + 1, 0
                 for row in reader:
                     if row:  # pandas skips blank lines
@@ -565,6 +1042,22 @@ def _locate_in_files(files: list[str], builder: str, index: int) -> str | None:
                             return f"line {start} of {path} (record {record})"
                         remaining -= 1
                     start = reader.line_num + 1
+        elif builder == "conll":
+            sentence, first = 0, None
+            with _open_text(path) as stream:
+                for number, line in enumerate(stream, 1):
+                    fields = _conll_fields(line) if line.strip() else []
+                    if fields and fields[0] != _DOCSTART:
+                        first = first or number
+                        continue
+                    if first:
+                        if remaining == 0:
+                            return f"sentence {sentence + 1} (line {first}) of {path}"
+                        sentence, first, remaining = sentence + 1, None, remaining - 1
+            if first:
+                if remaining == 0:
+                    return f"sentence {sentence + 1} (line {first}) of {path}"
+                remaining -= 1
         elif builder == "parquet":
             import pyarrow.parquet as pq
 
@@ -577,6 +1070,22 @@ def _locate_in_files(files: list[str], builder: str, index: int) -> str | None:
     return None
 
 
+def _row(dataset: datasets.Dataset, index: int) -> int:
+    """The row as read of record `index` of `dataset`, which may be a selection (language, carve, gold labels)."""
+    indices = getattr(dataset, "_indices", None)  # datasets keeps a selection as indices into the rows as read
+    return int(indices.column(0)[index].as_py()) if indices is not None else index
+
+
+def _origin(source: dict, split: str) -> str:
+    """The split whose files hold the records of `split`: for a carved split, the one it was cut from."""
+    carve = source.get("carve") or {}
+    seen = set()
+    while split in carve and split not in seen and isinstance(carve[split], dict):
+        seen.add(split)
+        split = carve[split].get("from", split)
+    return split
+
+
 def check_records(dataset: datasets.Dataset, check: Callable[[dict], str | None], source: Any, split: str,
                   what: str) -> list[dict]:
     """The records of `dataset`, each checked by `check` (e.g. `Task.check`, which says what is wrong or None).
@@ -587,9 +1096,8 @@ def check_records(dataset: datasets.Dataset, check: Callable[[dict], str | None]
     for index, record in enumerate(dataset):
         problem = check(record)
         if problem:
-            raise UserError(
-                f"The {split} split of {what} has a malformed record at {locate(source, split, index)}: {problem}. "
-                f"{FIX}"
-            )
+            plain = to_plain(source)
+            place = locate(plain, _origin(plain, split) if isinstance(plain, dict) else split, _row(dataset, index))
+            raise UserError(f"The {split} split of {what} has a malformed record at {place}: {problem}. {FIX}")
         records.append(record)
     return records

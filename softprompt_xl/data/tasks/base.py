@@ -18,6 +18,14 @@ class Task:
         self.name: str = cfg.name
         self.template: str = cfg.template
         self.max_answer_length: int = int(cfg.max_answer_length)
+        # Column names of the published formats -> the task's fields (e.g. XNLI's sentence1 -> premise), applied
+        # where a file has the former and lacks the latter; a source's own `columns` renames come first.
+        self.column_aliases: dict[str, str] = dict(cfg.get("column_aliases") or {})
+
+    @property
+    def columns(self) -> list[str]:
+        """The fields of a record in order: the column names of a delimited file without a header row."""
+        return list(self.required_fields)
 
     def check(self, record: dict) -> str | None:
         """Why `record` does not fit the task's schema, or None."""

@@ -1,10 +1,24 @@
 """Named entities as text to text: `tag: {tokens}` -> `TYPE: entity` spans joined by a separator (`$$`),
-scored by micro span F1 against the spans of the raw IOB2 tags."""
+scored by micro span F1 against the spans of the raw IOB2 tags.
+
+Tags written as text (CoNLL files, JSON Lines with string tags, a hub dataset with another tag set) become the
+task's IOB2 ids here, whatever scheme they are in: IOB2, IOB1 (CoNLL-2003: `I-` begins an entity unless it follows
+one of the same type; `B-` only between two adjacent entities of one type) and BIOES/BILOU are each read as the
+entities they mean, which are then written as IOB2 (`B-` first, `I-` after). Entity types outside the task's are mapped
+by `tag_map` (`{MISC: O}` drops them, `{PERSON: PER}` renames them); a type neither known nor mapped is refused.
+"""
 
 from __future__ import annotations
 
+import re
+
 from ... import metrics
 from .base import Task
+
+OUTSIDE = "O"
+_TAG = re.compile(r"\A([BIESLU])-(\S+)\Z")
+_BEGINS = {"B", "S", "U"}  # a prefix that always starts an entity
+_ENDS = {"E", "L", "S", "U"}  # a prefix after which the entity is closed
 
 
 class EntitySpans(Task):
@@ -17,6 +31,9 @@ class EntitySpans(Task):
         self.tag_names: list[str] = list(cfg.tag_names)  # index = the tag id in the data (WikiANN order)
         self.separator: str = cfg.separator
         self.types = {name.partition("-")[2] for name in self.tag_names if "-" in name}
+        # Entity types of the data -> a task type, or O to drop them (conf/task/ner.yaml; a source may add to it).
+        self.tag_map: dict[str, str] = {str(k): OUTSIDE if v is None else str(v)
+                                        for k, v in (cfg.get("tag_map") or {}).items()}
 
     def check(self, record):
         problem = super().check(record)
@@ -58,3 +75,73 @@ class EntitySpans(Task):
         scores = metrics.span_f1([spans for spans, _ in parsed], gold)
         scores["unparsed"] = 100.0 * sum(not ok for _, ok in parsed) / len(parsed) if parsed else 0.0
         return scores
+
+
+def is_tag(text: str) -> bool:
+    """Whether `text` is an IOB/BIOES tag: O, or a B/I/E/S/L/U prefix, a hyphen and a type."""
+    return text == OUTSIDE or _TAG.match(text) is not None
+
+
+def entities(tags: list[str]) -> list[tuple[int, int, str]]:
+    """(start, end, type) of each entity of a tag sequence in IOB1, IOB2 or BIOES/BILOU; raises ValueError on a
+    tag that is none of them."""
+    out: list[list] = []
+    open_type = None  # the type of the entity the previous token belongs to, while it may continue
+    for i, tag in enumerate(tags):
+        if tag == OUTSIDE:
+            open_type = None
+            continue
+        match = _TAG.match(tag)
+        if not match:
+            raise ValueError(f"tag {tag!r} is not an IOB tag (O, B-TYPE, I-TYPE; or BIOES)")
+        prefix, kind = match.groups()
+        if prefix in _BEGINS or open_type != kind:
+            out.append([i, i + 1, kind])
+        else:
+            out[-1][1] = i + 1
+        open_type = None if prefix in _ENDS else kind
+    return [tuple(e) for e in out]
+
+
+def retag(tags: list[str], tag_names: list[str], tag_map: dict[str, str]) -> tuple[list[int], list[str]]:
+    """The ids (indices in `tag_names`, IOB2) of a tag sequence, and `"TYPE>NEW"` for each entity `tag_map`
+    changed (NEW is O for a dropped one). Raises ValueError naming a tag or type it cannot place."""
+    index = {name: i for i, name in enumerate(tag_names)}
+    ids = [index[OUTSIDE]] * len(tags)
+    changed = []
+    for start, end, kind in entities(tags):
+        new = tag_map.get(kind, kind)
+        if new != kind:
+            changed.append(f"{kind}>{new}")
+        if new == OUTSIDE:
+            continue
+        for position in range(start, end):
+            name = f"{'B' if position == start else 'I'}-{new}"
+            if name not in index:
+                known = sorted({n.partition('-')[2] for n in tag_names if '-' in n})
+                raise ValueError(
+                    f"entity type {kind!r}{f' (mapped to {new!r})' if new != kind else ''} is not one of the task's "
+                    f"types ({', '.join(known)}); map it with tag_map, e.g. tag_map: {{{kind}: O}} to drop it or "
+                    f"{{{kind}: {known[0]}}} to rename it")
+            ids[position] = index[name]
+    return ids, changed
+
+
+def spans_to_tags(tokens: list[str], spans: list[str]) -> list[str]:
+    """IOB2 tags from WikiANN's `spans` ("PER: Jan Novák", in sentence order; ["None"] when there is no entity):
+    each span is the next run of tokens whose text, joined by spaces, is the span's text."""
+    tags = [OUTSIDE] * len(tokens)
+    cursor = 0
+    for span in spans:
+        if span == "None":
+            continue
+        kind, colon, text = span.partition(": ")
+        words = text.split(" ")
+        if not colon or not kind or not text:
+            raise ValueError(f"span {span!r} is not 'TYPE: entity text'")
+        at = next((i for i in range(cursor, len(tokens) - len(words) + 1) if tokens[i:i + len(words)] == words), None)
+        if at is None:
+            raise ValueError(f"span {span!r} is not a run of the sentence's tokens (after token {cursor})")
+        tags[at:at + len(words)] = [f"B-{kind}"] + [f"I-{kind}"] * (len(words) - 1)
+        cursor = at + len(words)
+    return tags
