@@ -223,3 +223,6 @@ def test_mt0_base_shaped_backbone_runs_every_component_kind_end_to_end(mt0_base_
     print("[mt0-base shape] summary (wall time, peak RSS of the CLI process):")
     for label, run in runs.items():
         print(f"[mt0-base shape]   {label:<18} {run.wall_s:6.0f} s  {run.peak_rss_mb / 1024:5.2f} GB")
+    # One backbone in memory at a time: stage 1's model is gone before stage 2 loads its own (it was not: 5.0 GB).
+    for label, run in runs.items():
+        assert run.peak_rss_mb * 2**20 < 2 * backbone_bytes, f"{label}: two copies of the backbone in memory?"
