@@ -6,6 +6,7 @@ through the same code as mt0-base.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import itertools
@@ -44,6 +45,9 @@ TINY_FORMAT = 6  # bump when the way the tiny backbone is built changes, so old 
 
 def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model (float32, train mode) and tokenizer for `backbone_cfg`; builds the tiny one first if needed."""
+    # The model of a stage that has finished (stage 1 before stage 2) is held only by reference cycles (trainer <->
+    # module) until a collection: without one first, two mt0-base copies were in memory at once.
+    gc.collect()
     location = backbone_cfg.name or str(ensure_tiny_backbone(backbone_cfg.build, paths))
     kwargs = {"cache_dir": paths.hf_cache}
     if backbone_cfg.get("revision") and not Path(location).is_dir():

@@ -127,7 +127,16 @@ class Checkpointing(L.Callback):
         if trainer.is_global_zero:
             os.replace(tmp, self.directory / LAST)
 
-    def teardown(self, trainer, pl_module, stage) -> None:
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._restore()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        # Before Lightning's teardown puts back the handlers it found: restored after it (in `teardown`), Lightning's
+        # own handler stayed installed once the stage was over, holding its trainer and so the stage's whole model
+        # (a second mt0-base in memory while the next stage loads one), and swallowing SIGTERM until the next stage.
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous = {}

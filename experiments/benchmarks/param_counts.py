@@ -1,7 +1,8 @@
 """Trainable parameters of every combo, on the tiny backbone and on an mt0-base-shaped model.
 
-The mt0-base shape (mT5-base: d_model 768, 12+12 layers, vocab 250,112, untied embeddings) is built from
-its config with random weights, so no download is needed. Run: python experiments/benchmarks/param_counts.py
+The mt0-base shape (mT5-base: d_model 768, 12+12 layers, vocab 250,112, untied embeddings) is built from the
+architecture in conf/backbone/mt0_base.yaml with random weights, so no download is needed.
+Run: python experiments/benchmarks/param_counts.py
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from softprompt_xl.backbone import load_backbone
 from softprompt_xl.components.compose import ComposedModel
 from softprompt_xl.config import CONF_DIR, register_resolvers, to_plain
 
-MT0_BASE = MT5Config(  # bigscience/mt0-base's config.json
-    vocab_size=250112, d_model=768, d_ff=2048, d_kv=64, num_layers=12, num_decoder_layers=12, num_heads=12,
-    feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-)
 COMBOS = ["tp", "ta", "tl", "lp_tp", "lp_ta", "lp_tl", "la_tp", "la_ta", "la_tl", "ll_tp", "ll_ta", "ll_tl", "full_ft"]
 
 
@@ -46,7 +43,9 @@ def main() -> None:
         _, tokenizer = load_backbone(cfg.backbone, cfg.paths)
         tiny = counts(lambda: load_backbone(cfg.backbone, cfg.paths)[0], tokenizer, "tiny", root)
         tiny_total = sum(p.numel() for p in load_backbone(cfg.backbone, cfg.paths)[0].parameters())
-        base_model = MT5ForConditionalGeneration(MT0_BASE)
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            architecture = to_plain(compose("train", overrides=["backbone=mt0_base"]).backbone.architecture)
+        base_model = MT5ForConditionalGeneration(MT5Config(**architecture))
         total = sum(p.numel() for p in base_model.parameters())
         base = counts(lambda: copy.deepcopy(base_model), tokenizer, "mt0_base", root)
     print(f"backbone sizes: tiny {tiny_total:,} | mt0-base shape {total:,}")
