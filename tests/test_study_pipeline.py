@@ -135,6 +135,12 @@ def test_a_language_stage_killed_by_sigkill_resumes_to_the_same_component(tmp_pa
     again = run_cli(*args, f"paths.root={killed}")
     assert again.returncode == 0 and "resuming at step" in again.stdout
     _assert_same(_weights(whole, "lang"), _weights(killed, "lang"))
+    # the component is scored on the corpus's held-out documents, and the runs that use it say how it scored
+    (component,) = stored(killed, "lang-*")
+    meta = json.loads((component / "component.json").read_text())["meta"]
+    assert meta["heldout_chunks"] > 0 and 0 < meta["heldout_accuracy"] < 1 and meta["heldout_loss"] > 0
+    result = the_result(killed, "lp_tp-sk-qa")
+    assert (result["lang_heldout_loss"], result["lang_heldout_accuracy"]) == (meta["heldout_loss"], meta["heldout_accuracy"])
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])

@@ -52,7 +52,10 @@ def make(directory: Path, gb: float, shards: int, seed: int = 0) -> None:
                          "text": text})
             size += len(text.encode("utf-8"))
             doc += 1
-        pq.write_table(pa.Table.from_pylist(rows), directory / f"train-{shard:05d}-of-{shards:05d}.parquet")
+        # Row groups of 1,000 rows, as `datasets` writes the Hub's Parquet files: a reader holds one row group at a
+        # time, so a file written as one giant row group costs its whole size in memory whatever the reader.
+        pq.write_table(pa.Table.from_pylist(rows), directory / f"train-{shard:05d}-of-{shards:05d}.parquet",
+                       row_group_size=1000)
         written += size
         print(f"shard {shard + 1}/{shards}: {len(rows)} documents, {size / 1e9:.2f} GB of text", flush=True)
     print(f"{directory}: {doc} documents, {written / 1e9:.2f} GB of text")
@@ -63,7 +66,8 @@ def _rss_gb(pid: int) -> float:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0.0
-    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1e6
+    found = re.search(r"VmRSS:\s+(\d+)", status)  # absent once the process has exited
+    return int(found.group(1)) / 1e6 if found else 0.0
 
 
 def run(corpus: str, checkout: Path, limit_s: float, limit_gb: float, root: Path) -> None:
