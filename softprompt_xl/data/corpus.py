@@ -61,7 +61,7 @@ def documents(source: Any, part: str, cache_dir: str, what: str) -> datasets.Ite
     if spec.from_ is None and spec.to is None:
         return stream
     plain = spec.unit == "abs" and (spec.from_ or 0) >= 0 and (spec.to is None or spec.to >= 0)
-    rows = None if plain else _num_rows(stream, source, base, what, selector)
+    rows = None if plain else _num_rows(stream, source, base, cache_dir, what, selector)
     if plain:
         start, stop = spec.from_ or 0, spec.to
     else:
@@ -105,7 +105,8 @@ def _load_kwargs(source: dict, what: str) -> dict:
     return kwargs
 
 
-def _num_rows(stream: datasets.IterableDataset, source: dict, split: str, what: str, selector: str) -> int:
+def _num_rows(stream: datasets.IterableDataset, source: dict, split: str, cache_dir: str, what: str,
+              selector: str) -> int:
     """How many documents the split has, to resolve a percentage: from the dataset card, else from the Parquet
     footers of its files (a few kB each, local or on the Hub, as `wikimedia/wikipedia` ships them), else (other
     local files) by reading them once."""
@@ -116,7 +117,7 @@ def _num_rows(stream: datasets.IterableDataset, source: dict, split: str, what: 
     import pyarrow.parquet as pq
 
     kwargs = _load_kwargs(source, what)
-    files = list(datasets.load_dataset_builder(**kwargs).config.data_files.get(split) or [])
+    files = list(datasets.load_dataset_builder(**kwargs, cache_dir=cache_dir).config.data_files.get(split) or [])
     if files and all(str(f).endswith(".parquet") for f in files):
         total = 0
         for f in files:
