@@ -53,6 +53,8 @@ def test_a_source_without_heldout_has_none_and_a_bad_selection_is_refused(parque
     assert documents({**parquet_corpus, "splits": {"train": "train"}}, "heldout", str(tmp_path), "x") is None
     with pytest.raises(UserError, match=r"invalid train selection 'train\[:5%\[' .*split syntax"):
         documents({**parquet_corpus, "splits": {"train": "train[:5%["}}, "train", str(tmp_path), "x")
+    with pytest.raises(UserError, match=r"several parts .* one contiguous range"):
+        documents({**parquet_corpus, "splits": {"train": "train[:5%]+train[10%:]"}}, "train", str(tmp_path), "x")
 
 
 def test_a_corpus_without_text_is_refused_with_its_columns(tmp_path):

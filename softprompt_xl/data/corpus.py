@@ -42,19 +42,22 @@ def documents(source: Any, part: str, cache_dir: str, what: str) -> datasets.Ite
     source has no such part (a corpus without `splits.heldout` is not scored on held-out text)."""
     source = to_plain(source)
     if not isinstance(source, dict) or not source.get("path"):
-        raise UserError(f"No corpus is configured for {what}: set lang.sources.wiki (data=hub) or data.wiki.")
+        raise UserError(f"No corpus is configured (the {what}): set lang.sources.wiki (data=hub) or data.wiki.")
     selector = (source.get("splits") or {}).get(part, "train" if part == "train" else None)
     if selector is None:
         return None
     try:
         instruction = datasets.ReadInstruction.from_spec(selector)
     except (ValueError, AssertionError) as err:
-        raise UserError(f"The corpus of {what} has an invalid {part} selection {selector!r} ({err}): write it in "
+        raise UserError(f"The {what} has an invalid {part} selection {selector!r} ({err}): write it in "
                         "datasets' split syntax, e.g. train, train[:5%], train[5%:] or train[:1000000].") from None
+    if len(instruction._relative_instructions) > 1:
+        raise UserError(f"The {what} has a {part} selection of several parts ({selector!r}): stage 1 streams one "
+                        "contiguous range, e.g. train[:5%] or train[5%:].")
     base = instruction._relative_instructions[0].splitname
     stream = _open(source, base, cache_dir, what)
     if "text" not in (stream.column_names or ["text"]):
-        raise UserError(f"The corpus of {what} has no 'text' column (columns: {stream.column_names}); stage 1 "
+        raise UserError(f"The {what} has no 'text' column (columns: {stream.column_names}); stage 1 "
                         "reads the documents' text from it: rename the column (the source's 'columns' map does not "
                         "apply to corpora) or point lang.sources.wiki at a corpus with one.")
     spec = instruction._relative_instructions[0]
@@ -78,7 +81,7 @@ def documents(source: Any, part: str, cache_dir: str, what: str) -> datasets.Ite
 def _open(source: dict, split: str, cache_dir: str, what: str) -> datasets.IterableDataset:
     kwargs = _load_kwargs(source, what)
     if source["path"] in FILE_FORMATS:
-        kwargs["data_files"] = _existing_files(source.get("data_files"), split, f"{what} corpus")
+        kwargs["data_files"] = _existing_files(source.get("data_files"), split, what)
     elif not hub_reachable():
         datasets.config.HF_HUB_OFFLINE = True
     try:
@@ -86,7 +89,7 @@ def _open(source: dict, split: str, cache_dir: str, what: str) -> datasets.Itera
     except Exception as err:  # noqa: BLE001 - datasets' own errors name neither the run nor the fix
         detail = (str(err).strip().splitlines() or [repr(err)])[0]
         raise UserError(
-            f"Could not open the corpus of {what} ({source['path']}{' ' + source['name'] if source.get('name') else ''},"
+            f"Could not open the {what} ({source['path']}{' ' + source['name'] if source.get('name') else ''},"
             f" split {split}): {detail}. A hub corpus is streamed and needs the Hub (or its files downloaded "
             "elsewhere and lang.sources.wiki pointed at them: path: parquet, data_files: {train: DIR/*.parquet})."
         ) from None
@@ -99,7 +102,7 @@ def _load_kwargs(source: dict, what: str) -> dict:
     if source["path"] in FILE_FORMATS:
         builder = FILE_FORMATS[source["path"]]
         if builder is None:
-            raise UserError(f"The corpus of {what} is given as {source['path']!r} files: a corpus is Parquet, JSON "
+            raise UserError(f"The {what} is given as {source['path']!r} files: a corpus is Parquet, JSON "
                             "Lines, CSV, Arrow or plain text (path: parquet | json | csv | arrow | text).")
         kwargs["path"] = builder
     return kwargs
@@ -125,7 +128,7 @@ def _num_rows(stream: datasets.IterableDataset, source: dict, split: str, cache_
                 total += pq.ParquetFile(handle).metadata.num_rows
         return total
     if source["path"] not in FILE_FORMATS:
-        raise UserError(f"The corpus of {what} does not say how many documents its {split} split has, so "
+        raise UserError(f"The {what} does not say how many documents its {split} split has, so "
                         f"{selector!r} cannot be resolved while streaming: give absolute counts, e.g. "
                         "train[:100000] and train[100000:].")
     log.warning("%s: counting the documents of its %s split to resolve %r (absolute counts such as "
