@@ -16,6 +16,7 @@ stage refills that block and continues with exactly the batches the uninterrupte
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
@@ -220,12 +221,8 @@ class _Tokens:
         return tokens[:count * length].reshape(count, length)
 
     def _next_group(self) -> list[np.ndarray]:
-        texts = []
-        for row in self.rows:
-            texts.append(row["text"])
-            if len(texts) == _DOCS_PER_CALL:
-                break
-        if not texts:  # the end of an epoch: start the documents again
+        ids = _tokenised_group(self.rows, self.stream.tokenizer)
+        if not ids:  # the end of an epoch: start the documents again
             if self.tokens_this_epoch is not None and self.tokens_this_epoch < self.stream.length:
                 raise UserError(
                     f"The {self.stream.what} has {self.tokens_this_epoch} tokens, fewer than one chunk of "
@@ -234,10 +231,15 @@ class _Tokens:
             self._begin(None)
             return []
         self.state = self.stream.docs.state_dict()
-        ids = [np.asarray(i, dtype=np.int64) for i in self.stream.tokenizer(texts)["input_ids"]]
         if self.tokens_this_epoch is not None:
             self.tokens_this_epoch += sum(len(i) for i in ids)
         return ids
+
+
+def _tokenised_group(rows: Iterator[dict], tokenizer) -> list[np.ndarray]:
+    """The token ids of the next (up to) `_DOCS_PER_CALL` documents of `rows`; empty at their end."""
+    texts = [row["text"] for row in itertools.islice(rows, _DOCS_PER_CALL)]
+    return [np.asarray(i, dtype=np.int64) for i in tokenizer(texts)["input_ids"]] if texts else []
 
 
 class CorpusPosition(L.Callback):
@@ -265,17 +267,10 @@ def heldout_batches(docs: datasets.IterableDataset, tokenizer, spec: Any, seed: 
     """The first `max_chunks` chunks of the held-out documents in order, corrupted with masks fixed by `seed`."""
     collator = SpanCorruptionCollator(tokenizer, int(spec.input_length), float(spec.noise_density),
                                       float(spec.mean_noise_span_length), seed)
-    length, parts, have = collator.expanded_length, [], 0
-    texts: list[str] = []
-    for row in docs:
-        texts.append(row["text"])
-        if len(texts) == _DOCS_PER_CALL:
-            parts += [np.asarray(i, dtype=np.int64) for i in tokenizer(texts)["input_ids"]]
-            have, texts = sum(len(p) for p in parts), []
-            if have >= max_chunks * length:
-                break
-    if texts:
-        parts += [np.asarray(i, dtype=np.int64) for i in tokenizer(texts)["input_ids"]]
+    length, parts, have, rows = collator.expanded_length, [], 0, iter(docs)
+    while have < max_chunks * length and (group := _tokenised_group(rows, tokenizer)):
+        parts += group
+        have += sum(len(i) for i in group)
     tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     count = min(len(tokens) // length, max_chunks)
     chunks = tokens[:count * length].reshape(count, length)
