@@ -26,7 +26,7 @@ test-slurm: install  ## the `slurm` tests: sweeps through hydra/launcher=slurm o
 	python -m pytest -m slurm
 
 toy-data:  ## regenerate the bundled toy data (deterministic)
-	python -m softprompt_xl.data.make_toy
+	python -m softprompt_xl.toy.make_toy
 
 clean:  ## delete everything the framework wrote (outputs, store, caches, W&B files)
 	rm -rf runs

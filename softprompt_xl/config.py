@@ -11,7 +11,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
-CONF_DIR = PROJECT_DIR / "conf"
+CONF_DIR = PACKAGE_DIR / "conf"
 
 
 def register_resolvers() -> None:

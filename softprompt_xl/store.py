@@ -1,97 +1,11 @@
-"""Where trained components, run results and resumable checkpoints live, each named by a key derived from
-the configuration that produced it (`plan.py`). The same configuration finds the same entry again; nothing
-is looked up by a hand-written path, and nothing is trained twice (a file lock makes concurrent jobs wait).
-
-    python -m softprompt_xl.store [paths.root=DIR]      # list what the store holds
-"""
+"""`python -m softprompt_xl.store [paths.root=DIR]`: list what the store holds (softprompt_xl/study/store.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import shutil
 import sys
-import time
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Iterator
 
-from filelock import FileLock
-
-from .atomic import atomic_dir, write_json
-from .config import to_plain
-
-log = logging.getLogger(__name__)
-
-
-class Store:
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-
-    def component_dir(self, key: str) -> Path:
-        return self.root / "components" / key
-
-    def result_file(self, key: str) -> Path:
-        return self.root / "results" / f"{key}.json"
-
-    def checkpoint_dir(self, key: str) -> Path:
-        """Resumable state of a stage in progress; removed when the stage has saved what it produces."""
-        return self.root / "checkpoints" / key
-
-    @staticmethod
-    def has(component_dir: Path) -> bool:
-        return (component_dir / "component.json").exists()
-
-    @contextmanager
-    def lock(self, path: Path) -> Iterator[None]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock"):
-            yield
-
-    def save_component(self, path: Path, component: Any, spec: dict, meta: dict[str, Any]) -> None:
-        """Write atomically: a killed process leaves nothing a later run could take for a finished component."""
-        with atomic_dir(path) as tmp:
-            component.save(tmp, meta={"spec": spec, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta})
-
-    def read_result(self, key: str) -> dict | None:
-        path = self.result_file(key)
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-    def save_result(self, key: str, result: dict) -> None:
-        write_json(self.result_file(key), {**result, "key": key, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-
-    def drop_checkpoints(self, key: str) -> None:
-        shutil.rmtree(self.checkpoint_dir(key), ignore_errors=True)
-
-    def results(self) -> list[dict]:
-        """Every result the store holds, each with its key (only finished runs write here)."""
-        return [{**json.loads(path.read_text(encoding="utf-8")), "key": path.stem}
-                for path in sorted((self.root / "results").glob("*.json"))]
-
-    def entries(self) -> list[dict]:
-        """One row per component, result and unfinished checkpoint."""
-        rows = []
-        for path in sorted((self.root / "components").glob("*/component.json")):
-            header = json.loads(path.read_text(encoding="utf-8"))
-            spec = header.get("meta", {}).get("spec", {})
-            rows.append({"key": path.parent.name, "kind": header.get("kind"), "role": header.get("role"),
-                         "lang": spec.get("lang"), "task": spec.get("task"), "size": _size(path.parent),
-                         "created": header.get("meta", {}).get("created", "?"), "status": "complete"})
-        for result in self.results():
-            rows.append({"key": result["key"], "kind": result.get("combo"), "role": "result", "lang": result.get("lang"),
-                         "task": result.get("task"), "size": self.result_file(result["key"]).stat().st_size,
-                         "created": result.get("created", "?"),
-                         "status": result.get("status", "?")})
-        for path in sorted(p for p in (self.root / "checkpoints").glob("*") if p.is_dir()):
-            rows.append({"key": path.name, "kind": "checkpoint", "role": path.name.split("-")[0], "lang": None,
-                         "task": None, "size": _size(path), "status": "in progress (resumable)",
-                         "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(path.stat().st_mtime))})
-        return rows
-
-
-def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+from softprompt_xl.config import CONF_DIR, register_resolvers
+from softprompt_xl.study.store import Store
 
 
 def _human(n: int) -> str:
@@ -102,46 +16,9 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def source_fingerprint(source: Any) -> dict:
-    """A data source as it matters for a key: its spec, plus the content digest of local files."""
-    source = to_plain(source) or {}
-    files = source.get("data_files")
-    if not files:
-        return source
-    paths = sorted(
-        str(p) for v in (files.values() if isinstance(files, dict) else [files])
-        for p in ([v] if isinstance(v, str) else v)
-    )
-    digest = hashlib.sha256()
-    for p in paths:
-        if Path(p).is_file():
-            _update_with_file(digest, Path(p))
-    # Paths are left out: the same data moved elsewhere (another checkout, another root) is the same data.
-    return {**{k: v for k, v in source.items() if k != "data_files"}, "content": digest.hexdigest()[:16]}
-
-
-_WHOLE_FILE_BYTES = 64 << 20
-
-
-def _update_with_file(digest: Any, path: Path) -> None:
-    """A file's bytes into `digest`, read in blocks; a file over 64 MB (a Wikipedia dump's shard) by its size and
-    256 blocks spread over it, so that planning a sweep does not read gigabytes of corpus."""
-    size = path.stat().st_size
-    with open(path, "rb") as stream:
-        if size <= _WHOLE_FILE_BYTES:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-            return
-        digest.update(f"{size}".encode())
-        for i in range(256):
-            stream.seek(i * (size - 65536) // 255)
-            digest.update(stream.read(65536))
-
 
 def main(argv: list[str]) -> None:
     from hydra import compose, initialize_config_dir
-
-    from .config import CONF_DIR, register_resolvers
 
     register_resolvers()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):

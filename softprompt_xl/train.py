@@ -21,10 +21,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from . import cluster, distributed
-from .atomic import write_json
-from .config import CONF_DIR, keep_library_caches_under, register_resolvers
-from .errors import UserError
+from softprompt_xl.runtime import cluster, distributed
+from softprompt_xl.runtime.atomic import write_json
+from softprompt_xl.config import CONF_DIR, keep_library_caches_under, register_resolvers
+from softprompt_xl.errors import UserError
 
 log = logging.getLogger("softprompt_xl")
 register_resolvers()
@@ -75,13 +75,13 @@ def run_job(cfg: DictConfig) -> dict:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     identity = job_identity(cfg)
     started = time.time()
-    from . import pipeline
-    from .divergence import Diverged
-    from .resume import Interrupted
+    from softprompt_xl.study import stages
+    from softprompt_xl.runtime.divergence import Diverged
+    from softprompt_xl.runtime.resume import Interrupted
 
     interrupted_by = None
     try:
-        result = pipeline.run(cfg, output_dir)
+        result = stages.run(cfg, output_dir)
         if not distributed.is_zero():  # one of several processes of the run: rank 0 reports
             return result
         log.info("%s", summary_line(result))

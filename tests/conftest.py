@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from softprompt_xl.backbone import ensure_tiny_backbone, load_backbone
+from softprompt_xl.model.backbone import load_backbone
+from softprompt_xl.toy import ensure_tiny_backbone
 from softprompt_xl.config import CONF_DIR, PROJECT_DIR, register_resolvers
 
 register_resolvers()

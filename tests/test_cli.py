@@ -56,7 +56,7 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path):
     # Only the English test file exists, so the Slovak job fails on its data and the English one completes.
     good = tmp_path / "data" / "en.jsonl.gz"
     good.parent.mkdir()
-    good.write_bytes((CONF_DIR.parent / "softprompt_xl/data/toy/en/qa/test.jsonl.gz").read_bytes())
+    good.write_bytes((CONF_DIR.parent / "toy/data/en/qa/test.jsonl.gz").read_bytes())
     proc = run_cli("+combo=zero_shot", "lang=sk,en", f"paths.root={tmp_path}",
                    f"data.task.data_files.test={tmp_path}/data/${{lang.code}}.jsonl.gz", *FAST, "-m")
     assert proc.returncode == 1

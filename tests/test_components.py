@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from softprompt_xl.components.compose import ComposedModel
-from softprompt_xl.components.lora import LoRAHost
+from softprompt_xl.model.components.compose import ComposedModel
+from softprompt_xl.model.components.lora import LoRAHost
 from softprompt_xl.config import to_plain
 from softprompt_xl.errors import UserError
-from softprompt_xl.module import build_optimizer
+from softprompt_xl.model.module import build_optimizer
 
 KINDS = ("prompt", "adapter", "lora")
 
@@ -134,7 +134,7 @@ def test_save_then_load_gives_identical_outputs(tiny, cfg, batch, component_cfgs
     expected = net(*batch).logits
     component.save(tmp_path / "c")
 
-    from softprompt_xl.backbone import load_backbone
+    from softprompt_xl.model.backbone import load_backbone
 
     fresh, _ = load_backbone(cfg.backbone, cfg.paths)
     other = ComposedModel(fresh, tokenizer)
@@ -227,9 +227,9 @@ def test_weights_of_another_shape_are_refused_clearly(tiny, component_cfgs, tmp_
 def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cfg, tmp_path):
     from omegaconf import OmegaConf
 
-    from softprompt_xl.backbone import load_backbone
+    from softprompt_xl.model.backbone import load_backbone
     from softprompt_xl.data.loaders import span_corruption_loader
-    from softprompt_xl.pretraining import _task_loader
+    from softprompt_xl.toy.pretraining import _task_loader
 
     paths = OmegaConf.merge(cfg.paths, {"cache": str(tmp_path)})
     span = {"input_length": 32, "noise_density": 0.15, "mean_noise_span_length": 3.0}
@@ -255,7 +255,7 @@ def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cf
 
 
 def test_pretraining_forms_share_a_task_s_records_and_each_gives_its_own_targets(tiny):
-    from softprompt_xl.pretraining import _task_loader
+    from softprompt_xl.toy.pretraining import _task_loader
 
     _, tokenizer = tiny
     spec = {"records_per_task": 6, "batch_size": 64, "max_target_length": 32, "span_corruption": {"input_length": 128},

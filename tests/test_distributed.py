@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from conftest import PROJECT_DIR, cli_env, run_cli
-from softprompt_xl.resume import ResumableSampler
+from softprompt_xl.runtime.resume import ResumableSampler
 
 FAST = ["lang_stage.max_steps=4", "task_stage.max_steps=4", "task_stage.val_every_n_steps=2"]
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from softprompt_xl.divergence import Diverged, DivergenceGuard, DivergenceRule
+from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard, DivergenceRule
 from softprompt_xl.errors import UserError
 
 

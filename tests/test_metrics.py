@@ -1,6 +1,6 @@
 import pytest
 
-from softprompt_xl import metrics
+from softprompt_xl.data.tasks import metrics
 
 
 def test_exact_match_and_f1_on_hand_computed_cases():

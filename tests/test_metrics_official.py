@@ -9,7 +9,7 @@ The references below are written from the published rules of
   category plus `string.punctuation`, the articles are per language (en, es, vi, de, ar; none for hi, zh),
   and zh is segmented into single CJK characters (U+4E00..U+9FA5) and white-space tokens of the rest.
   For a language MLQA does not define, its rules without article removal.
-They are deliberately shaped unlike softprompt_xl/metrics.py (str.translate, a set of all code points built
+They are deliberately shaped unlike softprompt_xl/data/tasks/metrics.py (str.translate, a set of all code points built
 as MLQA builds it, padding CJK characters with spaces), so a shared mistake is unlikely.
 """
 
@@ -24,7 +24,7 @@ from collections import Counter
 
 import pytest
 
-from softprompt_xl import metrics
+from softprompt_xl.data.tasks import metrics
 
 # --- the references -------------------------------------------------------------------------------------------
 _SQUAD_DELETE = str.maketrans("", "", string.punctuation)

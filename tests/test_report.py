@@ -17,8 +17,8 @@ import pytest
 
 from conftest import SHARED_CACHE, run_cli
 from softprompt_xl.config import PROJECT_DIR
-from softprompt_xl.plan import comparison_spec, key, result_spec
-from softprompt_xl.store import Store
+from softprompt_xl.study.keys import comparison_spec, key, result_spec
+from softprompt_xl.study.store import Store
 from wandb_files import read_run
 
 TINY_RUNS = [  # (combo, language, seeds, evaluation languages); TA has no Czech run: a missing cell

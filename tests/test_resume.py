@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from softprompt_xl.resume import Checkpointing
+from softprompt_xl.runtime.resume import Checkpointing
 
 
 class Tiny(L.LightningModule):

@@ -210,7 +210,7 @@ def test_every_experiment_config_composes(make_cfg, experiment):
 
 
 def test_keys_follow_the_configuration(make_cfg):
-    from softprompt_xl.plan import key, lang_spec, result_spec, task_spec
+    from softprompt_xl.study.keys import key, lang_spec, result_spec, task_spec
 
     base = make_cfg("+combo=lp_ta", "lang=sk")
     assert key(task_spec(base)) == key(task_spec(make_cfg("+combo=lp_ta", "lang=sk")))  # same config, same key

@@ -8,7 +8,7 @@ import pytest
 import torch
 from seqeval.metrics import f1_score, precision_score, recall_score
 
-from softprompt_xl import metrics
+from softprompt_xl.data.tasks import metrics
 from softprompt_xl.data.tasks import get_task
 
 TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
@@ -115,7 +115,7 @@ def test_long_qa_contexts_become_overlapping_windows(make_cfg, tiny, answer_sent
 def test_the_surest_window_answer_wins(make_cfg, tiny):
     """Evaluation keeps, per record, the generation with the highest mean log-probability over its windows."""
     from softprompt_xl.data.loaders import TaskSplit
-    from softprompt_xl.module import Seq2SeqModule
+    from softprompt_xl.model.module import Seq2SeqModule
 
     _, tokenizer = tiny
     task = get_task(make_cfg("task=qa").task)

@@ -1,4 +1,4 @@
-"""Checks for the bundled toy datasets produced by ``softprompt_xl.data.make_toy``."""
+"""Checks for the bundled toy datasets produced by ``softprompt_xl.toy.make_toy``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from softprompt_xl.data import make_toy
+from softprompt_xl.toy import make_toy
 
-TOY = Path(make_toy.__file__).resolve().parent / "toy"
+TOY = Path(make_toy.__file__).resolve().parent / "data"
 LANGS = ("en", "de", "es", "cs", "sk", "te")
 SPLITS = {"train": 400, "validation": 50, "test": 100}
 TASK_FILES = {"qa": "jsonl.gz", "ner": "jsonl.gz", "nli": "jsonl.gz", "checkworthy": "csv.gz"}
@@ -167,7 +167,7 @@ def _csv_rows(rel: str) -> list[dict]:
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_ner_tags_are_wikiann_iob2_and_match_the_spans(lang):
-    from softprompt_xl.metrics import iob2_spans
+    from softprompt_xl.data.tasks.metrics import iob2_spans
 
     types = Counter()
     for split, size in SPLITS.items():

@@ -11,7 +11,7 @@ import pytest
 from softprompt_xl.data.loaders import TaskSplit, fixed_subset
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError
-from softprompt_xl.module import Seq2SeqModule
+from softprompt_xl.model.module import Seq2SeqModule
 
 
 def split_of(n: int, windows: dict[int, int] | None = None, ids: list | None = None) -> TaskSplit:
@@ -66,9 +66,9 @@ def test_an_unknown_validation_mode_is_refused():
 
 def test_validation_by_loss_never_generates_and_keeps_the_lowest_loss(make_cfg, tiny, tmp_path, monkeypatch):
     """Stage 2 in-process: a validation at every step on 7 records, by loss; the best step is the lowest loss."""
-    from softprompt_xl.components.compose import ComposedModel
-    from softprompt_xl.pipeline import train_task_part
-    from softprompt_xl.store import Store
+    from softprompt_xl.model.components.compose import ComposedModel
+    from softprompt_xl.study.stages import train_task_part
+    from softprompt_xl.study.store import Store
 
     cfg = make_cfg("+combo=ta", "lang=sk", "logger=none", "task_stage.max_steps=4", "task_stage.val_every_n_steps=1",
                    "task_stage.val_mode=loss", "task_stage.val_max_examples=7", "combo.components.task.optimizer.lr=0.05")

@@ -13,8 +13,8 @@ import tempfile
 from hydra import compose, initialize_config_dir
 from transformers import MT5Config, MT5ForConditionalGeneration
 
-from softprompt_xl.backbone import load_backbone
-from softprompt_xl.components.compose import ComposedModel
+from softprompt_xl.model.backbone import load_backbone
+from softprompt_xl.model.components.compose import ComposedModel
 from softprompt_xl.config import CONF_DIR, register_resolvers, to_plain
 
 COMBOS = ["tp", "ta", "tl", "lp_tp", "lp_ta", "lp_tl", "la_tp", "la_ta", "la_tl", "ll_tp", "ll_ta", "ll_tl", "full_ft"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from softprompt_xl.backbone import load_backbone
+from softprompt_xl.model.backbone import load_backbone
 from softprompt_xl.config import CONF_DIR, register_resolvers
 from softprompt_xl.data.loaders import prepare_task_split
 from softprompt_xl.data.sources import task_source

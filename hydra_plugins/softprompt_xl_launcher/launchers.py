@@ -10,7 +10,7 @@ hydra-submitit-launcher's, with what a sweep of many jobs needs on top.
 - `local_parallel` runs at most `max_parallel` jobs at a time (submitit's local executor starts them all).
 
 A requeued SLURM job (pre-timeout signal, preemption) runs the same pickled call again: same overrides, same
-job directory, same store keys, so it resumes from its checkpoint (softprompt_xl/cluster.py).
+job directory, same store keys, so it resumes from its checkpoint (softprompt_xl/runtime/cluster.py).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class _WaitForEveryJob(BaseSubmititLauncher):
     def _record(self, overrides: list[str], idx: int, reason: str) -> None:
         """Into the job's result.json, so that the sweep's summary lists it: a job that never started has no
         directory yet, and one that was interrupted keeps what it said (e.g. where its checkpoint is)."""
-        from softprompt_xl.atomic import write_json
+        from softprompt_xl.runtime.atomic import write_json
 
         assert self.hydra_context is not None and self.config is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))

@@ -1,4 +1,4 @@
-"""The sweep in stages: plan it (softprompt_xl.sweep_plan), then launch the missing language components as one
+"""The sweep in stages: plan it (softprompt_xl.study.plan), then launch the missing language components as one
 batch of jobs and the unfinished runs as the next, through whatever launcher is configured (local, joblib,
 submitit/SLURM). No task job then waits for a language component another job is training, and none is launched
 whose language component failed in stage 1 (diverged, say): it is recorded as failed instead, without training
@@ -21,7 +21,7 @@ log = logging.getLogger("softprompt_xl")
 class StagedSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
         from softprompt_xl.errors import UserError
-        from softprompt_xl.sweep_plan import plan_sweep
+        from softprompt_xl.study.plan import plan_sweep
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -68,7 +68,7 @@ class StagedSweeper(BasicSweeper):
     def _record_not_run(self, job: list[str], idx: int, error: str) -> None:
         from omegaconf import open_dict
 
-        from softprompt_xl.atomic import write_json
+        from softprompt_xl.runtime.atomic import write_json
         from softprompt_xl.train import job_identity
 
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))

@@ -26,11 +26,11 @@ import lightning as L
 import numpy as np
 import torch
 
-from ..config import to_plain
-from ..errors import UserError
-from ..hub import hub_reachable
-from .sources import FILE_FORMATS, LOAD_KEYS, _existing_files
-from .span_corruption import SpanCorruptionCollator
+from softprompt_xl.config import to_plain
+from softprompt_xl.errors import UserError
+from softprompt_xl.runtime.hub import hub_reachable
+from softprompt_xl.data.sources import FILE_FORMATS, LOAD_KEYS, _existing_files
+from softprompt_xl.data.span_corruption import SpanCorruptionCollator
 
 log = logging.getLogger(__name__)
 

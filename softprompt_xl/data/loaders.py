@@ -18,14 +18,14 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq
 
-from ..atomic import atomic_dir, write_json
-from ..config import stable_hash, to_plain
-from ..distributed import rank, world_size
-from ..errors import UserError
-from ..store import source_fingerprint
-from .sources import check_records, load_split
-from .span_corruption import SpanCorruptionCollator
-from .tasks import Task
+from softprompt_xl.runtime.atomic import atomic_dir, write_json
+from softprompt_xl.config import stable_hash, to_plain
+from softprompt_xl.runtime.distributed import rank, world_size
+from softprompt_xl.errors import UserError
+from softprompt_xl.study.store import source_fingerprint
+from softprompt_xl.data.sources import check_records, load_split
+from softprompt_xl.data.span_corruption import SpanCorruptionCollator
+from softprompt_xl.data.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def training_loader(examples: list, collate, batch_size: int, steps: int, seed: 
     """Exactly `steps` full batches, reshuffled every epoch from `seed`, beginning at batch `start_step` (a
     resumed stage continues with the batches it had not seen). Of several processes training together, each
     gets its share of every batch: `batch_size` stays the batch of one optimiser step."""
-    from ..resume import ResumableSampler
+    from softprompt_xl.runtime.resume import ResumableSampler
 
     world = world_size()
     if batch_size % world:

@@ -59,10 +59,10 @@ import datasets
 import pyarrow.compute as pc
 from omegaconf import OmegaConf
 
-from ..config import to_plain
-from ..errors import UserError
-from ..hub import hub_reachable
-from .tasks.ner import OUTSIDE, is_tag, retag, spans_to_tags
+from softprompt_xl.config import to_plain
+from softprompt_xl.errors import UserError
+from softprompt_xl.runtime.hub import hub_reachable
+from softprompt_xl.data.tasks.ner import OUTSIDE, is_tag, retag, spans_to_tags
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ..config import CONF_DIR, keep_library_caches_under, register_resolvers
-from ..errors import UserError
+from softprompt_xl.config import CONF_DIR, keep_library_caches_under, register_resolvers
+from softprompt_xl.errors import UserError
 
 log = logging.getLogger("softprompt_xl")
 register_resolvers()
@@ -29,9 +29,9 @@ def report_name(cfg: DictConfig, experiment: str | None) -> str:
 def make_report(cfg: DictConfig, experiment: str | None) -> str:
     keep_library_caches_under(cfg.paths)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # "generated new fontManager" is not news to a user
-    from .results import select
-    from .tables import build
-    from .write import write_report
+    from softprompt_xl.report.results import select
+    from softprompt_xl.report.tables import build
+    from softprompt_xl.report.write import write_report
 
     selection = select(cfg, experiment)
     sections, notes = build(selection.results, cfg.report.metric, cfg.report.transfer_from)
@@ -41,7 +41,7 @@ def make_report(cfg: DictConfig, experiment: str | None) -> str:
     print(markdown, flush=True)
     log.info("Report written to %s (report.md, and per task CSV, LaTeX and PNG)", folder)
     if cfg.report.wandb:
-        from .wandb_io import log_report
+        from softprompt_xl.report.wandb_io import log_report
 
         log.info("Report logged to %s", log_report(cfg, name, sections, selection.results, folder))
     return str(folder)

@@ -9,7 +9,7 @@ import math
 
 from matplotlib.figure import Figure
 
-from .tables import Cell, Table
+from softprompt_xl.report.tables import Cell, Table
 
 
 def _png(fig: Figure) -> bytes:

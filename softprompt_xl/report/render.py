@@ -9,7 +9,7 @@ import io
 import re
 from typing import Any
 
-from .tables import Cell, Table
+from softprompt_xl.report.tables import Cell, Table
 
 MISSING = "—"
 

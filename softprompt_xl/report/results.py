@@ -13,9 +13,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from ..config import stable_hash
-from ..errors import UserError
-from ..store import Store
+from softprompt_xl.config import stable_hash
+from softprompt_xl.errors import UserError
+from softprompt_xl.study.store import Store
 
 log = logging.getLogger(__name__)
 RUN_EXAMPLE = "`python -m softprompt_xl.train +combo=lp_ta,ta lang=en,sk -m`"
@@ -91,7 +91,7 @@ def experiment_runs(cfg: Any, experiment: str, task: str | None = None) -> list[
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from ..plan import comparison_spec
+    from softprompt_xl.study.keys import comparison_spec
 
     hydra_cfg = HydraConfig.get()
     params = OmegaConf.to_container(hydra_cfg.sweeper.params or {})
@@ -147,7 +147,7 @@ def read_store(store: Store) -> list[dict]:
 
 def read_wandb(cfg: Any) -> tuple[list[dict], str]:
     """The results recorded in the summaries of the project's eval runs (the same records the store holds)."""
-    from ..tracking import wandb_environment
+    from softprompt_xl.runtime.tracking import wandb_environment
 
     settings = cfg.logger.get("wandb")
     if settings is None:

@@ -15,8 +15,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from ..config import CONF_DIR, stable_hash
-from ..errors import UserError
+from softprompt_xl.config import CONF_DIR, stable_hash
+from softprompt_xl.errors import UserError
 
 # Paper order: baselines, task part alone, then language part + task part (prompt, adapter, LoRA).
 COMBO_ORDER = ["zero_shot", "ta", "tp", "tl", "la_ta", "la_tp", "la_tl", "lp_ta", "lp_tp", "lp_tl",
@@ -84,7 +84,7 @@ def lang_order(codes: set[str], resource: dict[str, str]) -> list[str]:
 
 def primary_metric(task: str, spec: dict) -> str:
     """The score that selected the best validation step of the task's runs."""
-    from ..data.tasks import get_task
+    from softprompt_xl.data.tasks import get_task
 
     task_cfg = spec.get("shared", {}).get("task_config") or OmegaConf.load(CONF_DIR / "task" / f"{task}.yaml")
     return get_task(OmegaConf.create(task_cfg)).primary_metric

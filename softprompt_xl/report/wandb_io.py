@@ -9,10 +9,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from ..errors import UserError
-from ..tracking import wandb_environment
-from .render import flat
-from .tables import Section
+from softprompt_xl.errors import UserError
+from softprompt_xl.runtime.tracking import wandb_environment
+from softprompt_xl.report.render import flat
+from softprompt_xl.report.tables import Section
 
 log = logging.getLogger(__name__)
 

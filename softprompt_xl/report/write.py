@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..atomic import atomic_dir
-from . import plots, render
-from .results import Selection
-from .tables import Section
+from softprompt_xl.runtime.atomic import atomic_dir
+from softprompt_xl.report import plots, render
+from softprompt_xl.report.results import Selection
+from softprompt_xl.report.tables import Section
 
 
 def write_report(folder: Path, name: str, selection: Selection, sections: list[Section], notes: list[str]) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import UserError
-from .base import Task
-from .classification import Classification
-from .ner import EntitySpans
-from .qa import QuestionAnswering
+from softprompt_xl.errors import UserError
+from softprompt_xl.data.tasks.base import Task
+from softprompt_xl.data.tasks.classification import Classification
+from softprompt_xl.data.tasks.ner import EntitySpans
+from softprompt_xl.data.tasks.qa import QuestionAnswering
 
 # By kind: a task config (conf/task/<name>.yaml) names its kind, so a new classification task is only a YAML file.
 KINDS: dict[str, type[Task]] = {cls.kind: cls for cls in (QuestionAnswering, EntitySpans, Classification)}

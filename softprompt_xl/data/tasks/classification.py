@@ -3,8 +3,8 @@ Checkworthy / Not checkworthy). Label words, input fields and template come from
 
 from __future__ import annotations
 
-from ... import metrics
-from .base import Task
+from softprompt_xl.data.tasks import metrics
+from softprompt_xl.data.tasks.base import Task
 
 
 class Classification(Task):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
-from ... import metrics
-from .base import Task
+from softprompt_xl.data.tasks import metrics
+from softprompt_xl.data.tasks.base import Task
 
 OUTSIDE = "O"
 _TAG = re.compile(r"\A([BIESLU])-(\S+)\Z")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ... import metrics
-from ...errors import UserError
-from .base import Task, log
+from softprompt_xl.data.tasks import metrics
+from softprompt_xl.errors import UserError
+from softprompt_xl.data.tasks.base import Task, log
 
 
 class QuestionAnswering(Task):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..errors import UserError
-from .adapter import BottleneckAdapter
-from .base import ROLES, Component, read_header
-from .lora import LoRA
-from .prompt import SoftPrompt
+from softprompt_xl.errors import UserError
+from softprompt_xl.model.components.adapter import BottleneckAdapter
+from softprompt_xl.model.components.base import ROLES, Component, read_header
+from softprompt_xl.model.components.lora import LoRA
+from softprompt_xl.model.components.prompt import SoftPrompt
 
 REGISTRY: dict[str, type[Component]] = {cls.kind: cls for cls in (SoftPrompt, BottleneckAdapter, LoRA)}
 

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Component
+from softprompt_xl.model.components.base import Component
 
 
 class SoftPrompt(Component):

@@ -9,7 +9,7 @@ The rule (`trainer.divergence` in conf/trainer/default.yaml), checked after ever
   counting a rise to 0.5 as an explosion. `factor: null` checks only for non-finite losses.
 
 A diverged stage raises `Diverged`: train.run_job records it as a failed result naming the step, the last finite
-loss and the learning rate, and the stage's checkpoints are dropped (pipeline.py), so nothing of it is stored and
+loss and the learning rate, and the stage's checkpoints are dropped (study/stages.py), so nothing of it is stored and
 the same command trains it afresh. The processes of a multi-process run judge the loss of the whole batch (the mean
 over processes), so they all stop at the same step.
 """
@@ -23,8 +23,8 @@ from typing import Any
 
 import lightning as L
 
-from .config import to_plain
-from .errors import UserError
+from softprompt_xl.config import to_plain
+from softprompt_xl.errors import UserError
 
 
 class Diverged(Exception):

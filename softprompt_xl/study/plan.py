@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import UserError
-from .plan import eval_langs, key, lang_spec, result_spec
-from .store import Store
+from softprompt_xl.errors import UserError
+from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec
+from softprompt_xl.study.store import Store
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from adapters import SeqBnConfig
 from adapters.composition import Stack
 
-from .base import Component
+from softprompt_xl.model.components.base import Component
 
 
 class BottleneckAdapter(Component):

@@ -6,7 +6,7 @@ native formats of their real sources: SQuAD-v1.1 JSONL for QA, WikiANN tokens + 
 premise/hypothesis/label for NLI, MultiClaim-style CSV for check-worthiness. The text is real, grammatical
 text assembled from hand-written per-language lexicons and templates, so the framework runs and is tested
 offline through the same ``datasets.load_dataset`` code path that real hub data takes. Output is
-deterministic: ``python -m softprompt_xl.data.make_toy`` regenerates identical files.
+deterministic: ``python -m softprompt_xl.toy.make_toy`` regenerates identical files.
 
 The tasks are made learnable by the tiny backbone within a CPU budget, not hard: a QA context is about one
 person, and an NLI contradiction denies a clause of the premise. ``fresh_records`` draws any number of
@@ -1126,7 +1126,7 @@ def fresh_records(task: str, lang_code: str, size: int) -> list[dict]:
 # Writing
 # ---------------------------------------------------------------------------
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "toy"
+DEFAULT_OUT = Path(__file__).resolve().parent / "data"
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:

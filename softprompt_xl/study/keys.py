@@ -11,11 +11,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from .backbone import backbone_identity
-from .config import CONF_DIR, stable_hash, to_plain
-from .data.sources import task_source
-from .errors import UserError
-from .store import source_fingerprint
+from softprompt_xl.model.backbone import backbone_identity
+from softprompt_xl.config import CONF_DIR, stable_hash, to_plain
+from softprompt_xl.data.sources import task_source
+from softprompt_xl.errors import UserError
+from softprompt_xl.study.store import source_fingerprint
 
 
 def with_lang(cfg: Any, code: str) -> Any:

@@ -13,10 +13,10 @@ import torch
 from transformers import get_linear_schedule_with_warmup
 from transformers.optimization import Adafactor
 
-from .components.compose import ComposedModel
-from .data.loaders import TaskSplit
-from .data.tasks import Task
-from .errors import UserError
+from softprompt_xl.model.components.compose import ComposedModel
+from softprompt_xl.data.loaders import TaskSplit
+from softprompt_xl.data.tasks import Task
+from softprompt_xl.errors import UserError
 
 log = logging.getLogger(__name__)
 

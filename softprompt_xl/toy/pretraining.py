@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
 
-from .config import CONF_DIR
+from softprompt_xl.config import CONF_DIR
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, corpus:
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    from .data.loaders import span_corruption_loader
+    from softprompt_xl.data.loaders import span_corruption_loader
 
     torch.manual_seed(0)
     model.train()
@@ -85,8 +85,8 @@ def _task_loader(tokenizer, spec: dict, langs: list[str]) -> DataLoader:
     """Fresh records of the bundled tasks in every language (see make_toy.fresh_records), each task in its
     pre-training forms: a template string, or a list of forms {template, target (a format string over the
     record; default: the task's own target), labels (default: the task's)} sharing the records in turn."""
-    from .data.make_toy import fresh_records
-    from .data.tasks import get_task
+    from softprompt_xl.toy.make_toy import fresh_records
+    from softprompt_xl.data.tasks import get_task
 
     sources, targets = [], []
     for name, forms in spec["tasks"].items():

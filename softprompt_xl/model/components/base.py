@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import UserError
+from softprompt_xl.errors import UserError
 
 ROLES = ("lang", "task")  # also the composition order: [language ; task ; input]
 

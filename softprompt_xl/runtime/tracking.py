@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import stable_hash, to_plain
-from .errors import UserError
+from softprompt_xl.config import stable_hash, to_plain
+from softprompt_xl.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def stage_logger(cfg: Any, job_type: str, name: str, key: str, output_dir: Path,
     """A Lightning logger for one stage (or False for none), closed properly whatever happens. `key` is the
     store key of what the stage produces: a stage resumed after a kill continues the same W&B run. Of the
     processes of a multi-process run, rank 0 logs."""
-    from .distributed import is_zero
+    from softprompt_xl.runtime.distributed import is_zero
 
     if not is_zero():
         yield False

@@ -13,8 +13,8 @@ import adapters
 import torch
 from torch import nn
 
-from . import ROLES, Component, component_class, read_header
-from ..errors import UserError
+from softprompt_xl.model.components import ROLES, Component, component_class, read_header
+from softprompt_xl.errors import UserError
 
 
 class ComposedModel(nn.Module):

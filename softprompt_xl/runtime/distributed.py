@@ -19,7 +19,7 @@ from typing import Any, Callable, TypeVar
 import torch
 import torch.distributed as dist
 
-from .errors import UserError
+from softprompt_xl.errors import UserError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,12 +1,8 @@
-"""The frozen seq2seq backbone: a Hugging Face model and tokenizer by name, or the tiny one built locally.
-
-The tiny backbone is built once into the cache and then loaded with `from_pretrained`, so tests on it go
-through the same code as mt0-base.
-"""
+"""The embedded default's backbone: a tiny mT5 with a tokenizer trained on the bundled data, briefly pre-trained
+(pretraining.py), built once into the cache under a name made of everything that shapes it."""
 
 from __future__ import annotations
 
-import gc
 import gzip
 import hashlib
 import itertools
@@ -20,58 +16,18 @@ import datasets
 import torch
 from filelock import FileLock
 from omegaconf import OmegaConf
-from transformers import (
-    AutoModelForSeq2SeqLM,
-    AutoTokenizer,
-    MT5Config,
-    MT5ForConditionalGeneration,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    T5TokenizerFast,
-)
+from transformers import MT5Config, MT5ForConditionalGeneration, T5TokenizerFast
 
-from .atomic import atomic_dir
-from .config import CONF_DIR, stable_hash, to_plain
-from .data.sources import load_split
-from .data.tasks import get_task
-from .errors import UserError
-from .hub import load_local_first
-from .pretraining import pretrain
+from softprompt_xl.config import CONF_DIR, stable_hash, to_plain
+from softprompt_xl.data.sources import load_split
+from softprompt_xl.data.tasks import get_task
+from softprompt_xl.errors import UserError
+from softprompt_xl.runtime.atomic import atomic_dir
+from softprompt_xl.toy.pretraining import pretrain
 
 log = logging.getLogger(__name__)
 
 TINY_FORMAT = 6  # bump when the way the tiny backbone is built changes, so old builds are not reused
-
-
-def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Model (float32, train mode) and tokenizer for `backbone_cfg`; builds the tiny one first if needed."""
-    # The model of a stage that has finished (stage 1 before stage 2) is held only by reference cycles (trainer <->
-    # module) until a collection: without one first, two mt0-base copies were in memory at once.
-    gc.collect()
-    location = backbone_cfg.name or str(ensure_tiny_backbone(backbone_cfg.build, paths))
-    kwargs = {"cache_dir": paths.hf_cache}
-    if backbone_cfg.get("revision") and not Path(location).is_dir():
-        kwargs["revision"] = backbone_cfg.revision
-    try:
-        tokenizer = load_local_first(AutoTokenizer.from_pretrained, location, **kwargs)
-        model = load_local_first(AutoModelForSeq2SeqLM.from_pretrained, location, dtype=torch.float32, **kwargs)
-    except OSError as err:
-        raise UserError(
-            f"Could not load the backbone '{location}': it is not a local directory, not in the Hugging Face "
-            f"cache ({paths.hf_cache}), and the Hub could not be reached to fetch it. Either run where the Hub "
-            f"is reachable once (the download is cached), or download the model elsewhere "
-            f"(e.g. `huggingface-cli download {location} --local-dir DIR`), copy DIR here and run with "
-            f"backbone.name=DIR; paths.hf_cache=DIR reuses an existing cache. (Detail: {str(err).splitlines()[0]})"
-        ) from None
-    model.train()  # from_pretrained returns eval mode, which would silently switch dropout off in training
-    return model, tokenizer
-
-
-def backbone_identity(backbone_cfg: Any, paths: Any) -> dict:
-    """What identifies the backbone's weights, for keys of components trained on it."""
-    if backbone_cfg.name:
-        return {"name": backbone_cfg.name, "revision": backbone_cfg.get("revision")}
-    return {"name": tiny_backbone_dir(backbone_cfg.build, paths).name}  # planning a sweep must not build it
 
 
 def tiny_backbone_dir(build: Any, paths: Any) -> Path:
@@ -211,7 +167,7 @@ def _corpus_files(toy_dir: Path, langs: list[str]) -> list[Path]:
     if not files:
         raise UserError(
             f"No bundled toy data found under {toy_dir} for {langs}: the tiny backbone's tokenizer is trained on it. "
-            "Regenerate it with `python -m softprompt_xl.data.make_toy`, or check paths.toy_data."
+            "Regenerate it with `python -m softprompt_xl.toy.make_toy`, or check paths.toy_data."
         )
     return files
 

@@ -14,22 +14,22 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from . import cluster, distributed
-from .atomic import write_jsonl
-from .backbone import load_backbone
-from .components.compose import ComposedModel
-from .config import to_plain
-from .data.corpus import CorpusPosition, SpanCorruptionStream, documents, heldout_batches
-from .data.loaders import check_subset_size, fixed_subset, own_generator, prepare_task_split, task_loader
-from .data.sources import task_source
-from .data.tasks import get_task
-from .divergence import Diverged, DivergenceGuard, DivergenceRule
-from .errors import UserError
-from .module import Seq2SeqModule, SpanCorruptionScore, check_val_mode
-from .plan import comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec, with_lang
-from .resume import Checkpointing, resume_point
-from .store import Store
-from .tracking import log_component, log_summary, run_info, stage_logger, use_components
+from softprompt_xl.runtime import cluster, distributed
+from softprompt_xl.runtime.atomic import write_jsonl
+from softprompt_xl.model.backbone import load_backbone
+from softprompt_xl.model.components.compose import ComposedModel
+from softprompt_xl.config import to_plain
+from softprompt_xl.data.corpus import CorpusPosition, SpanCorruptionStream, documents, heldout_batches
+from softprompt_xl.data.loaders import check_subset_size, fixed_subset, own_generator, prepare_task_split, task_loader
+from softprompt_xl.data.sources import task_source
+from softprompt_xl.data.tasks import get_task
+from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard, DivergenceRule
+from softprompt_xl.errors import UserError
+from softprompt_xl.model.module import Seq2SeqModule, SpanCorruptionScore, check_val_mode
+from softprompt_xl.study.keys import comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec, with_lang
+from softprompt_xl.runtime.resume import Checkpointing, resume_point
+from softprompt_xl.study.store import Store
+from softprompt_xl.runtime.tracking import log_component, log_summary, run_info, stage_logger, use_components
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,54 @@
+"""The frozen seq2seq backbone: a Hugging Face model and tokenizer by name, or the embedded tiny one (built by
+softprompt_xl.toy into the cache, then loaded with `from_pretrained`, so tests on it go through the same code as
+mt0-base)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from softprompt_xl.errors import UserError
+from softprompt_xl.runtime.hub import load_local_first
+from softprompt_xl.toy import ensure_tiny_backbone, tiny_backbone_dir
+
+log = logging.getLogger(__name__)
+
+def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Model (float32, train mode) and tokenizer for `backbone_cfg`; builds the tiny one first if needed."""
+    # The model of a stage that has finished (stage 1 before stage 2) is held only by reference cycles (trainer <->
+    # module) until a collection: without one first, two mt0-base copies were in memory at once.
+    gc.collect()
+    location = backbone_cfg.name or str(ensure_tiny_backbone(backbone_cfg.build, paths))
+    kwargs = {"cache_dir": paths.hf_cache}
+    if backbone_cfg.get("revision") and not Path(location).is_dir():
+        kwargs["revision"] = backbone_cfg.revision
+    try:
+        tokenizer = load_local_first(AutoTokenizer.from_pretrained, location, **kwargs)
+        model = load_local_first(AutoModelForSeq2SeqLM.from_pretrained, location, dtype=torch.float32, **kwargs)
+    except OSError as err:
+        raise UserError(
+            f"Could not load the backbone '{location}': it is not a local directory, not in the Hugging Face "
+            f"cache ({paths.hf_cache}), and the Hub could not be reached to fetch it. Either run where the Hub "
+            f"is reachable once (the download is cached), or download the model elsewhere "
+            f"(e.g. `huggingface-cli download {location} --local-dir DIR`), copy DIR here and run with "
+            f"backbone.name=DIR; paths.hf_cache=DIR reuses an existing cache. (Detail: {str(err).splitlines()[0]})"
+        ) from None
+    model.train()  # from_pretrained returns eval mode, which would silently switch dropout off in training
+    return model, tokenizer
+
+
+def backbone_identity(backbone_cfg: Any, paths: Any) -> dict:
+    """What identifies the backbone's weights, for keys of components trained on it."""
+    if backbone_cfg.name:
+        return {"name": backbone_cfg.name, "revision": backbone_cfg.get("revision")}
+    return {"name": tiny_backbone_dir(backbone_cfg.build, paths).name}  # planning a sweep must not build it
