@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,48 @@ def stable_hash(obj: Any, length: int = 12) -> str:
 def keep_library_caches_under(paths: Any) -> None:
     """matplotlib (imported by torchmetrics inside Lightning, and by the report) writes a config and font cache
     into HOME; point it under paths.cache like every other file the framework writes (a user's choice wins)."""
-    import os
-
     os.environ.setdefault("MPLCONFIGDIR", str(Path(paths.cache) / "matplotlib"))
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group (e.g. the languages of `lang`), wherever Hydra finds them (see load_option)."""
+    loader = _hydra_config_loader()
+    if loader is not None:
+        return sorted(loader.get_group_options(group))
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def load_option(group: str, name: str) -> DictConfig | None:
+    """One option of a config group as written (e.g. conf/lang/sk.yaml), or None if there is none: the one way the
+    framework reads a config file outside Hydra's composition (a run's evaluation languages, the report's
+    language list). Inside a Hydra app it looks where Hydra composes from, so a language added in a directory of
+    one's own (`--config-dir DIR`) is found; elsewhere (tests, notebooks) in the package's conf/."""
+    loader = _hydra_config_loader()
+    if loader is not None:
+        found = loader.repository.load_config(f"{group}/{name}")
+        return None if found is None else found.config
+    path = CONF_DIR / group / f"{name}.yaml"
+    return OmegaConf.load(path) if path.exists() else None
+
+
+def _hydra_config_loader() -> Any:
+    from hydra.core.global_hydra import GlobalHydra
+
+    hydra = GlobalHydra.instance()
+    return hydra.config_loader() if hydra.is_initialized() else None
+
+
+def check_writable(root: str | Path) -> None:
+    """Refuse, in one paragraph, an output root that cannot be written (every file of a run goes under it)."""
+    from softprompt_xl.errors import UserError
+
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"Cannot write under paths.root={root} ({err.strerror or err}): every output, the store and the "
+                        "caches go there. Choose a directory you can write with paths.root=DIR (or the environment "
+                        "variable SOFTPROMPT_XL_ROOT), or fix its permissions.") from None

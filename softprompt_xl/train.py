@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from softprompt_xl.runtime import cluster, distributed
 from softprompt_xl.runtime.atomic import write_json
-from softprompt_xl.config import CONF_DIR, keep_library_caches_under, register_resolvers
+from softprompt_xl.config import CONF_DIR, check_writable, keep_library_caches_under, register_resolvers
 from softprompt_xl.errors import UserError
 
 log = logging.getLogger("softprompt_xl")
@@ -117,27 +117,49 @@ def run_job(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> dict:
     quiet_libraries()
     cluster.limit_threads()
-    if "combo" not in cfg:
-        combos = sorted(p.stem for p in (CONF_DIR / "combo").glob("*.yaml"))
-        log.error("No combo chosen. Add +combo=NAME, one of: %s (e.g. `python -m softprompt_xl.train "
-                  "+combo=lp_ta lang=sk -m`).", ", ".join(combos))
-        sys.exit(2)  # a sweep-wide mistake: stop before every job repeats it
-    if cfg.dry_run:  # in a multirun the sweeper has printed the plan and launched nothing
-        log.error("dry_run=true prints the plan of a sweep: add -m (e.g. `python -m softprompt_xl.train "
-                  "+combo=lp_ta lang=sk,cs dry_run=true -m`).")
-        sys.exit(2)
+    if HydraConfig.get().mode == RunMode.RUN:  # a sweep of one: checked and planned here, as the sweeper does a multirun's
+        skipped = check_and_plan_single_run(cfg)
+        if skipped:
+            log.info("%s", summary_line(skipped))
+            return skipped
     result = run_job(cfg)
     if result["status"] != "complete" and HydraConfig.get().mode != RunMode.MULTIRUN:
         sys.exit(1)
     return result
 
 
-class KeepFilesUnderRoot(Callback):
-    """Caches that libraries would write into the home directory go under paths.cache instead: matplotlib's, which
-    torchmetrics (through Lightning) imports whenever it is installed. Before the sweep is planned; the jobs, in
-    this process or under submitit, inherit the environment."""
+def check_and_plan_single_run(cfg: DictConfig) -> dict | None:
+    """Exit with the message of a configuration no job could run with; return the stored result if the run
+    finished before (it is skipped), else None."""
+    from softprompt_xl.study import schema
+    from softprompt_xl.study.plan import finished_result
+    from softprompt_xl.study.store import Store
+
+    try:
+        schema.check(cfg)
+    except UserError as err:
+        log.error("%s", err)
+        sys.exit(2)
+    if cfg.dry_run:  # in a multirun the sweeper has printed the plan and launched nothing
+        log.error("dry_run=true prints the plan of a sweep: add -m (e.g. `python -m softprompt_xl.train "
+                  "+combo=lp_ta lang=sk,cs dry_run=true -m`).")
+        sys.exit(2)
+    done = finished_result(cfg, Store(cfg.paths.store)) if cfg.job == "run" and cfg.stage != "lang" else None
+    return {**done, "skipped": True} if done else None
+
+
+class PrepareOutputRoot(Callback):
+    """Before Hydra creates the first output directory (it would fail with a traceback per nested call): an
+    output root that cannot be written is refused in one paragraph. Then caches that libraries would write into
+    the home directory go under paths.cache instead: matplotlib's, which torchmetrics (through Lightning) imports
+    whenever it is installed. The jobs, in this process or under submitit, inherit the environment."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_writable(config.paths.root)
+        except UserError as err:
+            log.error("%s", err)
+            sys.exit(2)
         keep_library_caches_under(config.paths)
 
     on_multirun_start = on_run_start

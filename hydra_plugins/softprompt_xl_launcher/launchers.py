@@ -34,10 +34,12 @@ log = logging.getLogger("softprompt_xl")
 
 
 class _WaitForEveryJob(BaseSubmititLauncher):
+    job_type = "run"  # of the batch being launched: the staged sweeper sets it (softprompt_xl.study.plan's job types)
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and len(job_overrides) > 0
         self.check_environment()
-        executor = self._executor(lang_stage=all("stage=lang" in o for o in job_overrides))
+        executor = self._executor(self.job_type)
         log.info("Submitit '%s' sweep output dir: %s", self._EXECUTOR, self.config.hydra.sweep.dir)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         calls = []
@@ -53,14 +55,14 @@ class _WaitForEveryJob(BaseSubmititLauncher):
     def submit(self, executor: Any, calls: list[tuple]) -> list:
         raise NotImplementedError
 
-    def _executor(self, lang_stage: bool) -> Any:
+    def _executor(self, job_type: str) -> Any:
         import submitit
 
         params = dict(self.params)
         init = {"folder": params.pop("submitit_folder")}
         if "max_num_timeout" in params:
             init[f"{self._EXECUTOR}_max_num_timeout"] = params.pop("max_num_timeout")
-        if lang_stage and params.get("name"):  # tells the two stages apart in squeue
+        if job_type != "run" and params.get("name"):  # tells the sweep's stages apart in squeue
             params["name"] = f"{params['name']}-lang"
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
         shared = set(OmegaConf.structured(BaseQueueConf).keys())

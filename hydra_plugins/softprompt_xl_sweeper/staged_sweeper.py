@@ -21,7 +21,7 @@ log = logging.getLogger("softprompt_xl")
 class StagedSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
         from softprompt_xl.errors import UserError
-        from softprompt_xl.study.plan import plan_sweep
+        from softprompt_xl.study.plan import LangComponentJob, plan_sweep
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -47,23 +47,28 @@ class StagedSweeper(BasicSweeper):
         returns, index, failed = [], 0, {}
         if plan.lang_jobs:
             log.info("Launching %d job(s): language components", len(plan.lang_jobs))
-            results = self.launcher.launch(plan.lang_jobs, initial_job_idx=index)
+            results = self._launch(LangComponentJob.TYPE, [list(job.overrides) for job in plan.lang_jobs], index)
             index += len(plan.lang_jobs)
             returns.append(results)
-            failed = {k: error for k, r in zip(plan.lang_keys, results) if (error := _failure(r))}
+            failed = {job.key: error for job, r in zip(plan.lang_jobs, results) if (error := _failure(r))}
         runs, left_out = plan.runs_after(set(failed))
         if runs:
             log.info("Launching %d job(s): runs", len(runs))
-            returns.append(self.launcher.launch(runs, initial_job_idx=index))
+            returns.append(self._launch("run", [list(job.overrides) for job in runs], index))
             index += len(runs)
         for job, keys in left_out:  # recorded as failed, so the sweep's summary lists them and a rerun retries them
             reasons = "; ".join(f"the language {plan.lang_needed[k]} it needs failed in stage 1 of this sweep: "
                                 f"{failed[k]}" for k in keys)
-            self._record_not_run(job, index, f"Not run: {reasons}")
+            self._record_not_run(list(job.overrides), index, f"Not run: {reasons}")
             index += 1
         if left_out:
             log.error("Not launched: %d run(s) whose language component failed in stage 1", len(left_out))
         return returns
+
+    def _launch(self, job_type: str, jobs: list[list[str]], index: int) -> Any:
+        """One batch of jobs of one type; a launcher of ours names the batch by it (e.g. SLURM job names)."""
+        self.launcher.job_type = job_type
+        return self.launcher.launch(jobs, initial_job_idx=index)
 
     def _record_not_run(self, job: list[str], idx: int, error: str) -> None:
         from omegaconf import open_dict

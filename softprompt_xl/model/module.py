@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # How validation scores a step (task_stage.val_mode): by greedy generation and the task's primary metric (best =
 # highest), or by the teacher-forced loss alone (best = lowest; no generation, so much cheaper).
 VAL_MODES = ("generation", "loss")
+OPTIMIZERS = ("adafactor", "adamw")  # what build_optimizer builds
 
 
 def check_val_mode(mode: str) -> None:
@@ -37,7 +38,7 @@ def build_optimizer(spec: Any, params: list[torch.nn.Parameter]) -> torch.optim.
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     if spec["name"] == "adafactor":  # the paper's prompt optimiser: a fixed lr, no relative step or scaling
         return Adafactor(params, lr=lr, weight_decay=wd, scale_parameter=False, relative_step=False, warmup_init=False)
-    raise UserError(f"Unknown optimizer '{spec['name']}'. Valid optimizers: adafactor, adamw.")
+    raise UserError(f"Unknown optimizer '{spec['name']}'. Valid optimizers: {', '.join(OPTIMIZERS)}.")
 
 
 class Seq2SeqModule(L.LightningModule):

@@ -12,9 +12,10 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from softprompt_xl.model.backbone import backbone_identity
-from softprompt_xl.config import CONF_DIR, stable_hash, to_plain
+from softprompt_xl.config import load_option, stable_hash, to_plain
 from softprompt_xl.data.sources import task_source
 from softprompt_xl.errors import UserError
+from softprompt_xl.study.schema import unknown_language
 from softprompt_xl.study.store import source_fingerprint
 
 
@@ -23,14 +24,12 @@ def with_lang(cfg: Any, code: str) -> Any:
     run's `data.files` belongs to its own language, so it is dropped)."""
     if code == cfg.lang.code:
         return cfg
-    path = CONF_DIR / "lang" / f"{code}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in (CONF_DIR / "lang").glob("*.yaml"))
-        raise UserError(f"Unknown evaluation language '{code}' in eval_langs: there is no conf/lang/{code}.yaml. "
-                        f"Known languages: {', '.join(known)}; add a file there for a new one.")
+    lang = load_option("lang", code)
+    if lang is None:
+        raise UserError(unknown_language(code))
     other = cfg.copy()
     OmegaConf.set_struct(other, False)
-    other.lang = OmegaConf.load(path)
+    other.lang = lang
     other.data.files = None
     return other
 

@@ -1,45 +1,75 @@
-"""The plan of a multirun before anything trains: which language components its runs need (stage 1, each
-once, whatever the number of runs sharing it), which runs the store has already finished, which remain.
-The staged sweeper (hydra_plugins/softprompt_xl_sweeper) launches the plan; dry_run=true only prints it."""
+"""The plan of a multirun before anything trains, as jobs of two types: the language components its runs need
+(stage 1, each trained once by a `LangComponentJob`, whatever the number of runs sharing it) and the runs
+(`RunJob`) the store has not finished. The staged sweeper (hydra_plugins/softprompt_xl_sweeper) launches the
+plan; dry_run=true only prints it. A single run (no -m) is planned the same way, as a sweep of one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from softprompt_xl.errors import UserError
+from softprompt_xl.study import schema
 from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec
 from softprompt_xl.study.store import Store
+
+
+@dataclass(frozen=True)
+class LangComponentJob:
+    """Stage 1: train one language component (`key`): the combo's language part (`kind`) for `lang`."""
+
+    key: str
+    kind: str
+    lang: str
+    overrides: tuple[str, ...]  # those of a run that needs it, with this job's type, language and directory
+
+    TYPE = "lang_component"  # the `job` setting of conf/train.yaml that makes a job one of these
+
+    @classmethod
+    def of(cls, run_overrides: list[str], spec: dict) -> "LangComponentJob":
+        k, kind, lang = key(spec), spec["kind"], spec["lang"]
+        kept = [o for o in run_overrides if not o.lstrip("+~").startswith(("lang=", "job=", "stage=", "eval_langs=",
+                                                                                 "hydra.sweep.subdir="))]
+        return cls(k, kind, lang, (*kept, f"lang={lang}", f"job={cls.TYPE}",
+                                   f"hydra.sweep.subdir=${{hydra.job.num}}_lang-{kind}-{lang}"))
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.lang}"
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """Stage 2: one (combo, language, task): its task part trained if the store lacks it, then evaluated."""
+
+    overrides: tuple[str, ...]
+    needs: tuple[str, ...]  # keys of the language components it uses (its own and its evaluation languages')
 
 
 @dataclass
 class SweepPlan:
     runs: int = 0
-    lang_needed: dict[str, str] = field(default_factory=dict)  # key -> "kind lang"
-    lang_jobs: list[list[str]] = field(default_factory=list)   # overrides of the stage=lang jobs
-    todo: list[list[str]] = field(default_factory=list)        # overrides of the runs still to do
-    needs: list[list[str]] = field(default_factory=list)       # per run of `todo`: keys of its language components
-    finished: list[str] = field(default_factory=list)          # "combo lang task" of runs skipped as finished
-    lang_keys: list[str] = field(default_factory=list)         # per job of `lang_jobs`: the key it trains
+    lang_needed: dict[str, str] = field(default_factory=dict)  # key -> "kind lang", of every run still to do
+    lang_jobs: list[LangComponentJob] = field(default_factory=list)  # those the store lacks
+    todo: list[RunJob] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)  # "combo lang task" of runs skipped as finished
 
     def describe(self) -> str:
         lines = [
             f"Sweep plan: {self.runs} run(s).",
             f"  stage 1, language components: {len(self.lang_needed)} needed, "
             f"{len(self.lang_needed) - len(self.lang_jobs)} already in the store, {len(self.lang_jobs)} to train"
-            + (": " + ", ".join(self.lang_needed[k] for k in self.lang_keys) if self.lang_jobs else ""),
+            + (": " + ", ".join(job.describe() for job in self.lang_jobs) if self.lang_jobs else ""),
             f"  stage 2, runs: {len(self.finished)} finished (skipped), {len(self.todo)} to run",
         ]
         lines += [f"  skip {run}: finished before (force=true recomputes it)" for run in self.finished]
         return "\n".join(lines)
 
-    def runs_after(self, failed: set[str]) -> tuple[list[list[str]], list[tuple[list[str], list[str]]]]:
+    def runs_after(self, failed: set[str]) -> tuple[list[RunJob], list[tuple[RunJob, list[str]]]]:
         """The runs to launch once stage 1 is done, and those left out, each with the keys of the language
         components it needs that stage 1 failed to train (the run would only train them again and fail the same
         way - after a divergence, at the same step after as many hours)."""
         launch, left_out = [], []
-        for job, needs in zip(self.todo, self.needs):
-            missing = [k for k in needs if k in failed]
+        for job in self.todo:
+            missing = [k for k in job.needs if k in failed]
             if missing:
                 left_out.append((job, missing))
             else:
@@ -47,36 +77,34 @@ class SweepPlan:
         return launch, left_out
 
 
+def finished_result(cfg: Any, store: Store) -> dict | None:
+    """The stored result of the run `cfg` if it finished before and force=true does not ask to recompute it."""
+    result = store.read_result(key(result_spec(cfg)))
+    return result if result and result.get("status") == "complete" and not cfg.force else None
+
+
 def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> SweepPlan:
-    """`jobs` are the override lists of the sweep's runs; `compose` turns one into its config."""
+    """`jobs` are the override lists of the sweep's runs; `compose` turns one into its config. Every run's
+    configuration is checked (study/schema.py) before anything is planned: a UserError stops the whole sweep."""
     plan = SweepPlan(runs=len(jobs))
-    store: Store | None = None
-    wanted: dict[str, tuple[list[str], str]] = {}
-    for job in jobs:
-        cfg = compose(job)
-        if "combo" not in cfg:
-            raise UserError("No combo chosen. Add +combo=NAME (e.g. `python -m softprompt_xl.train +combo=lp_ta "
-                            "lang=sk -m`); conf/combo/ lists them.")
+    configs = [(job, compose(job)) for job in jobs]
+    for _, cfg in configs:
+        schema.check(cfg)
+    wanted: dict[str, LangComponentJob] = {}
+    for job, cfg in configs:
         store = Store(cfg.paths.store)
-        result = store.read_result(key(result_spec(cfg)))
-        name = f"{cfg.combo.name} {cfg.lang.code} {cfg.task.name}"
-        if result and result.get("status") == "complete" and not cfg.force:
-            plan.finished.append(name)
+        if finished_result(cfg, store):
+            plan.finished.append(f"{cfg.combo.name} {cfg.lang.code} {cfg.task.name}")
             continue
-        plan.todo.append(job)
-        plan.needs.append([])
+        needs = []
         for code in dict.fromkeys([cfg.lang.code, *eval_langs(cfg)]):
             spec = lang_spec(cfg, code)
             if spec:
                 k = key(spec)
                 plan.lang_needed.setdefault(k, f"{spec['kind']} {code}")
-                plan.needs[-1].append(k)
-                wanted.setdefault(k, (job, code))
-    for k, (job, code) in wanted.items():
-        if store is not None and not store.has(store.component_dir(k)):
-            plan.lang_keys.append(k)
-            kept = [o for o in job if not o.lstrip("+~").startswith(("lang=", "eval_langs=", "stage=",
-                                                                       "hydra.sweep.subdir="))]
-            plan.lang_jobs.append(kept + [f"lang={code}", f"eval_langs=[{code}]", "stage=lang",
-                                          f"hydra.sweep.subdir=${{hydra.job.num}}_lang-{k.split('-')[1]}-{code}"])
+                needs.append(k)
+                if k not in wanted and not store.has(store.component_dir(k)):
+                    wanted[k] = LangComponentJob.of(job, spec)
+        plan.todo.append(RunJob(tuple(job), tuple(needs)))
+    plan.lang_jobs = list(wanted.values())
     return plan

@@ -20,21 +20,19 @@ from softprompt_xl.model.backbone import load_backbone
 from softprompt_xl.model.components.compose import ComposedModel
 from softprompt_xl.config import to_plain
 from softprompt_xl.data.corpus import CorpusPosition, SpanCorruptionStream, documents, heldout_batches
-from softprompt_xl.data.loaders import check_subset_size, fixed_subset, own_generator, prepare_task_split, task_loader
+from softprompt_xl.data.loaders import fixed_subset, own_generator, prepare_task_split, task_loader
 from softprompt_xl.data.sources import task_source
 from softprompt_xl.data.tasks import get_task
-from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard, DivergenceRule
+from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard
 from softprompt_xl.errors import UserError
-from softprompt_xl.model.module import Seq2SeqModule, SpanCorruptionScore, check_val_mode
+from softprompt_xl.model.module import Seq2SeqModule, SpanCorruptionScore
 from softprompt_xl.study.keys import comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec, with_lang
 from softprompt_xl.runtime.resume import Checkpointing, resume_point
+from softprompt_xl.study.plan import LangComponentJob
 from softprompt_xl.study.store import Store
 from softprompt_xl.runtime.tracking import log_component, log_summary, run_info, stage_logger, use_components
 
 log = logging.getLogger(__name__)
-
-STAGES = ("all", "lang", "eval")
-
 
 def make_trainer(cfg: Any, logger: Any, output_dir: Path, max_steps: int, val_every: int | None = None,
                  callbacks: list | None = None, alone: bool = False) -> L.Trainer:
@@ -143,25 +141,16 @@ def _heldout_scores(cfg: Any, net: ComposedModel, tokenizer: Any, logger: Any, o
 
 
 def run(cfg: Any, output_dir: Path) -> dict:
-    """Train (or find) and evaluate one (combo, language, task); store and return the result record."""
-    if cfg.stage not in STAGES:
-        raise UserError(f"Unknown stage '{cfg.stage}': use stage=all (train what is missing, then evaluate), "
-                        "stage=lang (only the language components) or stage=eval (evaluate a stored task component).")
-    # Settings a stage would refuse only when it starts: refused before anything trains.
-    DivergenceRule.from_config(cfg.trainer.divergence)
-    check_val_mode(cfg.task_stage.val_mode)
-    check_subset_size(cfg.task_stage.val_max_examples)
+    """Do the job `cfg` describes (checked by study/schema.py and planned by study/plan.py before it started):
+    train one language component, or train (or find) and evaluate one (combo, language, task), storing and
+    returning its result record."""
     distributed.start(cfg.trainer)
     store = Store(cfg.paths.store)
+    if cfg.job == LangComponentJob.TYPE:
+        return run_lang_stage(cfg, store, output_dir, [cfg.lang.code])
     if cfg.stage == "lang":
-        return run_lang_stage(cfg, store, output_dir)
+        return run_lang_stage(cfg, store, output_dir, eval_langs(cfg))
     result_key = key(result_spec(cfg))
-    done = distributed.agreed(store.read_result(result_key))
-    if done and done.get("status") == "complete" and not cfg.force:
-        log.info("Skipped %s %s %s: finished before (result %s); force=true recomputes it.",
-                 cfg.combo.name, cfg.lang.code, cfg.task.name, result_key)
-        return {**done, "skipped": True}
-
     started = time.time()
     combo, task = cfg.combo, get_task(cfg.task)
     # The language components of the run and of its evaluation languages (trained now if missing).
@@ -240,11 +229,11 @@ def _lang_component_cost(lang_path: Path | None) -> dict:
             "lang_heldout_loss": meta.get("heldout_loss"), "lang_heldout_accuracy": meta.get("heldout_accuracy")}
 
 
-def run_lang_stage(cfg: Any, store: Store, output_dir: Path) -> dict:
-    """stage=lang: only the language components this run needs (its own and its evaluation languages')."""
+def run_lang_stage(cfg: Any, store: Store, output_dir: Path, codes: list[str]) -> dict:
+    """Only language components: a stage-1 job's one, or with stage=lang those a run needs (its own and its
+    evaluation languages')."""
     started = time.time()
-    paths = [ensure_lang_component(cfg, store, output_dir, code) for code in eval_langs(cfg)] \
-        if cfg.combo.components.lang else []
+    paths = [ensure_lang_component(cfg, store, output_dir, code) for code in codes] if cfg.combo.components.lang else []
     return {"stage": "lang", "combo": cfg.combo.name, "lang": cfg.lang.code, "task": cfg.task.name,
             "lang_components": [p.name for p in paths], "wall_time_s": round(time.time() - started, 1),
             "status": "complete"}

@@ -13,6 +13,10 @@ from torch import nn
 
 from softprompt_xl.model.components.base import ROLES, Component
 
+# The linear layers of a T5 (mT5, mT0) block by name: attention q, k, v, o; feed-forward wi (T5 v1.0) or wi_0 and
+# wi_1 (gated, mT5), wo. `targets` names some of them.
+LINEAR_NAMES = ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo")
+
 
 class LowRankDelta(nn.Module):
     def __init__(self, in_features: int, out_features: int, r: int, alpha: float, dropout: float):

@@ -1,0 +1,110 @@
+"""What a configuration must hold, checked once before anything is planned or trained.
+
+A sweep checks every one of its runs here before its first job starts (hydra_plugins/softprompt_xl_sweeper), a
+single run before it starts (train.py), so a mistake in a 150-run sweep is refused in seconds with one
+paragraph, instead of failing in every job, or after hours in the stage that first reads the setting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from softprompt_xl.config import group_options, load_option, to_plain
+from softprompt_xl.data.loaders import check_subset_size
+from softprompt_xl.data.tasks import get_task
+from softprompt_xl.errors import UserError
+from softprompt_xl.model.components import ROLES, component_class
+from softprompt_xl.model.components.lora import LINEAR_NAMES
+from softprompt_xl.model.module import OPTIMIZERS, check_val_mode
+from softprompt_xl.runtime.divergence import DivergenceRule
+
+# What a job does (`job`): a run trains what the store lacks for one (combo, language, task) and evaluates it;
+# a language-component job (stage 1 of a sweep, launched by the staged sweeper) trains one language component.
+JOBS = ("run", "lang_component")
+# What a run does (`stage`): all = train what is missing, then evaluate; lang = only the language components it
+# needs (its own and its evaluation languages'); eval = evaluate a stored task component, training nothing.
+STAGES = ("all", "lang", "eval")
+
+
+def check(cfg: Any) -> None:
+    """Raise a UserError naming the first setting of `cfg` that no job could run with, and how to fix it."""
+    if "combo" not in cfg:
+        raise UserError(f"No combo chosen. Add +combo=NAME, one of: {', '.join(group_options('combo'))} (e.g. "
+                        "`python -m softprompt_xl.train +combo=lp_ta lang=sk -m`).")
+    _one_of("job", cfg.job, JOBS)
+    _one_of("stage", cfg.stage, STAGES)
+    combo = cfg.combo
+    for role in ROLES:
+        if combo.components.get(role):
+            _component(f"combo.components.{role}", to_plain(combo.components[role]))
+    if combo.get("train_backbone"):
+        _optimizer("combo.optimizer", to_plain(combo.optimizer))
+    get_task(cfg.task)  # an unknown task kind
+    trains_task = bool(combo.components.get("task") or combo.get("train_backbone"))
+    _at_least_one("task_stage.max_steps", cfg.task_stage.max_steps, trains_task,
+                  "trains the task part" if trains_task else "")
+    _at_least_one("lang_stage.max_steps", cfg.lang_stage.max_steps, bool(combo.components.get("lang")),
+                  "trains a language component")
+    for name in ("batch_size", "eval_batch_size", "val_every_n_steps", "max_input_length"):
+        _at_least_one(f"task_stage.{name}", cfg.task_stage[name], True, "")
+    _at_least_one("lang_stage.batch_size", cfg.lang_stage.batch_size, True, "")
+    check_val_mode(cfg.task_stage.val_mode)
+    check_subset_size(cfg.task_stage.val_max_examples)
+    DivergenceRule.from_config(cfg.trainer.divergence)
+    _languages(cfg)
+
+
+def _one_of(setting: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UserError(f"{setting}={value} is not one of {', '.join(allowed)}: see the comment on `{setting}` in "
+                        "conf/train.yaml.")
+
+
+def _component(where: str, component: dict) -> None:
+    component_class(component.get("kind"))
+    _optimizer(f"{where}.optimizer", component.get("optimizer") or {})
+    if component["kind"] == "lora":
+        unknown = sorted(set(component.get("targets") or []) - set(LINEAR_NAMES))
+        if unknown or not component.get("targets"):
+            raise UserError(f"{where}.targets={component.get('targets')}: LoRA adapts linear layers of a T5 block by "
+                            f"name; {', '.join(unknown) or 'an empty list'} is none of them. Use some of "
+                            f"{', '.join(LINEAR_NAMES)} (the paper: [q, v]).")
+
+
+def _optimizer(where: str, optimizer: dict) -> None:
+    if optimizer.get("name") not in OPTIMIZERS:
+        raise UserError(f"{where}.name={optimizer.get('name')} is not an optimizer the framework has: use one of "
+                        f"{', '.join(OPTIMIZERS)}.")
+    try:
+        lr = float(optimizer.get("lr"))
+    except (TypeError, ValueError):
+        lr = float("nan")
+    if not lr > 0:
+        raise UserError(f"{where}.lr={optimizer.get('lr')}: the learning rate must be a positive number.")
+
+
+def _at_least_one(setting: str, value: Any, needed: bool, why: str) -> None:
+    if needed and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        raise UserError(f"{setting}={value}: must be a whole number of at least 1"
+                        + (f", since the combo {why} (0 would store an untrained part as if it were finished)"
+                           if why else "") + ".")
+
+
+def _languages(cfg: Any) -> None:
+    """Every language the run is trained or evaluated on has a config (conf/lang/<code>.yaml)."""
+    wanted = [*(_codes(cfg.get("eval_langs"))), *(to_plain(cfg.transfer.sources) or []),
+              *(to_plain(cfg.transfer.targets) or [])]
+    for code in dict.fromkeys(wanted):
+        if load_option("lang", str(code)) is None:
+            raise UserError(unknown_language(code))
+
+
+def unknown_language(code: str) -> str:
+    return (f"Unknown language '{code}': there is no conf/lang/{code}.yaml. Known languages: "
+            f"{', '.join(group_options('lang'))}. A new language is one small file there (code, name, resource "
+            "level, data sources; copy conf/lang/sk.yaml), or in a config directory of your own (--config-dir DIR).")
+
+
+def _codes(value: Any) -> list[str]:
+    value = to_plain(value)
+    return [] if not value else [value] if isinstance(value, str) else list(value)

@@ -1,0 +1,104 @@
+"""The configuration checked once (study/schema.py) and the plan of a sweep as two job types (study/plan.py),
+in-process on composed configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from softprompt_xl.config import check_writable
+from softprompt_xl.errors import UserError
+from softprompt_xl.study import schema
+from softprompt_xl.study.keys import key, lang_spec, result_spec
+from softprompt_xl.study.plan import LangComponentJob, RunJob, plan_sweep
+from softprompt_xl.study.store import Store
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["task_stage.max_steps=0"], r"task_stage.max_steps=0: must be a whole number of at least 1, since the combo "
+                                 r"trains the task part \(0 would store an untrained part"),
+    (["lang_stage.max_steps=-3"], r"lang_stage.max_steps=-3: .* since the combo trains a language component"),
+    (["task_stage.batch_size=0"], r"task_stage.batch_size=0: must be a whole number of at least 1\."),
+    (["combo.components.task.optimizer.name=sgd"], r"combo.components.task.optimizer.name=sgd is not an optimizer "
+                                                   r"the framework has: use one of adafactor, adamw"),
+    (["combo.components.lang.optimizer.lr=0"], r"combo.components.lang.optimizer.lr=0: the learning rate must be"),
+    (["combo.components.task.kind=bitfit"], r"Unknown component kind 'bitfit'. Valid kinds: adapter, lora, prompt"),
+    (["stage=train"], r"stage=train is not one of all, lang, eval"),
+    (["job=lang"], r"job=lang is not one of run, lang_component"),
+    (["eval_langs=[sk,xx]"], r"Unknown language 'xx': there is no conf/lang/xx.yaml. Known languages: .*sk.*"
+                             r"--config-dir DIR"),
+    (["transfer.sources=[sk]", "transfer.targets=[yy]"], r"Unknown language 'yy'"),
+    (["task_stage.val_mode=bleu"], r"task_stage.val_mode=bleu is not a validation mode"),
+    (["task_stage.val_max_examples=0"], r"task_stage.val_max_examples=0"),
+    (["trainer.divergence.factor=0.5"], r"trainer.divergence.factor=0.5"),
+])
+def test_a_setting_no_job_could_run_with_is_refused_by_the_schema(make_cfg, overrides, message):
+    with pytest.raises(UserError, match=message):
+        schema.check(make_cfg("+combo=lp_ta", "lang=sk", *overrides))
+
+
+def test_lora_targets_are_checked_against_the_linear_layers_of_a_t5_block(make_cfg):
+    schema.check(make_cfg("+combo=lp_tl", "lang=sk", "combo.components.task.targets=[q,k,wi_0,wo]"))
+    with pytest.raises(UserError, match=r"targets=\['q', 'query'\]: LoRA adapts .* query is none of them"):
+        schema.check(make_cfg("+combo=lp_tl", "lang=sk", "combo.components.task.targets=[q,query]"))
+
+
+def test_what_a_combo_does_not_train_needs_no_steps(make_cfg):
+    schema.check(make_cfg("+combo=zero_shot", "lang=sk", "task_stage.max_steps=0", "lang_stage.max_steps=0"))
+    schema.check(make_cfg("+combo=ta", "lang=sk", "lang_stage.max_steps=0"))
+    with pytest.raises(UserError, match="No combo chosen. Add \\+combo=NAME, one of: .*lp_ta"):
+        schema.check(make_cfg("lang=sk"))
+
+
+def test_an_output_root_that_cannot_be_written_is_refused_in_one_message(tmp_path):
+    check_writable(tmp_path / "new" / "root")
+    assert (tmp_path / "new" / "root").is_dir() and not list((tmp_path / "new" / "root").iterdir())
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match=r"Cannot write under paths.root=.*file/root \(Not a directory\).*paths.root=DIR .*SOFTPROMPT_XL_ROOT"):
+        check_writable(tmp_path / "file" / "root")
+
+
+def test_the_plan_has_one_language_component_job_per_component_and_one_run_job_per_run(make_cfg, tmp_path):
+    base = [f"paths.root={tmp_path}"]
+    runs = [[*base, "+combo=lp_ta", "lang=sk", "task=ner"], [*base, "+combo=lp_ta", "lang=sk", "task=qa"],
+            [*base, "+combo=lp_tp", "lang=cs", "task=qa", "eval_langs=[cs,sk]"], [*base, "+combo=ta", "lang=sk"]]
+    plan = plan_sweep(runs, lambda job: make_cfg(*job))
+    prompt_sk, prompt_cs = (key(lang_spec(make_cfg(*base, "+combo=lp_ta", f"lang={c}"))) for c in ("sk", "cs"))
+    assert [(job.key, job.kind, job.lang) for job in plan.lang_jobs] == [(prompt_sk, "prompt", "sk"),
+                                                                         (prompt_cs, "prompt", "cs")]
+    assert all(isinstance(job, LangComponentJob) for job in plan.lang_jobs)
+    # a stage-1 job says what it is and where it writes; nothing of the run's evaluation languages is left in it
+    job = plan.lang_jobs[0]
+    assert "job=lang_component" in job.overrides and "lang=sk" in job.overrides
+    assert "hydra.sweep.subdir=${hydra.job.num}_lang-prompt-sk" in job.overrides
+    assert not any(o.startswith(("eval_langs=", "stage=")) for o in plan.lang_jobs[1].overrides)
+    assert [type(r) for r in plan.todo] == [RunJob] * 4
+    assert [r.needs for r in plan.todo] == [(prompt_sk,), (prompt_sk,), (prompt_cs, prompt_sk), ()]
+    assert "4 needed" not in plan.describe() and "2 to train: prompt sk, prompt cs" in plan.describe()
+    # the language-component job, composed, trains exactly the component the runs need
+    composed = make_cfg(*job.overrides[:-1])
+    assert composed.job == LangComponentJob.TYPE and key(lang_spec(composed)) == prompt_sk
+    # a run whose language component failed in stage 1 is left out, the others launch
+    launch, left_out = plan.runs_after({prompt_cs})
+    assert [r.overrides for r in launch] == [tuple(r) for r in (runs[0], runs[1], runs[3])]
+    assert left_out == [(plan.todo[2], [prompt_cs])]
+
+
+def test_the_plan_skips_finished_runs_and_components_the_store_holds(make_cfg, tmp_path):
+    run = [f"paths.root={tmp_path}", "+combo=lp_ta", "lang=sk"]
+    cfg = make_cfg(*run)
+    store = Store(cfg.paths.store)
+    store.component_dir(key(lang_spec(cfg))).mkdir(parents=True)
+    (store.component_dir(key(lang_spec(cfg))) / "component.json").write_text("{}")
+    plan = plan_sweep([run], lambda job: make_cfg(*job))
+    assert plan.lang_jobs == [] and len(plan.todo) == 1 and "1 needed, 1 already in the store" in plan.describe()
+    store.save_result(key(result_spec(cfg)), {"status": "complete"})
+    plan = plan_sweep([run], lambda job: make_cfg(*job))
+    assert plan.todo == [] and plan.finished == ["lp_ta sk qa"]
+    assert len(plan_sweep([[*run, "force=true"]], lambda job: make_cfg(*job)).todo) == 1
+
+
+def test_one_bad_run_stops_the_whole_plan_before_anything_is_planned(make_cfg, tmp_path):
+    runs = [[f"paths.root={tmp_path}", "+combo=lp_ta", f"lang={code}"] for code in ("sk", "cs")]
+    runs[1].append("task_stage.max_steps=0")
+    with pytest.raises(UserError, match="task_stage.max_steps=0"):
+        plan_sweep(runs, lambda job: make_cfg(*job))
