@@ -19,18 +19,29 @@ SHORT = ["backbone.budget.lang_steps=4", "backbone.budget.task_steps=4", "backbo
          "logger=none"]
 
 
+def setuptools_builds_wheels() -> bool:
+    try:
+        import setuptools
+        from packaging.version import Version
+    except ImportError:
+        return False
+    return Version(setuptools.__version__) >= Version("70.1")
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory) -> Path:
     """The venv's python. --system-site-packages lends it the installed dependencies (no download); the package
     itself is the wheel's copy (--force-reinstall: pip would take the editable install of the same version in the
     system site-packages for it). Built from a copy of the source, so that setuptools' build/ stays out of the
-    checkout, and without build isolation, so that no index is needed."""
+    checkout; with the setuptools installed here when it can build wheels itself (70.1 on), so that no index is
+    needed, else in pip's isolated build environment as `pip install -e .` did."""
     tmp = tmp_path_factory.mktemp("install")
     src = tmp / "src"
     shutil.copytree(PROJECT_DIR, src, ignore=shutil.ignore_patterns(
         ".git", "runs", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "wandb"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp / "wheel", src], check=True)
+    isolation = ["--no-build-isolation"] if setuptools_builds_wheels() else []
+    subprocess.run([*pip, "wheel", "--no-deps", *isolation, "-w", tmp / "wheel", src], check=True)
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", tmp / "venv"], check=True)
     python = tmp / "venv" / "bin" / "python"
     (wheel,) = (tmp / "wheel").glob("softprompt_xl-*.whl")
