@@ -11,15 +11,35 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = PACKAGE_DIR.parent
-CONF_DIR = PACKAGE_DIR / "conf"
+PROJECT_DIR = PACKAGE_DIR.parent  # the source checkout, when the package runs from one (see default_root)
+# The config tree is package data: Hydra finds it by module (pkg://), so an installed package finds its own copy.
+CONF_MODULE = "softprompt_xl.conf"
+CONF_PATH = f"pkg://{CONF_MODULE}"  # config_path of the entry points' @hydra.main
+CONF_DIR = PACKAGE_DIR / "conf"  # the same tree on disk, for the code that lists or reads its files
+
+
+def default_root() -> str:
+    """paths.root when neither paths.root nor $SOFTPROMPT_XL_ROOT is given: runs/ in the source checkout when the
+    package runs from one (an editable install, or PYTHONPATH), else runs/ under the directory the command was
+    started in - an installed package must not write into site-packages."""
+    if (PROJECT_DIR / "pyproject.toml").is_file():
+        return str(PROJECT_DIR / "runs")
+    return str(Path(_start_dir()) / "runs")
+
+
+def _start_dir() -> str:
+    # Hydra's record of the directory the command started in, which stays right inside a job even with
+    # hydra.job.chdir=true; outside a Hydra app (compose), the current directory.
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.cwd if HydraConfig.initialized() else os.getcwd()
 
 
 def register_resolvers() -> None:
-    # Registered at import of every entry point, before Hydra composes, so `paths` can default to the checkout.
-    for name, value in (("spxl.project_dir", PROJECT_DIR), ("spxl.package_dir", PACKAGE_DIR)):
+    # Registered at import of every entry point, before Hydra composes: conf/paths/default.yaml uses them.
+    for name, value in (("spxl.default_root", default_root), ("spxl.package_dir", lambda: str(PACKAGE_DIR))):
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, lambda value=value: str(value))
+            OmegaConf.register_new_resolver(name, value)
     if not OmegaConf.has_resolver("spxl.mul"):  # e.g. GPUs per node = GPUs per process x processes
         OmegaConf.register_new_resolver("spxl.mul", lambda a, b: int(a) * int(b))
 

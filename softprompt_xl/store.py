@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from softprompt_xl.config import CONF_DIR, register_resolvers
+from softprompt_xl.config import CONF_MODULE, register_resolvers
 from softprompt_xl.study.store import Store
 
 
@@ -18,10 +18,10 @@ def _human(n: int) -> str:
 
 
 def main(argv: list[str]) -> None:
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
 
     register_resolvers()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    with initialize_config_module(CONF_MODULE, version_base="1.3"):
         cfg = compose("train", overrides=argv)
     store = Store(cfg.paths.store)
     rows = store.entries()

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from softprompt_xl.runtime import cluster, distributed
 from softprompt_xl.runtime.atomic import write_json
-from softprompt_xl.config import CONF_DIR, check_writable, keep_library_caches_under, register_resolvers
+from softprompt_xl.config import CONF_PATH, check_writable, keep_library_caches_under, register_resolvers
 from softprompt_xl.errors import UserError
 
 log = logging.getLogger("softprompt_xl")
@@ -113,7 +113,7 @@ def run_job(cfg: DictConfig) -> dict:
     return result
 
 
-@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
+@hydra.main(config_path=CONF_PATH, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
     quiet_libraries()
     cluster.limit_threads()

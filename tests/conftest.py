@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
 from softprompt_xl.model.backbone import load_backbone
 from softprompt_xl.toy import ensure_tiny_backbone
-from softprompt_xl.config import CONF_DIR, PROJECT_DIR, register_resolvers
+from softprompt_xl.config import CONF_MODULE, PROJECT_DIR, register_resolvers
 
 register_resolvers()
 
@@ -35,7 +35,7 @@ FULL_PRETRAINING = {"SOFTPROMPT_XL_TINY_PRETRAIN_STEPS": None}
 @pytest.fixture(scope="session")
 def make_cfg(root):
     def make(*overrides: str):
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        with initialize_config_module(CONF_MODULE, version_base="1.3"):
             return compose("train", overrides=[f"paths.root={root}", f"paths.cache={SHARED_CACHE}", *overrides])
 
     return make

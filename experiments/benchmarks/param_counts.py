@@ -10,12 +10,12 @@ from __future__ import annotations
 import copy
 import tempfile
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from transformers import MT5Config, MT5ForConditionalGeneration
 
 from softprompt_xl.model.backbone import load_backbone
 from softprompt_xl.model.components.compose import ComposedModel
-from softprompt_xl.config import CONF_DIR, register_resolvers, to_plain
+from softprompt_xl.config import CONF_MODULE, register_resolvers, to_plain
 
 COMBOS = ["tp", "ta", "tl", "lp_tp", "lp_ta", "lp_tl", "la_tp", "la_ta", "la_tl", "ll_tp", "ll_ta", "ll_tl", "full_ft"]
 
@@ -23,7 +23,7 @@ COMBOS = ["tp", "ta", "tl", "lp_tp", "lp_ta", "lp_tl", "la_tp", "la_ta", "la_tl"
 def counts(make_model, tokenizer, backbone: str, root: str) -> dict[str, tuple[int, int]]:
     out = {}
     for combo in COMBOS:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        with initialize_config_module(CONF_MODULE, version_base="1.3"):
             cfg = compose("train", overrides=[f"+combo={combo}", f"backbone={backbone}", f"paths.root={root}"])
         parts = to_plain(cfg.combo.components)
         net = ComposedModel(make_model(), tokenizer)
@@ -38,12 +38,12 @@ def counts(make_model, tokenizer, backbone: str, root: str) -> dict[str, tuple[i
 def main() -> None:
     register_resolvers()
     with tempfile.TemporaryDirectory() as root:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        with initialize_config_module(CONF_MODULE, version_base="1.3"):
             cfg = compose("train", overrides=[f"paths.root={root}"])
         _, tokenizer = load_backbone(cfg.backbone, cfg.paths)
         tiny = counts(lambda: load_backbone(cfg.backbone, cfg.paths)[0], tokenizer, "tiny", root)
         tiny_total = sum(p.numel() for p in load_backbone(cfg.backbone, cfg.paths)[0].parameters())
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        with initialize_config_module(CONF_MODULE, version_base="1.3"):
             architecture = to_plain(compose("train", overrides=["backbone=mt0_base"]).backbone.architecture)
         base_model = MT5ForConditionalGeneration(MT5Config(**architecture))
         total = sum(p.numel() for p in base_model.parameters())

@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
 from softprompt_xl.model.backbone import load_backbone
-from softprompt_xl.config import CONF_DIR, register_resolvers
+from softprompt_xl.config import CONF_MODULE, register_resolvers
 from softprompt_xl.data.loaders import prepare_task_split
 from softprompt_xl.data.sources import task_source
 from softprompt_xl.data.tasks import get_task
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     register_resolvers()
-    with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    with tempfile.TemporaryDirectory() as tmp, initialize_config_module(CONF_MODULE, version_base="1.3"):
         cfg = compose("train", overrides=["+combo=ta", f"task={args.task}", f"lang={args.lang}"])
         _, tokenizer = load_backbone(cfg.backbone, cfg.paths)
         task, source = get_task(cfg.task), task_source(cfg)

@@ -12,7 +12,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from softprompt_xl.config import CONF_DIR, keep_library_caches_under, register_resolvers
+from softprompt_xl.config import CONF_PATH, keep_library_caches_under, register_resolvers
 from softprompt_xl.errors import UserError
 
 log = logging.getLogger("softprompt_xl")
@@ -47,7 +47,7 @@ def make_report(cfg: DictConfig, experiment: str | None) -> str:
     return str(folder)
 
 
-@hydra.main(config_path=str(CONF_DIR), config_name="report", version_base="1.3")
+@hydra.main(config_path=CONF_PATH, config_name="report", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     experiment = HydraConfig.get().runtime.choices.get("experiment")
     try:
