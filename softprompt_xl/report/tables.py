@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from softprompt_xl.config import CONF_DIR, stable_hash
+from softprompt_xl.config import group_options, load_option, stable_hash
 from softprompt_xl.errors import UserError
 
 # Paper order: baselines, task part alone, then language part + task part (prompt, adapter, LoRA).
@@ -74,7 +74,7 @@ def combo_label(combo: str) -> str:
 
 def languages() -> dict[str, str]:
     """code -> resource ("high" / "low") of every configured language, from conf/lang/."""
-    return {p.stem: str(OmegaConf.load(p).get("resource", "high")) for p in sorted((CONF_DIR / "lang").glob("*.yaml"))}
+    return {code: str(load_option("lang", code).get("resource", "high")) for code in group_options("lang")}
 
 
 def lang_order(codes: set[str], resource: dict[str, str]) -> list[str]:
@@ -86,7 +86,7 @@ def primary_metric(task: str, spec: dict) -> str:
     """The score that selected the best validation step of the task's runs."""
     from softprompt_xl.data.tasks import get_task
 
-    task_cfg = spec.get("shared", {}).get("task_config") or OmegaConf.load(CONF_DIR / "task" / f"{task}.yaml")
+    task_cfg = spec.get("shared", {}).get("task_config") or load_option("task", task)
     return get_task(OmegaConf.create(task_cfg)).primary_metric
 
 
