@@ -34,7 +34,7 @@ def tiny_backbone_dir(build: Any, paths: Any) -> Path:
     """Where the tiny backbone for `build` is (or will be) built: named by everything that shapes it."""
     build = to_plain(build)
     files = _corpus_files(Path(paths.toy_data), build["corpus_langs"])
-    # These files also pin the generator that pre-training draws fresh records from (make_toy.fresh_records):
+    # These files also pin the generator that pre-training draws fresh records from (generate.fresh_records):
     # a change to it shows in them (tests/test_toy_data.py checks they are regenerated).
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
     # Templates and label words are tokenizer text too (see below); comments and other settings are not.

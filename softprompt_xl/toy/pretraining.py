@@ -4,7 +4,7 @@ A randomly initialised backbone gives a soft prompt or an adapter nothing to ste
 learns a task and every score is noise. The tiny backbone therefore learns, like mT0:
 
 - T5 span corruption on the bundled Wikipedia-format corpora of all languages (mT5 on mC4), interleaved with
-- fresh records of the bundled tasks in all languages (`make_toy.fresh_records`: drawn like the bundled
+- fresh records of the bundled tasks in all languages (`generate.fresh_records`: drawn like the bundled
   splits, never equal to one of their records), in templates that are deliberately not those of
   `conf/task/` (xP3's prompts are not the paper's either), with the same target words.
 
@@ -82,10 +82,10 @@ def _forever(loader: DataLoader):
 
 
 def _task_loader(tokenizer, spec: dict, langs: list[str]) -> DataLoader:
-    """Fresh records of the bundled tasks in every language (see make_toy.fresh_records), each task in its
+    """Fresh records of the bundled tasks in every language (see generate.fresh_records), each task in its
     pre-training forms: a template string, or a list of forms {template, target (a format string over the
     record; default: the task's own target), labels (default: the task's)} sharing the records in turn."""
-    from softprompt_xl.toy.make_toy import fresh_records
+    from softprompt_xl.toy.generate import fresh_records
     from softprompt_xl.data.tasks import get_task
 
     sources, targets = [], []
