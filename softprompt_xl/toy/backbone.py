@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from transformers import MT5Config, MT5ForConditionalGeneration, T5TokenizerFast
 
 from softprompt_xl.config import CONF_DIR, stable_hash, to_plain
+from softprompt_xl.data.loaders import model_text
 from softprompt_xl.data.sources import load_split
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError
@@ -127,9 +128,9 @@ def task_pairs(names: list[str], toy_data: Path, langs: list[str], cache_dir: st
             for lang in langs:
                 path = toy_data / lang / name / f"train.{task_cfg.toy.ext}"
                 source = {"path": task_cfg.toy.builder, "data_files": {"train": str(path)}}
-                records = [r for r in load_split(source, "train", cache_dir, f"{lang} {name}") if task.usable(r)]
-                sources += [task.source(r) for r in records]
-                targets += [task.target(r) for r in records]
+                _, inputs, outputs = model_text(task, load_split(source, "train", cache_dir, f"{lang} {name}"))
+                sources += inputs
+                targets += outputs
     finally:
         datasets.enable_progress_bars()
     return sources, targets
