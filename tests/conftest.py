@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from softprompt_xl.model.backbone import load_backbone
-from softprompt_xl.toy import ensure_tiny_backbone
+from softprompt_xl.toy import backbone_dir
 from softprompt_xl.config import CONF_MODULE, PROJECT_DIR, register_resolvers
 
 register_resolvers()
@@ -48,7 +48,7 @@ def cfg(make_cfg):
 
 @pytest.fixture(scope="session")
 def tiny_dir(cfg) -> Path:
-    return ensure_tiny_backbone(cfg.backbone.build, cfg.paths)
+    return backbone_dir(cfg.backbone.build, cfg.paths, create=True)
 
 
 @pytest.fixture

@@ -224,6 +224,17 @@ def test_weights_of_another_shape_are_refused_clearly(tiny, component_cfgs, tmp_
         component.load_weights(tmp_path / "p")
 
 
+def test_a_backbone_with_neither_a_name_nor_a_builder_is_refused(cfg):
+    from omegaconf import OmegaConf
+
+    from softprompt_xl.model.backbone import backbone_identity, load_backbone
+
+    backbone = OmegaConf.merge(cfg.backbone, {"builder": None})
+    for use in (load_backbone, backbone_identity):
+        with pytest.raises(UserError, match="neither a name .* nor a builder"):
+            use(backbone, cfg.paths)
+
+
 def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cfg, tmp_path):
     from omegaconf import OmegaConf
 

@@ -1,4 +1,4 @@
-"""Checks for the bundled toy datasets produced by ``softprompt_xl.toy.make_toy``."""
+"""Checks for the bundled toy datasets produced by ``softprompt_xl.toy.make_toy`` (generators: toy/generate.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from softprompt_xl.toy import make_toy
+from softprompt_xl.toy import generate, make_toy
 
 TOY = Path(make_toy.__file__).resolve().parent / "data"
 LANGS = ("en", "de", "es", "cs", "sk", "te")
@@ -43,7 +43,7 @@ def _qa(lang: str, split: str) -> tuple[dict, ...]:
 
 
 def _fact_of(lang: str, question: str) -> str:
-    templates = make_toy.LANGUAGES[lang].questions
+    templates = generate.LANGUAGES[lang].questions
     matches = {
         fact
         for fact, by_gender in templates.items()
@@ -79,7 +79,7 @@ def test_files_are_plain_utf8_jsonl():
 @pytest.mark.parametrize("lang", LANGS)
 def test_wiki_schema(lang):
     rows = _rows(f"{lang}/wiki.jsonl.gz")
-    assert len(rows) == make_toy.WIKI_SIZE
+    assert len(rows) == generate.WIKI_SIZE
     for row in rows:
         assert set(row) == {"id", "url", "title", "text"}
         assert all(isinstance(v, str) and v for v in row.values())
@@ -108,7 +108,7 @@ def test_qa_schema_sizes_and_spans(lang):
                 assert isinstance(text, str) and type(start) is int
                 assert row["context"][start:start + len(text)] == text, row["id"]
                 assert 1 <= len(text.split()) <= 3
-            assert len(row["context"]) <= make_toy.MAX_CONTEXT_CHARS
+            assert len(row["context"]) <= generate.MAX_CONTEXT_CHARS
             ids.add(row["id"])
     assert len(ids) == sum(SPLITS.values())
 
@@ -123,7 +123,7 @@ def test_qa_splits_are_disjoint_and_balanced(lang):
         seen |= keys
         # Fact types are cycled evenly: each question template gets its share.
         counts = Counter(_fact_of(lang, r["question"]) for r in rows)
-        assert set(counts) == set(make_toy.FACTS)
+        assert set(counts) == set(generate.FACTS)
         assert max(counts.values()) - min(counts.values()) <= 1
         multi = sum(len(r["answers"]["text"]) > 1 for r in rows)
         if split == "train":
@@ -176,7 +176,7 @@ def test_ner_tags_are_wikiann_iob2_and_match_the_spans(lang):
         for row in rows:
             assert set(row) == {"tokens", "ner_tags", "langs", "spans"}
             assert len(row["tokens"]) == len(row["ner_tags"]) == len(row["langs"])
-            tags = [make_toy.NER_TAGS[t] for t in row["ner_tags"]]
+            tags = [generate.NER_TAGS[t] for t in row["ner_tags"]]
             spans = iob2_spans(row["tokens"], tags)
             assert [f"{kind}: {text}" for kind, text in spans] == row["spans"], row
             types.update(kind for kind, _ in spans)
@@ -185,7 +185,7 @@ def test_ner_tags_are_wikiann_iob2_and_match_the_spans(lang):
 
 def _denial(lang: str, fact: str, gender: str) -> str:
     """The words of a denied clause that do not depend on the value (the longest side of its slot)."""
-    return max(make_toy.LANGUAGES[lang].negated[fact][gender].split("{v}"), key=len).strip()
+    return max(generate.LANGUAGES[lang].negated[fact][gender].split("{v}"), key=len).strip()
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -201,7 +201,7 @@ def test_nli_labels_are_balanced_and_entailments_are_in_the_premise(lang):
                 clause = row["hypothesis"].rstrip(".").split(" ", 1)[1]
                 assert clause.split(" ")[-1] in row["premise"], row
             if row["label"] == 2:  # it denies a clause of the premise: in its own words, a denial
-                assert any(_denial(lang, fact, g) in row["hypothesis"] for fact in make_toy.FACTS for g in "fm"), row
+                assert any(_denial(lang, fact, g) in row["hypothesis"] for fact in generate.FACTS for g in "fm"), row
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -224,8 +224,8 @@ _RECORD_KEY = {"qa": lambda r: (r["context"], r["question"]), "ner": lambda r: t
 def test_fresh_pretraining_records_are_reproducible_and_never_a_bundled_record(task):
     key = _RECORD_KEY[task]
     for lang in ("en", "te"):
-        fresh = make_toy.fresh_records(task, lang, 300)
-        assert fresh == make_toy.fresh_records(task, lang, 300) and len({key(r) for r in fresh}) == 300
+        fresh = generate.fresh_records(task, lang, 300)
+        assert fresh == generate.fresh_records(task, lang, 300) and len({key(r) for r in fresh}) == 300
         rows = [r for split in SPLITS for r in (_csv_rows(f"{lang}/{task}/{split}.csv.gz") if task == "checkworthy"
                                                   else _rows(f"{lang}/{task}/{split}.jsonl.gz"))]
         assert not {key(r) for r in fresh} & {key(r) for r in rows}

@@ -11,7 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import datasets
 import torch
@@ -77,25 +77,39 @@ def _tokenize_split(task: Task, source: Any, split: str, lang: str, tokenizer, m
     what = f"{lang} {task.name}"
     raw = load_split(source, split, cache_dir, what, task, lang)
     records = check_records(raw, task.check, source, split, what)
-    usable = [r for r in records if task.usable(r)]
+    usable, _, targets = model_text(task, records)
     if len(usable) < len(records):
         log.info("%s %s: %d of %d records have no gold target and are left out", what, split, len(records) - len(usable), len(records))
     if not usable:
         raise UserError(f"The {split} split of {what} has no usable records ({len(records)} read). Check the source.")
-    inputs = task.encode(usable, tokenizer, max_input_length, split == "train", f"{what} {split}")
-    targets = [task.target(r) for r in usable]
+    examples = encode_examples(task, usable, targets, tokenizer, max_input_length, task.max_answer_length,
+                               split == "train", f"{what} {split}")
+    ids = [r.get("id", i) for i, r in enumerate(usable)]
+    return TaskSplit(examples, [task.reference(r) for r in usable], lang, ids)
+
+
+def model_text(task: Task, records: Iterable[dict]) -> tuple[list[dict], list[str], list[str]]:
+    """The records `task` can use (`task.usable`) with their inputs (`task.source`: the task's template) and targets
+    (`task.target`): the one way a record becomes model text, for training, evaluation, the tiny backbone's
+    tokenizer and its pre-training alike."""
+    usable = [r for r in records if task.usable(r)]
+    return usable, [task.source(r) for r in usable], [task.target(r) for r in usable]
+
+
+def encode_examples(task: Task, records: list[dict], targets: list[str], tokenizer, max_input_length: int,
+                    max_target_length: int, training: bool, what: str) -> list[dict]:
+    """Examples {input_ids, attention_mask, labels, index} of `records` (from `model_text`) and `targets`: inputs
+    by `task.encode` (one per record, or per window of a long QA context), `index` the record of each."""
+    inputs = task.encode(records, tokenizer, max_input_length, training, what)
     full = tokenizer(text_target=targets)["input_ids"]
     # Cut as the tokenizer's own truncation would (keep the final </s>), from the one tokenisation that also
     # tells how many were too long.
-    m = task.max_answer_length
+    m = max_target_length
     labels = [ids if len(ids) <= m else ids[:m - 1] + ids[-1:] for ids in full]
     cut = sum(len(ids) > m for ids in full)
-    if cut:  # said, not hidden: a model cannot learn or produce more than max_answer_length tokens
-        log.warning("%s %s: %d of %d targets are longer than max_answer_length=%d tokens and were cut",
-                    what, split, cut, len(labels), task.max_answer_length)
-    examples = [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels[i], "index": i} for i, ids in inputs]
-    ids = [r.get("id", i) for i, r in enumerate(usable)]
-    return TaskSplit(examples, [task.reference(r) for r in usable], lang, ids)
+    if cut:  # said, not hidden: a model cannot learn or produce more than max_target_length tokens
+        log.warning("%s: %d of %d targets are longer than %d tokens and were cut", what, cut, len(labels), m)
+    return [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels[i], "index": i} for i, ids in inputs]
 
 
 def check_subset_size(max_examples: Any) -> None:

@@ -1,6 +1,6 @@
-"""The frozen seq2seq backbone: a Hugging Face model and tokenizer by name, or the embedded tiny one (built by
-softprompt_xl.toy into the cache, then loaded with `from_pretrained`, so tests on it go through the same code as
-mt0-base)."""
+"""The frozen seq2seq backbone: a Hugging Face model and tokenizer by name, or one built locally by the function
+its config names as `builder` (the embedded tiny one: softprompt_xl.toy.backbone_dir, which builds it into the
+cache), then loaded with `from_pretrained`, so tests on it go through the same code as mt0-base."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import get_method
 from transformers import (
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
@@ -19,7 +20,6 @@ from transformers import (
 
 from softprompt_xl.errors import UserError
 from softprompt_xl.runtime.hub import load_local_first
-from softprompt_xl.toy import ensure_tiny_backbone, tiny_backbone_dir
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTr
     # The model of a stage that has finished (stage 1 before stage 2) is held only by reference cycles (trainer <->
     # module) until a collection: without one first, two mt0-base copies were in memory at once.
     gc.collect()
-    location = backbone_cfg.name or str(ensure_tiny_backbone(backbone_cfg.build, paths))
+    location = backbone_cfg.name or str(built_dir(backbone_cfg, paths, create=True))
     kwargs = {"cache_dir": paths.hf_cache}
     if backbone_cfg.get("revision") and not Path(location).is_dir():
         kwargs["revision"] = backbone_cfg.revision
@@ -51,4 +51,13 @@ def backbone_identity(backbone_cfg: Any, paths: Any) -> dict:
     """What identifies the backbone's weights, for keys of components trained on it."""
     if backbone_cfg.name:
         return {"name": backbone_cfg.name, "revision": backbone_cfg.get("revision")}
-    return {"name": tiny_backbone_dir(backbone_cfg.build, paths).name}  # planning a sweep must not build it
+    return {"name": built_dir(backbone_cfg, paths, create=False).name}  # planning a sweep must not build it
+
+
+def built_dir(backbone_cfg: Any, paths: Any, create: bool) -> Path:
+    """Directory of a backbone without a hub name, from its `builder`: a dotted path to a function
+    (build, paths, create) -> Path, named outside `build` so that naming it leaves the directory's name alone."""
+    if not backbone_cfg.get("builder"):
+        raise UserError(f"Backbone '{backbone_cfg.get('id')}' has neither a name (a Hugging Face model or a "
+                        "directory) nor a builder: set backbone.name.")
+    return get_method(backbone_cfg.builder)(backbone_cfg.build, paths, create=create)

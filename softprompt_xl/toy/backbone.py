@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from transformers import MT5Config, MT5ForConditionalGeneration, T5TokenizerFast
 
 from softprompt_xl.config import CONF_DIR, stable_hash, to_plain
+from softprompt_xl.data.loaders import model_text
 from softprompt_xl.data.sources import load_split
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError
@@ -34,7 +35,7 @@ def tiny_backbone_dir(build: Any, paths: Any) -> Path:
     """Where the tiny backbone for `build` is (or will be) built: named by everything that shapes it."""
     build = to_plain(build)
     files = _corpus_files(Path(paths.toy_data), build["corpus_langs"])
-    # These files also pin the generator that pre-training draws fresh records from (make_toy.fresh_records):
+    # These files also pin the generator that pre-training draws fresh records from (generate.fresh_records):
     # a change to it shows in them (tests/test_toy_data.py checks they are regenerated).
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
     # Templates and label words are tokenizer text too (see below); comments and other settings are not.
@@ -127,9 +128,9 @@ def task_pairs(names: list[str], toy_data: Path, langs: list[str], cache_dir: st
             for lang in langs:
                 path = toy_data / lang / name / f"train.{task_cfg.toy.ext}"
                 source = {"path": task_cfg.toy.builder, "data_files": {"train": str(path)}}
-                records = [r for r in load_split(source, "train", cache_dir, f"{lang} {name}") if task.usable(r)]
-                sources += [task.source(r) for r in records]
-                targets += [task.target(r) for r in records]
+                _, inputs, outputs = model_text(task, load_split(source, "train", cache_dir, f"{lang} {name}"))
+                sources += inputs
+                targets += outputs
     finally:
         datasets.enable_progress_bars()
     return sources, targets

@@ -4,7 +4,7 @@ A randomly initialised backbone gives a soft prompt or an adapter nothing to ste
 learns a task and every score is noise. The tiny backbone therefore learns, like mT0:
 
 - T5 span corruption on the bundled Wikipedia-format corpora of all languages (mT5 on mC4), interleaved with
-- fresh records of the bundled tasks in all languages (`make_toy.fresh_records`: drawn like the bundled
+- fresh records of the bundled tasks in all languages (`generate.fresh_records`: drawn like the bundled
   splits, never equal to one of their records), in templates that are deliberately not those of
   `conf/task/` (xP3's prompts are not the paper's either), with the same target words.
 
@@ -82,13 +82,14 @@ def _forever(loader: DataLoader):
 
 
 def _task_loader(tokenizer, spec: dict, langs: list[str]) -> DataLoader:
-    """Fresh records of the bundled tasks in every language (see make_toy.fresh_records), each task in its
+    """Fresh records of the bundled tasks in every language (see generate.fresh_records), each task in its
     pre-training forms: a template string, or a list of forms {template, target (a format string over the
     record; default: the task's own target), labels (default: the task's)} sharing the records in turn."""
-    from softprompt_xl.toy.make_toy import fresh_records
+    from softprompt_xl.data.loaders import encode_examples, model_text
     from softprompt_xl.data.tasks import get_task
+    from softprompt_xl.toy.generate import fresh_records
 
-    sources, targets = [], []
+    examples = []
     for name, forms in spec["tasks"].items():
         forms = [{"template": forms}] if isinstance(forms, str) else list(forms)
         drawn = {lang: fresh_records(name, lang, spec["records_per_task"]) for lang in langs}  # once, for all forms
@@ -99,13 +100,12 @@ def _task_loader(tokenizer, spec: dict, langs: list[str]) -> DataLoader:
                 task_cfg.labels = list(form["labels"])
             task = get_task(task_cfg)
             for lang in langs:
-                records = [r for r in drawn[lang][k::len(forms)] if task.usable(r)]
-                sources += [task.source(r) for r in records]
-                targets += [form["target"].format(**r) if form.get("target") else task.target(r) for r in records]
-    encoded = tokenizer(sources, max_length=spec["span_corruption"]["input_length"], truncation=True)
-    labels = tokenizer(text_target=targets, max_length=spec["max_target_length"], truncation=True)["input_ids"]
-    examples = [{"input_ids": i, "attention_mask": m, "labels": t}
-                for i, m, t in zip(encoded["input_ids"], encoded["attention_mask"], labels)]
+                records, _, targets = model_text(task, drawn[lang][k::len(forms)])
+                if form.get("target"):
+                    targets = [form["target"].format(**r) for r in records]
+                examples += encode_examples(task, records, targets, tokenizer, spec["span_corruption"]["input_length"],
+                                            spec["max_target_length"], True, f"pre-training {lang} {name}")
+    examples = [{k: v for k, v in e.items() if k != "index"} for e in examples]  # the collator would batch it
     log.info("Pre-training tasks: %d examples from %s", len(examples), ", ".join(spec["tasks"]))
     collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100, return_tensors="pt")
     return DataLoader(examples, batch_size=spec["batch_size"], shuffle=True, collate_fn=collate,
