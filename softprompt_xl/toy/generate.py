@@ -377,8 +377,6 @@ def make_ner(lang: Language, sizes: dict[str, int] = QA_SIZES) -> dict[str, list
 # Natural language inference (XNLI schema: premise, hypothesis, label)
 # ---------------------------------------------------------------------------
 
-NLI_LABELS = ("entailment", "neutral", "contradiction")  # XNLI's label ids
-
 
 def _nli_item(lang: Language, rng: random.Random, label: int) -> dict:
     """A premise about one person's facts and a hypothesis of one fact: a clause of the premise (entailment),
