@@ -12,20 +12,22 @@ in brackets; the newest run of a (combo, language, task) wins. Produce the runs 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from softprompt_xl.study import records
+from softprompt_xl.study.records import RESULT_FILE, Result
 
 PRIMARY = {"qa": "f1", "ner": "span_f1", "nli": "accuracy", "checkworthy": "f1"}
 ROWS = ["zero_shot", "ta", "tp", "la_ta", "la_tp", "lp_ta", "lp_tp", "full_ft"]
 
 
 def main(outputs: Path) -> None:
-    found: dict[tuple[str, str, str], dict] = {}
-    for path in sorted(outputs.rglob("result.json"), key=lambda p: p.stat().st_mtime):
-        result = json.loads(path.read_text(encoding="utf-8"))
-        if result.get("status") == "complete":
-            found[(result["combo"], result["lang"], result["task"])] = result
+    found: dict[tuple[str, str, str], Result] = {}
+    for path in sorted(outputs.rglob(RESULT_FILE), key=lambda p: p.stat().st_mtime):
+        result = records.read(path)
+        if isinstance(result, Result):  # a finished run (not a failed job, nor a stage=lang one)
+            found[(result.combo, result.lang, result.task)] = result
     if not found:
         sys.exit(f"No finished result.json under {outputs}.")
     langs = sorted({lang for _, lang, _ in found})
@@ -40,7 +42,7 @@ def main(outputs: Path) -> None:
             if result is None:
                 cells.append("")
                 continue
-            scores = result["metrics"][lang]
+            scores = result.metrics[lang]
             cells.append(f"{scores[PRIMARY[task]]:.1f} ({scores.get('unparsed', 0):.0f})")
         print(f"| {combo} | " + " | ".join(cells) + " |")
 

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from softprompt_xl.errors import UserError
 from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec
+from softprompt_xl.study.records import cfg_run_name, lang_run_name
 from softprompt_xl.study.store import Store
 
 
@@ -58,10 +59,8 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
             raise UserError("No combo chosen. Add +combo=NAME (e.g. `python -m softprompt_xl.train +combo=lp_ta "
                             "lang=sk -m`); conf/combo/ lists them.")
         store = Store(cfg.paths.store)
-        result = store.read_result(key(result_spec(cfg)))
-        name = f"{cfg.combo.name} {cfg.lang.code} {cfg.task.name}"
-        if result and result.get("status") == "complete" and not cfg.force:
-            plan.finished.append(name)
+        if store.read_result(key(result_spec(cfg))) and not cfg.force:
+            plan.finished.append(cfg_run_name(cfg, " "))
             continue
         plan.todo.append(job)
         plan.needs.append([])
@@ -78,5 +77,5 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
             kept = [o for o in job if not o.lstrip("+~").startswith(("lang=", "eval_langs=", "stage=",
                                                                        "hydra.sweep.subdir="))]
             plan.lang_jobs.append(kept + [f"lang={code}", f"eval_langs=[{code}]", "stage=lang",
-                                          f"hydra.sweep.subdir=${{hydra.job.num}}_lang-{k.split('-')[1]}-{code}"])
+                                          f"hydra.sweep.subdir=${{hydra.job.num}}_{lang_run_name(k.split('-')[1], code)}"])
     return plan
