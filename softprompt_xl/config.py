@@ -42,6 +42,10 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, value)
     if not OmegaConf.has_resolver("spxl.mul"):  # e.g. GPUs per node = GPUs per process x processes
         OmegaConf.register_new_resolver("spxl.mul", lambda a, b: int(a) * int(b))
+    if not OmegaConf.has_resolver("spxl.run_name"):  # the job directory: hydra.sweep.subdir in conf/train.yaml
+        from softprompt_xl.study.records import run_name
+
+        OmegaConf.register_new_resolver("spxl.run_name", run_name)
 
 
 def to_plain(cfg: Any) -> Any:

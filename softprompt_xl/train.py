@@ -6,6 +6,7 @@ then ends with a list of what failed and a non-zero exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -22,9 +23,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from softprompt_xl.runtime import cluster, distributed
-from softprompt_xl.runtime.atomic import write_json
 from softprompt_xl.config import CONF_PATH, check_writable, keep_library_caches_under, register_resolvers
 from softprompt_xl.errors import UserError
+from softprompt_xl.study import records
+from softprompt_xl.study.records import RESULT_FILE, JobFailure, LangStageResult, Record, Result
 
 log = logging.getLogger("softprompt_xl")
 register_resolvers()
@@ -51,29 +53,23 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system but is not used.*")
 
 
-def summary_line(result: dict) -> str:
-    if result.get("stage") == "lang":
-        return (f"[language components for {result['lang']}] {', '.join(result['lang_components']) or 'none needed'}"
-                f" | {result['wall_time_s']:.1f} s")
-    if result.get("skipped"):
-        return f"[{result['combo']} {result['lang']} {result['task']}] skipped: finished before ({result['key']})"
+def summary_line(result: Record) -> str:
+    if isinstance(result, LangStageResult):
+        return (f"[language components for {result.lang}] {', '.join(result.lang_components) or 'none needed'}"
+                f" | {result.wall_time_s:.1f} s")
+    if result.skipped:
+        return f"[{result.name(' ')}] skipped: finished before ({result.key})"
     metrics = "; ".join(
-        f"{lang}: " + " ".join(f"{k}={v:.1f}" for k, v in scores.items()) for lang, scores in result["metrics"].items()
+        f"{lang}: " + " ".join(f"{k}={v:.1f}" for k, v in scores.items()) for lang, scores in result.metrics.items()
     )
-    params = ", ".join(f"{part}={n:,}" for part, n in result["trainable_params"].items()) or "none"
-    return (f"[{result['combo']} {result['lang']} {result['task']}] {metrics} | trainable: {params} | "
-            f"{result['steps']} steps | {result['wall_time_s']:.1f} s")
-
-
-def job_identity(cfg: DictConfig) -> dict:
-    """What a result.json that is not a complete result says about its job."""
-    return {"combo": cfg.combo.name, "lang": cfg.lang.code, "task": cfg.task.name, "backbone": cfg.backbone.id,
-            "seed": cfg.seed}
+    params = ", ".join(f"{part}={n:,}" for part, n in result.trainable_params.items()) or "none"
+    return (f"[{result.name(' ')}] {metrics} | trainable: {params} | {result.steps} steps | "
+            f"{result.wall_time_s:.1f} s")
 
 
 def run_job(cfg: DictConfig) -> dict:
+    """Run one job and write its result.json (a result, or why there is none); return the record as JSON."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
-    identity = job_identity(cfg)
     started = time.time()
     from softprompt_xl.study import stages
     from softprompt_xl.runtime.divergence import Diverged
@@ -82,13 +78,13 @@ def run_job(cfg: DictConfig) -> dict:
     interrupted_by = None
     try:
         result = stages.run(cfg, output_dir)
-        if not distributed.is_zero():  # one of several processes of the run: rank 0 reports
-            return result
+        if not distributed.is_zero():  # one of several processes of the run: rank 0 records and reports
+            return {"rank": distributed.rank(), "status": "complete"}
         log.info("%s", summary_line(result))
     except Interrupted as err:
         log.warning("Job interrupted: %s", err)
         interrupted_by = err.signum
-        result = {**identity, "status": "interrupted", "error": str(err), "wall_time_s": round(time.time() - started, 1)}
+        result = JobFailure.interrupted(cfg, str(err), wall_time_s=round(time.time() - started, 1))
     except Exception as err:  # noqa: BLE001 - any failure must be recorded and must not stop the sweep
         overrides = " ".join(HydraConfig.get().overrides.task)
         if isinstance(err, (UserError, Diverged)):  # said in full by its message: no traceback
@@ -97,20 +93,18 @@ def run_job(cfg: DictConfig) -> dict:
             message = f"{type(err).__name__}: {err}"
             log.error("%s", traceback.format_exc())
         log.error("Job failed (%s): %s", overrides, message)
-        result = {**identity, "status": "failed", "error": message, "overrides": overrides,
-                  "wall_time_s": round(time.time() - started, 1)}
-        if isinstance(err, Diverged):
-            result["diverged"] = err.record
+        result = JobFailure.failed(cfg, message, overrides=overrides, wall_time_s=round(time.time() - started, 1),
+                                   diverged=err.record if isinstance(err, Diverged) else None)
     if distributed.is_zero():
-        write_json(output_dir / "result.json", result)
+        records.write(output_dir / RESULT_FILE, result)
     if interrupted_by is not None:
         try:
             cluster.after_interrupt(interrupted_by)  # under SLURM: requeued (or left to SLURM), and exits
         except Exception as err:  # noqa: BLE001 - e.g. submitit's "Job not requeued because: timed-out too many times"
             log.error("Not requeued: %s", err)
-            result["error"] += f" Not requeued: {err}"
-            write_json(output_dir / "result.json", result)
-    return result
+            result.error += f" Not requeued: {err}"
+            records.write(output_dir / RESULT_FILE, result)
+    return result.to_json()
 
 
 @hydra.main(config_path=CONF_PATH, config_name="train", version_base="1.3")
@@ -120,15 +114,16 @@ def main(cfg: DictConfig) -> dict:
     if HydraConfig.get().mode == RunMode.RUN:  # a sweep of one: checked and planned here, as the sweeper does a multirun's
         skipped = check_and_plan_single_run(cfg)
         if skipped:
+            records.write(Path(HydraConfig.get().runtime.output_dir) / RESULT_FILE, skipped)
             log.info("%s", summary_line(skipped))
-            return skipped
+            return skipped.to_json()
     result = run_job(cfg)
     if result["status"] != "complete" and HydraConfig.get().mode != RunMode.MULTIRUN:
         sys.exit(1)
     return result
 
 
-def check_and_plan_single_run(cfg: DictConfig) -> dict | None:
+def check_and_plan_single_run(cfg: DictConfig) -> Result | None:
     """Exit with the message of a configuration no job could run with; return the stored result if the run
     finished before (it is skipped), else None."""
     from softprompt_xl.study import schema
@@ -145,7 +140,7 @@ def check_and_plan_single_run(cfg: DictConfig) -> dict | None:
                   "+combo=lp_ta lang=sk,cs dry_run=true -m`).")
         sys.exit(2)
     done = finished_result(cfg, Store(cfg.paths.store)) if cfg.job == "run" and cfg.stage != "lang" else None
-    return {**done, "skipped": True} if done else None
+    return dataclasses.replace(done, skipped=True) if done else None
 
 
 class PrepareOutputRoot(Callback):
@@ -169,32 +164,28 @@ class ReportFailedJobs(Callback):
     """At the end of a multirun: list the jobs that failed (or left no result) and exit non-zero if any did."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        import json
-
         if config.get("dry_run"):
             return
         sweep_dir = Path(config.hydra.sweep.dir)
         # a job that ran has its .hydra/; one that never started (e.g. cancelled in the queue) only the
         # result.json its launcher wrote for it
-        jobs = sorted({p.parent for pattern in ("*/.hydra", "*/result.json") for p in sweep_dir.glob(pattern)})
+        jobs = sorted({p.parent for pattern in ("*/.hydra", f"*/{RESULT_FILE}") for p in sweep_dir.glob(pattern)})
         if not jobs:
             log.info("Nothing was launched: every run of the sweep had finished before (see the plan above).")
             return
         problems, diverged = [], 0
         for job in jobs:
-            result_file = job / "result.json"
-            if not result_file.exists():
-                problems.append(f"  {job.name}: no result.json (the job died; see {job}/)")
-                continue
-            result = json.loads(result_file.read_text())
-            if result.get("status") != "complete":
-                problems.append(f"  {job.name}: {result.get('error', 'failed')}")
-                diverged += "diverged" in result
+            result = records.read(job / RESULT_FILE)
+            if result is None:  # (a damaged one is named in a warning)
+                problems.append(f"  {job.name}: no {RESULT_FILE} (the job died; see {job}/)")
+            elif isinstance(result, JobFailure):
+                problems.append(f"  {job.name}: {result.error}")
+                diverged += result.diverged is not None
         if problems:
             log.error("%d of %d jobs failed%s:\n%s", len(problems), len(jobs),
                       f" ({diverged} of them diverged)" if diverged else "", "\n".join(problems))
             sys.exit(1)
-        log.info("All %d jobs complete. Results: %s/*/result.json", len(jobs), sweep_dir)
+        log.info("All %d jobs complete. Results: %s/*/%s", len(jobs), sweep_dir, RESULT_FILE)
 
 
 def multirun_flag_last(argv: list[str]) -> list[str]:

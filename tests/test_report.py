@@ -17,7 +17,9 @@ import pytest
 
 from conftest import SHARED_CACHE, run_cli
 from softprompt_xl.config import PROJECT_DIR
+from softprompt_xl.study import records
 from softprompt_xl.study.keys import comparison_spec, key, result_spec
+from softprompt_xl.study.records import RESULT_FILE, JobFailure, Result
 from softprompt_xl.study.store import Store
 from wandb_files import read_run
 
@@ -34,16 +36,16 @@ def report(*args: str, env: dict | None = None, cwd: Path | None = None) -> subp
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
 
 
-def save(store: Store, cfg, metrics: dict, **extra) -> dict:
+def save(store: Store, cfg, metrics: dict) -> Result:
     """A result as the pipeline stores it: its key and comparison spec from the real config."""
-    result = {"combo": cfg.combo.name, "lang": cfg.lang.code, "task": cfg.task.name, "backbone": cfg.backbone.id,
-              "seed": cfg.seed, "metrics": metrics, "eval_langs": list(metrics), "status": "complete",
-              "trainable_params": {"task": 0 if cfg.combo.name == "zero_shot" else 2320},
-              "train_time_s": None if cfg.combo.name == "zero_shot" else 10.0 + cfg.seed,
-              "lang_component": f"lang-prompt-{cfg.lang.code}-x" if cfg.combo.components.lang else None,
-              "lang_component_params": 1280 if cfg.combo.components.lang else None,
-              "lang_train_time_s": 5.0 if cfg.combo.components.lang else None,
-              "spec": json.loads(json.dumps(comparison_spec(cfg))), **extra}
+    result = Result(combo=cfg.combo.name, lang=cfg.lang.code, task=cfg.task.name, backbone=cfg.backbone.id,
+                    seed=cfg.seed, metrics=metrics, eval_langs=list(metrics),
+                    trainable_params={"task": 0 if cfg.combo.name == "zero_shot" else 2320},
+                    train_time_s=None if cfg.combo.name == "zero_shot" else 10.0 + cfg.seed,
+                    lang_component=f"lang-prompt-{cfg.lang.code}-x" if cfg.combo.components.lang else None,
+                    lang_component_params=1280 if cfg.combo.components.lang else None,
+                    lang_train_time_s=5.0 if cfg.combo.components.lang else None,
+                    spec=json.loads(json.dumps(comparison_spec(cfg))), wall_time_s=1.0)
     store.save_result(key(result_spec(cfg)), result)
     return result
 
@@ -63,10 +65,9 @@ def fixture_root(tmp_path_factory, make_cfg):
     other = make_cfg("+combo=lp_ta", "lang=sk", "task=ner", "seed=1", "backbone=mt0_base")
     save(store, other, {"sk": {"span_f1": 0.5, "unparsed": 0.0}})
     # A job that failed (its result.json in its job directory; the store holds nothing for it).
-    failed = root / "outputs" / "multirun" / "2026-01-01_00-00-00" / "3_tp-sk-ner"
-    failed.mkdir(parents=True)
-    (failed / "result.json").write_text(json.dumps({"combo": "tp", "lang": "sk", "task": "ner", "backbone": "tiny",
-                                                    "seed": 1, "status": "failed", "error": "RuntimeError: boom"}))
+    failed = make_cfg("+combo=tp", "lang=sk", "task=ner", "seed=1")
+    records.write(root / "outputs" / "multirun" / "2026-01-01_00-00-00" / "3_tp-sk-ner" / RESULT_FILE,
+                  JobFailure.failed(failed, "RuntimeError: boom"))
     return root, scores
 
 

@@ -15,12 +15,12 @@ job directory, same store keys, so it resumes from its checkpoint (softprompt_xl
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -97,19 +97,23 @@ class _WaitForEveryJob(BaseSubmititLauncher):
     def _record(self, overrides: list[str], idx: int, reason: str) -> None:
         """Into the job's result.json, so that the sweep's summary lists it: a job that never started has no
         directory yet, and one that was interrupted keeps what it said (e.g. where its checkpoint is)."""
-        from softprompt_xl.runtime.atomic import write_json
+        from softprompt_xl.study import records
+        from softprompt_xl.study.records import RESULT_FILE, JobFailure
 
         assert self.hydra_context is not None and self.config is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         with open_dict(cfg.hydra.job):
             cfg.hydra.job.num = idx
-        path = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir) / "result.json"
-        result = json.loads(path.read_text()) if path.exists() else {}
-        if result.get("status") == "complete":  # it finished its work; only its exit went wrong
+        path = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir) / RESULT_FILE
+        said = records.read(path)
+        if said is not None and not isinstance(said, JobFailure):  # it finished its work; only its exit went wrong
             return
-        error = f"{result['error']} ({reason})" if result.get("error") else reason
-        write_json(path, {**result, "status": result.get("status", "failed"), "error": error,
-                          "overrides": " ".join(filter_overrides(overrides))})
+        command = " ".join(filter_overrides(overrides))
+        if said is None:
+            records.write(path, JobFailure.failed(cfg, reason, overrides=command))
+        else:
+            records.write(path, replace(said, error=f"{said.error} ({reason})" if said.error else reason,
+                                        overrides=command))
 
 
 class SlurmLauncher(_WaitForEveryJob):

@@ -73,14 +73,14 @@ class StagedSweeper(BasicSweeper):
     def _record_not_run(self, job: list[str], idx: int, error: str) -> None:
         from omegaconf import open_dict
 
-        from softprompt_xl.runtime.atomic import write_json
-        from softprompt_xl.train import job_identity
+        from softprompt_xl.study import records
+        from softprompt_xl.study.records import RESULT_FILE, JobFailure
 
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
         with open_dict(cfg.hydra.job):
             cfg.hydra.job.num = idx
-        path = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir) / "result.json"
-        write_json(path, {**job_identity(cfg), "status": "failed", "error": error, "overrides": " ".join(job)})
+        path = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir) / RESULT_FILE
+        records.write(path, JobFailure.failed(cfg, error, overrides=" ".join(job)))
 
 
 def _failure(returned: Any) -> str | None:

@@ -15,6 +15,8 @@ from omegaconf import OmegaConf
 
 from softprompt_xl.config import stable_hash
 from softprompt_xl.errors import UserError
+from softprompt_xl.study import records
+from softprompt_xl.study.records import RESULT_FILE, JobFailure, Result, cfg_run_name
 from softprompt_xl.study.store import Store
 
 log = logging.getLogger(__name__)
@@ -23,7 +25,7 @@ RUN_EXAMPLE = "`python -m softprompt_xl.train +combo=lp_ta,ta lang=en,sk -m`"
 
 @dataclass
 class Selection:
-    results: list[dict]
+    results: list[Result]
     filters: dict[str, str]
     source: str  # where the results were read, in words
     missing: list[str] = field(default_factory=list)  # runs an experiment plans that have no result
@@ -37,15 +39,15 @@ def filters(cfg: Any) -> dict[str, str]:
     return {k: v for k, v in chosen.items() if v}
 
 
-def _field(result: dict, name: str) -> Any:
+def _field(result: Result, name: str) -> Any:
     if name == "data":  # only the comparison spec records the data choice
-        return (((result.get("spec") or {}).get("shared") or {}).get("data") or {}).get("name")
-    return result.get(name)
+        return ((result.spec.get("shared") or {}).get("data") or {}).get("name")
+    return getattr(result, name)
 
 
 def select(cfg: Any, experiment: str | None) -> Selection:
     if cfg.source == "store":
-        results, where = read_store(Store(cfg.paths.store)), f"store {cfg.paths.store}"
+        results, where = Store(cfg.paths.store).results(), f"store {cfg.paths.store}"
     elif cfg.source == "wandb":
         results, where = read_wandb(cfg)
     else:
@@ -60,16 +62,15 @@ def select(cfg: Any, experiment: str | None) -> Selection:
     if experiment and kept:  # (composing a study's runs takes seconds: not when the filters left nothing)
         planned = experiment_runs(cfg, experiment, chosen.get("task"))
         ids = {p["id"] for p in planned}
-        selection.results = [r for r in kept if _run_id(r) in ids]
-        present = {_run_id(r) for r in selection.results}
+        selection.results = [r for r in kept if _run_id(r.spec, r.lang, r.task) in ids]
+        present = {_run_id(r.spec, r.lang, r.task) for r in selection.results}
         selection.missing = [p["name"] for p in planned if p["id"] not in present]
     if not selection.results:
         held = {k: sorted({str(_field(r, k)) for r in results}) for k in ("task", "backbone", "data")}
         wanted = " ".join(f"{k}={v}" for k, v in chosen.items()) + (f" experiment={experiment}" if experiment else "")
-        unrecorded = " ('None': results written before the data choice was recorded)" if "None" in held["data"] else ""
         raise UserError(f"No finished result in the {where} matches {wanted.strip()}: it holds tasks "
                         f"{', '.join(held['task'])}, backbones {', '.join(held['backbone'])}, data "
-                        f"{', '.join(held['data'])}{unrecorded}. Change or drop the filter, or run those runs first "
+                        f"{', '.join(held['data'])}. Change or drop the filter, or run those runs first "
                         "(the same filters on `python -m softprompt_xl.train`).")
     if cfg.source == "store":
         selection.failed = failed_jobs(Path(cfg.paths.outputs), results, chosen,
@@ -77,9 +78,9 @@ def select(cfg: Any, experiment: str | None) -> Selection:
     return selection
 
 
-def _run_id(result: dict) -> str:
+def _run_id(spec: dict, lang: str, task: str) -> str:
     """What identifies a run across seeds and evaluation languages: its comparison spec, language and task."""
-    return stable_hash([result.get("spec"), result["lang"], result["task"]])
+    return stable_hash([spec, lang, task])
 
 
 def experiment_runs(cfg: Any, experiment: str, task: str | None = None) -> list[dict]:
@@ -107,45 +108,31 @@ def experiment_runs(cfg: Any, experiment: str, task: str | None = None) -> list[
         if task is not None and run.task.name != task:
             continue
         spec = comparison_spec(run)
-        planned.append({"id": _run_id({"spec": json.loads(json.dumps(spec)), "lang": run.lang.code,
-                                       "task": run.task.name}),
-                        "name": f"{run.combo.name} {run.lang.code} {run.task.name}"})
+        planned.append({"id": _run_id(json.loads(json.dumps(spec)), run.lang.code, run.task.name),
+                        "name": cfg_run_name(run, " ")})
     return planned
 
 
-def failed_jobs(outputs: Path, results: list[dict], chosen: dict[str, str], only: list[str] | None) -> list[str]:
+def failed_jobs(outputs: Path, results: list[Result], chosen: dict[str, str], only: list[str] | None) -> list[str]:
     """Jobs whose result.json says failed or interrupted, unless a later run of the same one completed; with
     `only` (an experiment's missing runs), just those."""
-    done = {(r.get("combo"), r.get("lang"), r.get("task"), r.get("backbone"), r.get("seed")) for r in results}
+    done = {(r.combo, r.lang, r.task, r.backbone, r.seed) for r in results}
     found = []
-    for path in sorted(outputs.rglob("result.json")) if outputs.exists() else []:
-        job = json.loads(path.read_text(encoding="utf-8"))
-        status = job.get("status")
-        if status == "complete" or any(job.get(k) != v for k, v in chosen.items() if k != "data"):
+    for path in sorted(outputs.rglob(RESULT_FILE)) if outputs.exists() else []:
+        job = records.read(path)
+        if not isinstance(job, JobFailure) or any(getattr(job, k) != v for k, v in chosen.items() if k != "data"):
             continue
-        if (job.get("combo"), job.get("lang"), job.get("task"), job.get("backbone"), job.get("seed")) in done:
+        if (job.combo, job.lang, job.task, job.backbone, job.seed) in done:
             continue
-        name = f"{job.get('combo')} {job.get('lang')} {job.get('task')}"
+        name = job.name(" ")
         if only is not None and name not in only:
             continue
-        advice = "resumable: run the same command again" if status == "interrupted" else job.get("error", "?")
-        found.append(f"{name} (seed {job.get('seed')}, {job.get('backbone')}): {status} - {advice} [{path.parent}]")
+        advice = "resumable: run the same command again" if job.status == "interrupted" else job.error
+        found.append(f"{name} (seed {job.seed}, {job.backbone}): {job.status} - {advice} [{path.parent}]")
     return found
 
 
-def read_store(store: Store) -> list[dict]:
-    results = [r for r in store.results() if r.get("status") == "complete"]
-    for result in results:  # results written before the cost of the language component was recorded
-        if result.get("lang_component") and "lang_component_params" not in result:
-            header_file = store.component_dir(result["lang_component"]) / "component.json"
-            if header_file.exists():
-                header = json.loads(header_file.read_text(encoding="utf-8"))
-                result["lang_component_params"] = header.get("num_parameters")
-                result["lang_train_time_s"] = header.get("meta", {}).get("wall_time_s")
-    return results
-
-
-def read_wandb(cfg: Any) -> tuple[list[dict], str]:
+def read_wandb(cfg: Any) -> tuple[list[Result], str]:
     """The results recorded in the summaries of the project's eval runs (the same records the store holds)."""
     from softprompt_xl.runtime.tracking import wandb_environment
 
@@ -167,5 +154,10 @@ def read_wandb(cfg: Any) -> tuple[list[dict], str]:
     except Exception as err:  # noqa: BLE001 - no login, no network, no such project: all end in the same advice
         raise UserError(f"Could not read the runs of the W&B project '{project}' ({type(err).__name__}: "
                         f"{str(err).splitlines()[0] if str(err) else ''}). {advice}") from None
-    results = [json.loads(text) for run in runs if isinstance(text := run.summary.get("result"), str)]
-    return [r for r in results if r.get("status") == "complete"], f"W&B project {project}"
+    results = []
+    for run in runs:
+        try:
+            results.append(records.from_json(json.loads(run.summary.get("result"))))
+        except (TypeError, ValueError):  # no result in the summary (a run that failed), or not one this reads
+            continue
+    return [r for r in results if isinstance(r, Result)], f"W&B project {project}"

@@ -17,12 +17,12 @@ from omegaconf import OmegaConf
 
 from softprompt_xl.config import group_options, load_option, stable_hash
 from softprompt_xl.errors import UserError
+from softprompt_xl.study.records import Result
 
 # Paper order: baselines, task part alone, then language part + task part (prompt, adapter, LoRA).
 COMBO_ORDER = ["zero_shot", "ta", "tp", "tl", "la_ta", "la_tp", "la_tl", "lp_ta", "lp_tp", "lp_tl",
                "ll_ta", "ll_tp", "ll_tl", "full_ft"]
 LOWER_IS_BETTER = {"unparsed"}
-MISSING_SPEC = {"recorded": False}  # results written before comparison specs: grouped apart, never mixed in
 
 
 @dataclass
@@ -82,33 +82,31 @@ def lang_order(codes: set[str], resource: dict[str, str]) -> list[str]:
     return sorted(codes, key=lambda c: (resource.get(c) == "low", c != "en", c))
 
 
-def primary_metric(task: str, spec: dict) -> str:
-    """The score that selected the best validation step of the task's runs."""
+def primary_metric(spec: dict) -> str:
+    """The score that selected the best validation step of the task's runs (its task's config is in the spec)."""
     from softprompt_xl.data.tasks import get_task
 
-    task_cfg = spec.get("shared", {}).get("task_config") or load_option("task", task)
-    return get_task(OmegaConf.create(task_cfg)).primary_metric
+    return get_task(OmegaConf.create(spec["shared"]["task_config"])).primary_metric
 
 
-def build(results: list[dict], metric: str | None = None, transfer_from: str | None = None) -> tuple[list[Section], list[str]]:
+def build(results: list[Result], metric: str | None = None, transfer_from: str | None = None) -> tuple[list[Section], list[str]]:
     """Sections (task x setting) from complete results, and notes on what was set aside."""
     resource, notes = languages(), []
     # One score per (setting, configuration, source, target, seed): the newest result wins (an older one of the
     # same configuration and seed differs only in something the comparison does not see, e.g. edited data).
-    points: dict[tuple, tuple[str, float, dict]] = {}
+    points: dict[tuple, tuple[str, float, Result]] = {}
     superseded, lacking = 0, {}
-    for result in sorted(results, key=lambda r: r.get("created", "")):
-        spec = result.get("spec") or {"shared": {**MISSING_SPEC, "backbone": result.get("backbone")},
-                                      "combo": {"combo": result["combo"]}}
-        task_metric = metric or primary_metric(result["task"], spec)
-        for target, scores in result["metrics"].items():
+    for result in sorted(results, key=lambda r: r.created or ""):
+        spec = result.spec
+        task_metric = metric or primary_metric(spec)
+        for target, scores in result.metrics.items():
             if task_metric not in scores:
-                lacking.setdefault(result["task"], set()).update(scores)
+                lacking.setdefault(result.task, set()).update(scores)
                 continue
-            at = (result["task"], stable_hash(spec["shared"]), stable_hash(spec["combo"]), result["lang"], target,
-                  result["seed"])
+            at = (result.task, stable_hash(spec["shared"]), stable_hash(spec["combo"]), result.lang, target,
+                  result.seed)
             superseded += at in points
-            points[at] = (task_metric, float(scores[task_metric]), {**result, "spec": spec})
+            points[at] = (task_metric, float(scores[task_metric]), result)
     if not points:
         raise UserError(f"No result has the metric '{metric}' (report.metric): they have "
                         f"{', '.join(sorted(set().union(*lacking.values())))}. Choose one of those, or drop report.metric "
@@ -123,12 +121,12 @@ def build(results: list[dict], metric: str | None = None, transfer_from: str | N
     if superseded:
         notes.append(f"{superseded} score(s) superseded by a newer result of the same configuration and seed")
 
-    by_section: dict[tuple[str, str], dict[tuple, tuple[str, float, dict]]] = {}
+    by_section: dict[tuple[str, str], dict[tuple, tuple[str, float, Result]]] = {}
     for at, value in points.items():
         by_section.setdefault(at[:2], {})[at] = value
     sections = []
     for task in sorted({t for t, _ in by_section}):
-        settings = {s: next(iter(by_section[(task, s)].values()))[2]["spec"]["shared"] for t, s in by_section if t == task}
+        settings = {s: next(iter(by_section[(task, s)].values()))[2].spec["shared"] for t, s in by_section if t == task}
         for setting_id, shared in sorted(settings.items(), key=lambda kv: str(kv[1].get("backbone"))):
             slug = task if len(settings) == 1 else f"{task}-{setting_id[:6]}"
             sections.append(_section(task, slug, shared, _differences(shared, settings.values()),
@@ -139,10 +137,10 @@ def build(results: list[dict], metric: str | None = None, transfer_from: str | N
 def _section(task: str, slug: str, shared: dict, differs: str, points: dict, transfer_from: str | None,
              resource: dict[str, str]) -> Section:
     metric = next(iter(points.values()))[0]
-    configs: dict[str, dict] = {}  # config id -> its spec part and a result
+    configs: dict[str, Result] = {}  # config id -> a result of it
     for (_, _, config, *_), (_, _, result) in points.items():
         configs.setdefault(config, result)
-    order = sorted(configs, key=lambda c: (_combo_rank(configs[c]["combo"]), stable_hash(configs[c]["spec"]["combo"])))
+    order = sorted(configs, key=lambda c: (_combo_rank(configs[c].combo), stable_hash(configs[c].spec["combo"])))
     labels = _row_labels({c: configs[c] for c in order})
 
     def cells(config: str, source_of) -> dict[str, Cell]:
@@ -181,7 +179,7 @@ def _section(task: str, slug: str, shared: dict, differs: str, points: dict, tra
                 matrix.setdefault((source, target), []).append(value)
         sources = lang_order({s for s, _ in matrix}, resource)
         targets = lang_order({t for _, t in matrix}, resource)
-        combo = configs[config]["combo"]
+        combo = configs[config].combo
         name = combo if labels[config] == combo_label(combo) else f"{combo}-{config[:6]}"
         transfer.append(Table(
             slug=f"{slug}/transfer-{name}", title=f"{labels[config]}: trained on (rows), tested on (columns), {metric}",
@@ -194,17 +192,17 @@ def _section(task: str, slug: str, shared: dict, differs: str, points: dict, tra
 
 def _cost(slug: str, task: str, order: list[str], labels: dict[str, str], points: dict) -> Table:
     """Trainable parameters and training time per configuration (over its runs: languages and seeds)."""
-    runs: dict[str, dict[str, dict]] = {c: {} for c in order}
+    runs: dict[str, dict[str, Result]] = {c: {} for c in order}
     for (_, _, config, *_), (_, _, result) in points.items():
-        runs[config][result["key"]] = result
+        runs[config][result.key] = result
     rows = []
     for config in order:
         results = list(runs[config].values())
-        task_params = {sum((r.get("trainable_params") or {}).values()) for r in results}
-        lang_params = {r.get("lang_component_params") for r in results if r.get("lang_component")}
+        task_params = {sum(r.trainable_params.values()) for r in results}
+        lang_params = {r.lang_component_params for r in results if r.lang_component}
         # Nothing trained (zero-shot) took no training time; a time the result lacks is missing, not zero.
-        times = [0.0 if sum((r.get("trainable_params") or {}).values()) == 0 else r.get("train_time_s") for r in results]
-        lang_times = {r["lang_component"]: r.get("lang_train_time_s") for r in results if r.get("lang_component")}
+        times = [0.0 if sum(r.trainable_params.values()) == 0 else r.train_time_s for r in results]
+        lang_times = {r.lang_component: r.lang_train_time_s for r in results if r.lang_component}
         rows.append([labels[config], _one(task_params), _one(lang_params) if lang_params else 0,
                      _cell(times), _cell(list(lang_times.values())) if lang_times else 0.0, len(results)])
     return Table(slug=f"{slug}/cost", title=f"{task} — trainable parameters and training time per configuration",
@@ -251,12 +249,12 @@ def _combo_rank(combo: str) -> tuple[int, str]:
     return (COMBO_ORDER.index(combo) if combo in COMBO_ORDER else len(COMBO_ORDER), combo)
 
 
-def _row_labels(configs: dict[str, dict]) -> dict[str, str]:
+def _row_labels(configs: dict[str, Result]) -> dict[str, str]:
     """Paper labels (LP+TA); a combo run with two sets of hyperparameters gets what differs in brackets."""
     labels = {}
     for config, result in configs.items():
-        same = [r["spec"]["combo"] for r in configs.values() if r["combo"] == result["combo"]]
-        labels[config] = combo_label(result["combo"]) + _differences(result["spec"]["combo"], same, brackets=True)
+        same = [r.spec["combo"] for r in configs.values() if r.combo == result.combo]
+        labels[config] = combo_label(result.combo) + _differences(result.spec["combo"], same, brackets=True)
     return labels
 
 
@@ -278,8 +276,6 @@ def _differences(spec: dict, others: Any, brackets: bool = False, limit: int = 4
 
 
 def _describe(shared: dict) -> str:
-    if not shared.get("recorded", True):
-        return f"backbone {shared.get('backbone')}; configuration not recorded (result written before comparison specs)"
     stage = shared.get("stage") or {}
     return (f"backbone {shared['backbone'].get('name')}, data {shared['data'].get('name')}"
             + (" (own files)" if "files" in shared["data"] else "")

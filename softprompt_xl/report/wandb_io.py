@@ -13,17 +13,18 @@ from softprompt_xl.errors import UserError
 from softprompt_xl.runtime.tracking import wandb_environment
 from softprompt_xl.report.render import flat
 from softprompt_xl.report.tables import Section
+from softprompt_xl.study.records import Result
 
 log = logging.getLogger(__name__)
 
 
-def log_report(cfg: Any, name: str, sections: list[Section], results: list[dict], folder: Path) -> str:
+def log_report(cfg: Any, name: str, sections: list[Section], results: list[Result], folder: Path) -> str:
     """Log the report; returns where it went, in words."""
     settings = cfg.logger.get("wandb")
     if settings is None:
         raise UserError("report.wandb=true logs to the W&B project named in logger.wandb, which was switched off "
                         "(logger=csv or logger=none). Drop that override, or leave report.wandb=false.")
-    runs = [r["wandb"] for r in results if r.get("wandb")]
+    runs = [r.wandb for r in results if r.wandb]
     groups, projects = sorted({r["group"] for r in runs}), sorted({r["project"] for r in runs})
     group = cfg.report.group or (groups[0] if len(groups) == 1 else f"report-{name}")
     if not cfg.report.group and len(groups) != 1:

@@ -8,7 +8,6 @@ block in the config to filter and group by, and each trained component as an art
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from typing import Any, Iterator
 
 from softprompt_xl.config import stable_hash, to_plain
 from softprompt_xl.errors import UserError
+from softprompt_xl.model.component_header import ComponentHeader
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +105,10 @@ def _artifact(path: Path) -> Any:
     """A stored component as a W&B artifact: named by its store key, typed by its role, its files as stored."""
     import wandb
 
-    header = json.loads((path / "component.json").read_text(encoding="utf-8"))
-    meta = header.get("meta", {})
-    artifact = wandb.Artifact(path.name, type=f"{header['role']}-component", metadata={
-        "store_key": path.name, "role": header["role"], "kind": header["kind"], "name": header.get("name"),
-        "num_parameters": header.get("num_parameters"), "spec": meta.get("spec"),
+    header = ComponentHeader.read(path)
+    artifact = wandb.Artifact(path.name, type=f"{header.role}-component", metadata={
+        "store_key": path.name, "role": header.role, "kind": header.kind, "name": header.name,
+        "num_parameters": header.num_parameters, "spec": header.meta.get("spec"),
     })
     artifact.add_dir(str(path))
     return artifact

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from softprompt_xl.study import schema
 from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec
+from softprompt_xl.study.records import Result, cfg_run_name, lang_run_name
 from softprompt_xl.study.store import Store
 
 
@@ -30,7 +31,7 @@ class LangComponentJob:
         kept = [o for o in run_overrides if not o.lstrip("+~").startswith(("lang=", "job=", "stage=", "eval_langs=",
                                                                                  "hydra.sweep.subdir="))]
         return cls(k, kind, lang, (*kept, f"lang={lang}", f"job={cls.TYPE}",
-                                   f"hydra.sweep.subdir=${{hydra.job.num}}_lang-{kind}-{lang}"))
+                                   f"hydra.sweep.subdir=${{hydra.job.num}}_{lang_run_name(kind, lang)}"))
 
     def describe(self) -> str:
         return f"{self.kind} {self.lang}"
@@ -77,10 +78,10 @@ class SweepPlan:
         return launch, left_out
 
 
-def finished_result(cfg: Any, store: Store) -> dict | None:
+def finished_result(cfg: Any, store: Store) -> Result | None:
     """The stored result of the run `cfg` if it finished before and force=true does not ask to recompute it."""
     result = store.read_result(key(result_spec(cfg)))
-    return result if result and result.get("status") == "complete" and not cfg.force else None
+    return result if result and not cfg.force else None
 
 
 def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> SweepPlan:
@@ -94,7 +95,7 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
     for job, cfg in configs:
         store = Store(cfg.paths.store)
         if finished_result(cfg, store):
-            plan.finished.append(f"{cfg.combo.name} {cfg.lang.code} {cfg.task.name}")
+            plan.finished.append(cfg_run_name(cfg, " "))
             continue
         needs = []
         for code in dict.fromkeys([cfg.lang.code, *eval_langs(cfg)]):

@@ -25,10 +25,12 @@ from softprompt_xl.data.sources import task_source
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard
 from softprompt_xl.errors import UserError
+from softprompt_xl.model.component_header import ComponentHeader
 from softprompt_xl.model.module import Seq2SeqModule, SpanCorruptionScore
 from softprompt_xl.study.keys import comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec, with_lang
 from softprompt_xl.runtime.resume import Checkpointing, resume_point
 from softprompt_xl.study.plan import LangComponentJob
+from softprompt_xl.study.records import LangStageResult, Result, cfg_run_name, lang_run_name
 from softprompt_xl.study.store import Store
 from softprompt_xl.runtime.tracking import log_component, log_summary, run_info, stage_logger, use_components
 
@@ -99,7 +101,7 @@ def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_
                             "combo.components.lang.optimizer.lr")
     callbacks = [CorpusPosition(stream), guard, Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
     tags = [spec["kind"], cfg.lang.code, cfg.backbone.id]
-    with stage_logger(cfg, "lang", f"lang-{spec['kind']}-{cfg.lang.code}", name, output_dir, tags) as logger:
+    with stage_logger(cfg, "lang", lang_run_name(spec['kind'], cfg.lang.code), name, output_dir, tags) as logger:
         trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, callbacks=callbacks)
         fit(trainer, module, store, name, logger, loader, ckpt_path=resume_from)
         loss = trainer.callback_metrics.get("train/loss")
@@ -140,10 +142,10 @@ def _heldout_scores(cfg: Any, net: ComposedModel, tokenizer: Any, logger: Any, o
     return scores
 
 
-def run(cfg: Any, output_dir: Path) -> dict:
+def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
     """Do the job `cfg` describes (checked by study/schema.py and planned by study/plan.py before it started):
     train one language component, or train (or find) and evaluate one (combo, language, task), storing and
-    returning its result record."""
+    returning its result record (None on the other processes of a multi-process run: rank 0 records)."""
     distributed.start(cfg.trainer)
     store = Store(cfg.paths.store)
     if cfg.job == LangComponentJob.TYPE:
@@ -164,13 +166,11 @@ def run(cfg: Any, output_dir: Path) -> dict:
         net.load(lang_path)
     trained = train_task_part(cfg, store, net, task, output_dir, lang_path)
     if not distributed.is_zero():  # rank 0 evaluates and stores the result
-        return {"combo": combo.name, "lang": cfg.lang.code, "task": task.name, "rank": distributed.rank(),
-                "status": "complete"}
+        return None
 
     metrics, used, logger_tags = {}, {}, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]
     module = Seq2SeqModule(net, [], None, 0, task)
-    name = f"{combo.name}-{cfg.lang.code}-{task.name}"
-    with stage_logger(cfg, "eval", f"eval-{name}", result_key, output_dir, logger_tags) as logger:
+    with stage_logger(cfg, "eval", f"eval-{cfg_run_name(cfg)}", result_key, output_dir, logger_tags) as logger:
         if trained["task_component"]:
             use_components(logger, [store.component_dir(trained["task_component"])])
         for code in eval_langs(cfg):
@@ -194,26 +194,17 @@ def run(cfg: Any, output_dir: Path) -> dict:
                 net.remove("lang")
                 net.load(lang_path)
         use_components(logger, [store.component_dir(k) for k in dict.fromkeys(used.values()) if k])
-        result = {
-            "combo": combo.name,
-            "lang": cfg.lang.code,
-            "task": task.name,
-            "backbone": cfg.backbone.id,
-            "seed": cfg.seed,
-            "metrics": metrics,
-            "eval_langs": list(metrics),
-            **trained,
-            "lang_component": lang_path.name if lang_path else None,
-            **_lang_component_cost(lang_path),
-            "eval_lang_components": used,
-            "spec": comparison_spec(cfg),  # what the report groups by: never averaged with a different setting
-            "wandb": run_info(logger),
-            "wall_time_s": round(time.time() - started, 1),
-            "status": "complete",
-        }
+        result = Result(
+            combo=combo.name, lang=cfg.lang.code, task=task.name, backbone=cfg.backbone.id, seed=cfg.seed,
+            metrics=metrics, eval_langs=list(metrics), **trained,
+            lang_component=lang_path.name if lang_path else None, **_lang_component_cost(lang_path),
+            eval_lang_components=used,
+            spec=comparison_spec(cfg),  # what the report groups by: never averaged with a different setting
+            wandb=run_info(logger), wall_time_s=round(time.time() - started, 1),
+        )
         # The final numbers, and the whole result (so `report source=wandb` reads what the store would hold).
         log_summary(logger, {**{f"test/{lang}/{k}": v for lang, m in metrics.items() for k, v in m.items()},
-                             "result": json.dumps(result, default=str)})
+                             "result": json.dumps(result.to_json(), default=str)})
     store.save_result(result_key, result)
     return result
 
@@ -223,20 +214,19 @@ def _lang_component_cost(lang_path: Path | None) -> dict:
     if lang_path is None:
         return {"lang_component_params": None, "lang_train_time_s": None, "lang_heldout_loss": None,
                 "lang_heldout_accuracy": None}
-    header = json.loads((lang_path / "component.json").read_text(encoding="utf-8"))
-    meta = header.get("meta", {})
-    return {"lang_component_params": header.get("num_parameters"), "lang_train_time_s": meta.get("wall_time_s"),
+    header = ComponentHeader.read(lang_path)
+    meta = header.meta
+    return {"lang_component_params": header.num_parameters, "lang_train_time_s": meta.get("wall_time_s"),
             "lang_heldout_loss": meta.get("heldout_loss"), "lang_heldout_accuracy": meta.get("heldout_accuracy")}
 
 
-def run_lang_stage(cfg: Any, store: Store, output_dir: Path, codes: list[str]) -> dict:
-    """Only language components: a stage-1 job's one, or with stage=lang those a run needs (its own and its
-    evaluation languages')."""
+def run_lang_stage(cfg: Any, store: Store, output_dir: Path, codes: list[str]) -> LangStageResult:
+    """Only language components: a stage-1 job's one, or with stage=lang those a run needs (its evaluation
+    languages')."""
     started = time.time()
     paths = [ensure_lang_component(cfg, store, output_dir, code) for code in codes] if cfg.combo.components.lang else []
-    return {"stage": "lang", "combo": cfg.combo.name, "lang": cfg.lang.code, "task": cfg.task.name,
-            "lang_components": [p.name for p in paths], "wall_time_s": round(time.time() - started, 1),
-            "status": "complete"}
+    return LangStageResult(combo=cfg.combo.name, lang=cfg.lang.code, task=cfg.task.name,
+                           lang_components=[p.name for p in paths], wall_time_s=round(time.time() - started, 1))
 
 
 def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, output_dir: Path,
@@ -251,14 +241,14 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
     if task_part and distributed.agreed(store.has(path)) and not cfg.force:
         log.info("Task %s for %s %s: found in the store (%s)", task_part["kind"], cfg.lang.code, task.name, path.name)
         net.load(path)
-        meta = _meta(path)
+        meta = ComponentHeader.read(path).meta
         net.train_only([])
         return {**info, **{k: meta.get(k) for k in ("trainable_params", "steps", "best_step", "validation")},
                 "train_time_s": meta.get("wall_time_s")}
     if cfg.stage == "eval" and (task_part or combo.train_backbone):
         raise UserError(
             f"stage=eval evaluates a stored task component, but the store ({store.root}) holds none for "
-            f"{combo.name} {cfg.lang.code} {task.name} with this configuration (key {task_key})"
+            f"{cfg_run_name(cfg, ' ')} with this configuration (key {task_key})"
             + (" - full_ft does not store its fine-tuned backbone" if combo.train_backbone else "")
             + ". Run the same command without stage=eval to train it first.")
     if task_part:
@@ -286,9 +276,8 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
     module = Seq2SeqModule(net, trainable, optimizer, stage.max_steps, task, val, [], stage.select_best, stage.val_mode)
     guard = DivergenceGuard(cfg.trainer.divergence, "task", f"stage 2 ({what} on {cfg.lang.name} {task.name})", lr_setting)
     callbacks = [guard, Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
-    name = f"{combo.name}-{cfg.lang.code}-{task.name}"
     workers = cfg.trainer.num_workers
-    with stage_logger(cfg, "task", name, task_key, output_dir, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]) as logger:
+    with stage_logger(cfg, "task", cfg_run_name(cfg), task_key, output_dir, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]) as logger:
         use_components(logger, [lang_path] if lang_path else [])
         trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, min(stage.val_every_n_steps, stage.max_steps),
                                callbacks)
@@ -329,10 +318,6 @@ def fit(trainer: L.Trainer, module: Seq2SeqModule, store: Store, key: str, logge
 def _split(cfg: Any, task: Any, split: str, tokenizer: Any, needed: tuple[str, ...] | None = None):
     return prepare_task_split(task, task_source(cfg, needed), split, cfg.lang.code, tokenizer,
                               cfg.task_stage.max_input_length, _datasets_cache(cfg), Path(cfg.paths.cache) / "tokenized")
-
-
-def _meta(path: Path) -> dict:
-    return json.loads((path / "component.json").read_text(encoding="utf-8")).get("meta", {})
 
 
 def _datasets_cache(cfg: Any) -> str:

@@ -6,8 +6,8 @@ is looked up by a hand-written path, and nothing is trained twice (a file lock m
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import logging
 import shutil
 import time
@@ -17,8 +17,12 @@ from typing import Any, Iterator
 
 from filelock import FileLock
 
-from softprompt_xl.runtime.atomic import atomic_dir, write_json
 from softprompt_xl.config import to_plain
+from softprompt_xl.errors import UserError
+from softprompt_xl.model.component_header import HEADER_FILE, ComponentHeader
+from softprompt_xl.runtime.atomic import atomic_dir
+from softprompt_xl.study import records
+from softprompt_xl.study.records import Result
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,7 @@ class Store:
 
     @staticmethod
     def has(component_dir: Path) -> bool:
-        return (component_dir / "component.json").exists()
+        return ComponentHeader.exists(component_dir)
 
     @contextmanager
     def lock(self, path: Path) -> Iterator[None]:
@@ -52,35 +56,44 @@ class Store:
         with atomic_dir(path) as tmp:
             component.save(tmp, meta={"spec": spec, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta})
 
-    def read_result(self, key: str) -> dict | None:
-        path = self.result_file(key)
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    def read_result(self, key: str) -> Result | None:
+        """The finished result under `key`; None if there is none, or a damaged one (said in a warning), so that
+        the run is done again."""
+        result = records.read(self.result_file(key))
+        return result if isinstance(result, Result) else None
 
-    def save_result(self, key: str, result: dict) -> None:
-        write_json(self.result_file(key), {**result, "key": key, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    def save_result(self, key: str, result: Result) -> None:
+        records.write(self.result_file(key),
+                      dataclasses.replace(result, key=key, created=time.strftime("%Y-%m-%dT%H:%M:%S"), skipped=False))
 
     def drop_checkpoints(self, key: str) -> None:
         shutil.rmtree(self.checkpoint_dir(key), ignore_errors=True)
 
-    def results(self) -> list[dict]:
-        """Every result the store holds, each with its key (only finished runs write here)."""
-        return [{**json.loads(path.read_text(encoding="utf-8")), "key": path.stem}
-                for path in sorted((self.root / "results").glob("*.json"))]
+    def results(self) -> list[Result]:
+        """Every result the store holds, each with its key (only finished runs write here; a damaged one is left
+        out, said in a warning)."""
+        found = [(path, records.read(path)) for path in sorted((self.root / "results").glob("*.json"))]
+        return [dataclasses.replace(r, key=path.stem) for path, r in found if isinstance(r, Result)]
 
     def entries(self) -> list[dict]:
         """One row per component, result and unfinished checkpoint."""
         rows = []
-        for path in sorted((self.root / "components").glob("*/component.json")):
-            header = json.loads(path.read_text(encoding="utf-8"))
-            spec = header.get("meta", {}).get("spec", {})
-            rows.append({"key": path.parent.name, "kind": header.get("kind"), "role": header.get("role"),
-                         "lang": spec.get("lang"), "task": spec.get("task"), "size": _size(path.parent),
-                         "created": header.get("meta", {}).get("created", "?"), "status": "complete"})
+        for path in sorted(p.parent for p in (self.root / "components").glob(f"*/{HEADER_FILE}")):
+            try:
+                header = ComponentHeader.read(path)
+            except UserError as err:  # listed as damaged, not a reason to stop listing the rest
+                log.warning("%s", err)
+                rows.append({"key": path.name, "kind": "?", "role": path.name.split("-")[0], "lang": None,
+                             "task": None, "size": _size(path), "created": "?", "status": "damaged"})
+                continue
+            spec = header.meta.get("spec", {})
+            rows.append({"key": path.name, "kind": header.kind, "role": header.role, "lang": spec.get("lang"),
+                         "task": spec.get("task"), "size": _size(path), "created": header.meta.get("created", "?"),
+                         "status": "complete"})
         for result in self.results():
-            rows.append({"key": result["key"], "kind": result.get("combo"), "role": "result", "lang": result.get("lang"),
-                         "task": result.get("task"), "size": self.result_file(result["key"]).stat().st_size,
-                         "created": result.get("created", "?"),
-                         "status": result.get("status", "?")})
+            rows.append({"key": result.key, "kind": result.combo, "role": "result", "lang": result.lang,
+                         "task": result.task, "size": self.result_file(result.key).stat().st_size,
+                         "created": result.created or "?", "status": result.status})
         for path in sorted(p for p in (self.root / "checkpoints").glob("*") if p.is_dir()):
             rows.append({"key": path.name, "kind": "checkpoint", "role": path.name.split("-")[0], "lang": None,
                          "task": None, "size": _size(path), "status": "in progress (resumable)",

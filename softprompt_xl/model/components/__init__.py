@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.components.adapter import BottleneckAdapter
-from softprompt_xl.model.components.base import ROLES, Component, read_header
+from softprompt_xl.model.components.base import ROLES, Component
 from softprompt_xl.model.components.lora import LoRA
 from softprompt_xl.model.components.prompt import SoftPrompt
 
@@ -18,4 +18,4 @@ def component_class(kind: str) -> type[Component]:
         raise UserError(f"Unknown component kind '{kind}'. Valid kinds: {', '.join(sorted(REGISTRY))}.") from None
 
 
-__all__ = ["ROLES", "REGISTRY", "Component", "component_class", "read_header"]
+__all__ = ["ROLES", "REGISTRY", "Component", "component_class"]

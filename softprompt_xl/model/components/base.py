@@ -1,13 +1,13 @@
 """The component protocol: a trainable piece that attaches to a backbone and saves and loads on its own.
 
 A component declares the parameters it owns; nothing else about it is visible to the training code.
-On disk it is a directory with `component.json` (kind, format version, role, hyperparameters) and
-`weights.safetensors` (exactly its own parameters), so it can be paired later with any other component.
+On disk it is a directory with `component.json` (kind, format version, role, hyperparameters; written and read by
+model/component_header.py) and `weights.safetensors` (exactly its own parameters), so it can be paired later with
+any other component.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from softprompt_xl.errors import UserError
+from softprompt_xl.model.component_header import ComponentHeader
 
 ROLES = ("lang", "task")  # also the composition order: [language ; task ; input]
 
@@ -66,16 +67,8 @@ class Component(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: p.detach().to("cpu").contiguous() for k, p in self.owned_parameters().items()}
         save_file(tensors, str(directory / "weights.safetensors"))
-        header = {
-            "kind": self.kind,
-            "format_version": self.format_version,
-            "role": self.role,
-            "name": self.name,
-            "config": self.config,
-            "num_parameters": self.num_parameters(),
-            "meta": meta or {},
-        }
-        (directory / "component.json").write_text(json.dumps(header, indent=2, sort_keys=True, default=str) + "\n")
+        ComponentHeader(kind=self.kind, format_version=self.format_version, role=self.role, name=self.name,
+                        config=self.config, num_parameters=self.num_parameters(), meta=meta or {}).write(directory)
 
     def load_weights(self, directory: str | Path) -> None:
         path = Path(directory) / "weights.safetensors"
@@ -96,12 +89,3 @@ class Component(nn.Module):
                     )
                 param.copy_(saved[key])
 
-
-def read_header(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / "component.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"No component at {directory}: {path.name} is missing. Check the path, or retrain it.") from None
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path} is not valid JSON ({err}); the component is damaged, retrain it.") from None

@@ -13,7 +13,8 @@ import adapters
 import torch
 from torch import nn
 
-from softprompt_xl.model.components import ROLES, Component, component_class, read_header
+from softprompt_xl.model.components import ROLES, Component, component_class
+from softprompt_xl.model.component_header import ComponentHeader
 from softprompt_xl.errors import UserError
 
 
@@ -43,14 +44,14 @@ class ComposedModel(nn.Module):
 
     def load(self, directory: str | Path) -> Component:
         """Attach a saved component (any kind) with its trained weights."""
-        header = read_header(directory)
-        cls = component_class(header["kind"])
-        if header["format_version"] > cls.format_version:
+        header = ComponentHeader.read(directory)
+        cls = component_class(header.kind)
+        if header.format_version > cls.format_version:
             raise UserError(
-                f"The component in {directory} has format version {header['format_version']}, newer than this "
+                f"The component in {directory} has format version {header.format_version}, newer than this "
                 f"softprompt_xl reads ({cls.format_version}). Upgrade softprompt_xl."
             )
-        component = self.add(cls(header["role"], header["name"], header["config"]))
+        component = self.add(cls(header.role, header.name, header.config))
         component.load_weights(directory)
         return component
 
