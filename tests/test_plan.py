@@ -10,6 +10,7 @@ from softprompt_xl.errors import UserError
 from softprompt_xl.study import schema
 from softprompt_xl.study.keys import key, lang_spec, result_spec
 from softprompt_xl.study.plan import LangComponentJob, RunJob, plan_sweep
+from softprompt_xl.study.records import Result
 from softprompt_xl.study.store import Store
 
 
@@ -91,7 +92,8 @@ def test_the_plan_skips_finished_runs_and_components_the_store_holds(make_cfg, t
     (store.component_dir(key(lang_spec(cfg))) / "component.json").write_text("{}")
     plan = plan_sweep([run], lambda job: make_cfg(*job))
     assert plan.lang_jobs == [] and len(plan.todo) == 1 and "1 needed, 1 already in the store" in plan.describe()
-    store.save_result(key(result_spec(cfg)), {"status": "complete"})
+    store.save_result(key(result_spec(cfg)), Result(combo="lp_ta", lang="sk", task="qa", backbone="tiny", seed=42,
+                                                    metrics={}, eval_langs=[], spec={}, wall_time_s=1.0))
     plan = plan_sweep([run], lambda job: make_cfg(*job))
     assert plan.todo == [] and plan.finished == ["lp_ta sk qa"]
     assert len(plan_sweep([[*run, "force=true"]], lambda job: make_cfg(*job)).todo) == 1
