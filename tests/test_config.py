@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from softprompt_xl.config import CONF_DIR
 from softprompt_xl.data.sources import FILE_FORMATS
-from softprompt_xl.runtime.tracking import stage_logger
+from softprompt_xl.study.tracking import stage_logger
 
 HUB_BACKBONES = {"mt0_base": "bigscience/mt0-base", "mt5_base": "google/mt5-base", "mt0_small": "bigscience/mt0-small",
                  "mt5_small": "google/mt5-small", "mt0_large": "bigscience/mt0-large"}

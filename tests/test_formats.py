@@ -13,7 +13,6 @@ import pytest
 from omegaconf import OmegaConf
 from seqeval.metrics.sequence_labeling import get_entities
 
-from softprompt_xl.data.tasks import metrics
 from softprompt_xl.data.sources import builder_for, check_records, load_split, task_source
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError

@@ -22,7 +22,7 @@ from softprompt_xl.runtime.atomic import atomic_dir, write_json
 from softprompt_xl.config import stable_hash, to_plain
 from softprompt_xl.runtime.distributed import rank, world_size
 from softprompt_xl.errors import UserError
-from softprompt_xl.study.store import source_fingerprint
+from softprompt_xl.data.fingerprint import source_fingerprint
 from softprompt_xl.data.sources import check_records, load_split
 from softprompt_xl.data.span_corruption import SpanCorruptionCollator
 from softprompt_xl.data.tasks import Task

@@ -134,7 +134,7 @@ def failed_jobs(outputs: Path, results: list[Result], chosen: dict[str, str], on
 
 def read_wandb(cfg: Any) -> tuple[list[Result], str]:
     """The results recorded in the summaries of the project's eval runs (the same records the store holds)."""
-    from softprompt_xl.runtime.tracking import wandb_environment
+    from softprompt_xl.study.tracking import wandb_environment
 
     settings = cfg.logger.get("wandb")
     if settings is None:

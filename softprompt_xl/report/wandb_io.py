@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from softprompt_xl.errors import UserError
-from softprompt_xl.runtime.tracking import wandb_environment
+from softprompt_xl.study.tracking import wandb_environment
 from softprompt_xl.report.render import flat
 from softprompt_xl.report.tables import Section
 from softprompt_xl.study.records import Result

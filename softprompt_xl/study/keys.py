@@ -16,7 +16,7 @@ from softprompt_xl.config import load_option, stable_hash, to_plain
 from softprompt_xl.data.sources import task_source
 from softprompt_xl.errors import UserError
 from softprompt_xl.study.schema import unknown_language
-from softprompt_xl.study.store import source_fingerprint
+from softprompt_xl.data.fingerprint import source_fingerprint
 
 
 def with_lang(cfg: Any, code: str) -> Any:

@@ -32,7 +32,7 @@ from softprompt_xl.runtime.resume import Checkpointing, resume_point
 from softprompt_xl.study.plan import LangComponentJob
 from softprompt_xl.study.records import LangStageResult, Result, cfg_run_name, lang_run_name
 from softprompt_xl.study.store import Store
-from softprompt_xl.runtime.tracking import log_component, log_summary, run_info, stage_logger, use_components
+from softprompt_xl.study.tracking import log_component, log_summary, run_info, stage_logger, use_components
 
 log = logging.getLogger(__name__)
 

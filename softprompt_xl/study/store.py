@@ -7,7 +7,6 @@ is looked up by a hand-written path, and nothing is trained twice (a file lock m
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import shutil
 import time
@@ -17,7 +16,6 @@ from typing import Any, Iterator
 
 from filelock import FileLock
 
-from softprompt_xl.config import to_plain
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import HEADER_FILE, ComponentHeader
 from softprompt_xl.runtime.atomic import atomic_dir
@@ -103,39 +101,3 @@ class Store:
 
 def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def source_fingerprint(source: Any) -> dict:
-    """A data source as it matters for a key: its spec, plus the content digest of local files."""
-    source = to_plain(source) or {}
-    files = source.get("data_files")
-    if not files:
-        return source
-    paths = sorted(
-        str(p) for v in (files.values() if isinstance(files, dict) else [files])
-        for p in ([v] if isinstance(v, str) else v)
-    )
-    digest = hashlib.sha256()
-    for p in paths:
-        if Path(p).is_file():
-            _update_with_file(digest, Path(p))
-    # Paths are left out: the same data moved elsewhere (another checkout, another root) is the same data.
-    return {**{k: v for k, v in source.items() if k != "data_files"}, "content": digest.hexdigest()[:16]}
-
-
-_WHOLE_FILE_BYTES = 64 << 20
-
-
-def _update_with_file(digest: Any, path: Path) -> None:
-    """A file's bytes into `digest`, read in blocks; a file over 64 MB (a Wikipedia dump's shard) by its size and
-    256 blocks spread over it, so that planning a sweep does not read gigabytes of corpus."""
-    size = path.stat().st_size
-    with open(path, "rb") as stream:
-        if size <= _WHOLE_FILE_BYTES:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-            return
-        digest.update(f"{size}".encode())
-        for i in range(256):
-            stream.seek(i * (size - 65536) // 255)
-            digest.update(stream.read(65536))

@@ -1,0 +1,46 @@
+"""What a data source is, as far as a store key is concerned: its settings, plus a digest of the content of its
+local files (so that edited data makes new keys, and moved data does not)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from softprompt_xl.config import to_plain
+
+
+def source_fingerprint(source: Any) -> dict:
+    """A data source as it matters for a key: its spec, plus the content digest of local files."""
+    source = to_plain(source) or {}
+    files = source.get("data_files")
+    if not files:
+        return source
+    paths = sorted(
+        str(p) for v in (files.values() if isinstance(files, dict) else [files])
+        for p in ([v] if isinstance(v, str) else v)
+    )
+    digest = hashlib.sha256()
+    for p in paths:
+        if Path(p).is_file():
+            _update_with_file(digest, Path(p))
+    # Paths are left out: the same data moved elsewhere (another checkout, another root) is the same data.
+    return {**{k: v for k, v in source.items() if k != "data_files"}, "content": digest.hexdigest()[:16]}
+
+
+_WHOLE_FILE_BYTES = 64 << 20
+
+
+def _update_with_file(digest: Any, path: Path) -> None:
+    """A file's bytes into `digest`, read in blocks; a file over 64 MB (a Wikipedia dump's shard) by its size and
+    256 blocks spread over it, so that planning a sweep does not read gigabytes of corpus."""
+    size = path.stat().st_size
+    with open(path, "rb") as stream:
+        if size <= _WHOLE_FILE_BYTES:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+            return
+        digest.update(f"{size}".encode())
+        for i in range(256):
+            stream.seek(i * (size - 65536) // 255)
+            digest.update(stream.read(65536))
