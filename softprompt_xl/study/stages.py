@@ -36,11 +36,11 @@ from softprompt_xl.study.tracking import log_component, log_summary, run_info, s
 
 log = logging.getLogger(__name__)
 
-def make_trainer(cfg: Any, logger: Any, output_dir: Path, max_steps: int, val_every: int | None = None,
+
+def make_trainer(t: Any, logger: Any, output_dir: Path, max_steps: int, val_every: int | None = None,
                  callbacks: list | None = None, alone: bool = False) -> L.Trainer:
-    """A trainer on the configured devices (every process of a multi-process run takes part), or with `alone`
-    on this process's one device when the run has several (evaluation, which rank 0 does by itself)."""
-    t = cfg.trainer
+    """A trainer with the settings `t` (conf/trainer) on the configured devices (every process of a multi-process
+    run takes part), or with `alone` on this process's one device when the run has several (evaluation, which rank 0 does by itself)."""
     if alone and distributed.world_size() > 1:
         from lightning.pytorch.plugins.environments import LightningEnvironment
 
@@ -91,7 +91,7 @@ def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_
     component = net.new("lang", cfg.lang.code, spec["component"], init_text=cfg.lang.prompt_init)
     trainable = net.train_only(["lang"])
     what = f"{cfg.lang.name} corpus"
-    stream = SpanCorruptionStream(documents(cfg.data.wiki, "train", _datasets_cache(cfg), what), tokenizer, stage,
+    stream = SpanCorruptionStream(documents(cfg.data.wiki, "train", _datasets_cache(cfg.paths), what), tokenizer, stage,
                                   cfg.seed, stage.max_steps, start, distributed.rank(), distributed.world_size(), what)
     # One worker at most: the stream is one sequence (a worker tokenises ahead while the model trains).
     loader = DataLoader(stream, batch_size=None, num_workers=min(int(cfg.trainer.num_workers), 1),
@@ -102,7 +102,7 @@ def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_
     callbacks = [CorpusPosition(stream), guard, Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
     tags = [spec["kind"], cfg.lang.code, cfg.backbone.id]
     with stage_logger(cfg, "lang", lang_run_name(spec['kind'], cfg.lang.code), name, output_dir, tags) as logger:
-        trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, callbacks=callbacks)
+        trainer = make_trainer(cfg.trainer, logger, output_dir, stage.max_steps, callbacks=callbacks)
         fit(trainer, module, store, name, logger, loader, ckpt_path=resume_from)
         loss = trainer.callback_metrics.get("train/loss")
         if distributed.is_zero():
@@ -122,7 +122,7 @@ def _heldout_scores(cfg: Any, net: ComposedModel, tokenizer: Any, logger: Any, o
     """Span-corruption loss and token accuracy of the trained language component on the corpus's held-out
     documents (`splits.heldout` of the corpus source), at most `lang_stage.heldout_chunks` chunks of them."""
     stage, what = cfg.lang_stage, f"{cfg.lang.name} corpus"
-    docs = documents(cfg.data.wiki, "heldout", _datasets_cache(cfg), what) if stage.heldout_chunks else None
+    docs = documents(cfg.data.wiki, "heldout", _datasets_cache(cfg.paths), what) if stage.heldout_chunks else None
     if docs is None:
         log.info("Stage 1: no held-out score (the corpus source has no splits.heldout, or heldout_chunks is 0)")
         return {}
@@ -134,7 +134,7 @@ def _heldout_scores(cfg: Any, net: ComposedModel, tokenizer: Any, logger: Any, o
         return {}
     scorer = SpanCorruptionScore(net)
     net.eval()
-    make_trainer(cfg, logger, output_dir, 0, alone=True).validate(scorer, DataLoader(batches, batch_size=None),
+    make_trainer(cfg.trainer, logger, output_dir, 0, alone=True).validate(scorer, DataLoader(batches, batch_size=None),
                                                               verbose=False)
     scores = {**scorer.scores(), "heldout_chunks": sum(len(b["input_ids"]) for b in batches)}
     log.info("Stage 1: held-out span corruption on %d chunks: loss %.3f, token accuracy %.3f (%.0f s)",
@@ -182,7 +182,7 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
                 net.load(lang_paths[code])
             test = _split(target, task, "test", tokenizer, needed=("test",))
             module.test_splits = [test]
-            trainer = make_trainer(cfg, logger, output_dir, 0, alone=True)
+            trainer = make_trainer(cfg.trainer, logger, output_dir, 0, alone=True)
             trainer.test(module, task_loader(test, tokenizer, cfg.task_stage.eval_batch_size, cfg.trainer.num_workers),
                          verbose=False)
             metrics.update(module.test_metrics)
@@ -279,7 +279,7 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
     workers = cfg.trainer.num_workers
     with stage_logger(cfg, "task", cfg_run_name(cfg), task_key, output_dir, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]) as logger:
         use_components(logger, [lang_path] if lang_path else [])
-        trainer = make_trainer(cfg, logger, output_dir, stage.max_steps, min(stage.val_every_n_steps, stage.max_steps),
+        trainer = make_trainer(cfg.trainer, logger, output_dir, stage.max_steps, min(stage.val_every_n_steps, stage.max_steps),
                                callbacks)
         log.info("Stage 2: training %s on %s %s (%d steps%s)", what, cfg.lang.name, task.name, stage.max_steps,
                  f", resuming at step {start}" if resume_from else "")
@@ -317,8 +317,8 @@ def fit(trainer: L.Trainer, module: Seq2SeqModule, store: Store, key: str, logge
 
 def _split(cfg: Any, task: Any, split: str, tokenizer: Any, needed: tuple[str, ...] | None = None):
     return prepare_task_split(task, task_source(cfg, needed), split, cfg.lang.code, tokenizer,
-                              cfg.task_stage.max_input_length, _datasets_cache(cfg), Path(cfg.paths.cache) / "tokenized")
+                              cfg.task_stage.max_input_length, _datasets_cache(cfg.paths), Path(cfg.paths.cache) / "tokenized")
 
 
-def _datasets_cache(cfg: Any) -> str:
-    return str(Path(cfg.paths.hf_cache) / "datasets")
+def _datasets_cache(paths: Any) -> str:
+    return str(Path(paths.hf_cache) / "datasets")
