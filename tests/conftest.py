@@ -114,3 +114,54 @@ def slurm():
         os.environ["SLURM_CONF"] = before
     if started:
         subprocess.run([SLURM_SCRIPT, "down"], capture_output=True, timeout=600)
+
+
+# --- the pipeline in-process: plan, store and stages on a composed config -------------------------------------
+# The tests check the pipeline, not the scores: a few steps of each stage. One definition for every test file.
+FAST_OVERRIDES = ("lang_stage.max_steps=4", "task_stage.max_steps=4", "task_stage.val_every_n_steps=2", "logger=none")
+
+
+def sweep_jobs(*overrides: str) -> list[list[str]]:
+    """The jobs of `python -m softprompt_xl.train OVERRIDES -m`: comma-separated values expanded as Hydra does."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def run_sweep(make_cfg, root: Path, *overrides: str):
+    """What the staged sweeper does for `... OVERRIDES -m`, in this process: plan the sweep
+    (softprompt_xl.study.plan), run its stage=lang jobs, then its runs, each by stages.run on its composed config;
+    the jobs' directories under ROOT/outputs. Returns the plan and the results by `<combo>-<lang>-<task>` (stage=lang
+    jobs by `lang-<kind>-<lang>`). A failing job raises (the sweep's handling of failures is the CLI's, tested there)."""
+    from softprompt_xl.study import stages
+    from softprompt_xl.study.plan import plan_sweep
+
+    def compose(job: list[str]):
+        return make_cfg(f"paths.root={root}", *(o for o in job if not o.startswith("hydra.")))
+
+    plan = plan_sweep(sweep_jobs(*overrides), compose)
+    results, index = {}, 0
+    for job, lang_key in zip(plan.lang_jobs, plan.lang_keys):
+        name = "lang-" + "-".join(lang_key.split("-")[1:3])
+        results[name] = stages.run(compose(job), root / "outputs" / f"{index}_{name}")
+        index += 1
+    for job in plan.runs_after(set())[0]:
+        cfg = compose(job)
+        name = f"{cfg.combo.name}-{cfg.lang.code}-{cfg.task.name}"
+        results[name] = stages.run(cfg, root / "outputs" / f"{index}_{name}")
+        index += 1
+    return plan, results
+
+
+ALL_COMBOS = sorted(p.stem for p in (CONF_DIR / "combo").glob("*.yaml"))
+
+
+@pytest.fixture(scope="session")
+def every_combo(make_cfg, tmp_path_factory):
+    """Every combo on Slovak QA, a few steps each, in one store: trained once, asserted on by several tests (the
+    store's reuse, reruns and cross-lingual evaluation build on it). Returns (root, plan, results)."""
+    root = tmp_path_factory.mktemp("every-combo")
+    plan, results = run_sweep(make_cfg, root, "+combo=" + ",".join(ALL_COMBOS), "lang=sk", *FAST_OVERRIDES)
+    return root, plan, results
