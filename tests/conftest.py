@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -51,10 +52,18 @@ def tiny_dir(cfg) -> Path:
     return ensure_tiny_backbone(cfg.backbone.build, cfg.paths)
 
 
-@pytest.fixture
-def tiny(cfg, tiny_dir):
-    """A fresh (model, tokenizer) of the tiny backbone, through the same loader as hub models."""
+@pytest.fixture(scope="session")
+def tiny_loaded(cfg, tiny_dir):
+    """The tiny backbone loaded once, through the same loader as hub models."""
     return load_backbone(cfg.backbone, cfg.paths)
+
+
+@pytest.fixture
+def tiny(tiny_loaded):
+    """A fresh (model, tokenizer) of the tiny backbone: a copy of the one loaded once (tests attach components to
+    the model; none changes the tokenizer)."""
+    model, tokenizer = tiny_loaded
+    return copy.deepcopy(model), tokenizer
 
 
 def cli_env(env: dict[str, str | None] | None = None) -> dict[str, str]:
@@ -117,8 +126,11 @@ def slurm():
 
 
 # --- the pipeline in-process: plan, store and stages on a composed config -------------------------------------
-# The tests check the pipeline, not the scores: a few steps of each stage. One definition for every test file.
-FAST_OVERRIDES = ("lang_stage.max_steps=4", "task_stage.max_steps=4", "task_stage.val_every_n_steps=2", "logger=none")
+# The tests check the pipeline, not the scores: a few steps of each stage, validated on a fixed subset of 8
+# records and tested on the first 16 (the everyday command validates and tests on whole splits). One definition
+# for every test file.
+FAST_OVERRIDES = ("lang_stage.max_steps=4", "task_stage.max_steps=4", "task_stage.val_every_n_steps=2",
+                  "task_stage.val_max_examples=8", "data.task.splits.test='test[:16]'", "logger=none")
 
 
 def sweep_jobs(*overrides: str) -> list[list[str]]:
