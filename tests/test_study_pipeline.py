@@ -65,9 +65,11 @@ def test_language_components_train_once_before_parallel_task_jobs(tmp_path):
 
 
 # Blocks of 4 batches in stage 1: a resumed stream refills the block of its checkpoint and crosses into the next
-# ones. A checkpoint every 5 steps; stage 2 validates every 10.
+# ones. A checkpoint every 5 steps (stage 2 is stopped three times: after its first, second and third); stage 2
+# validates every 10 steps on a fixed subset, and is tested on the first 16 records.
 RESUMABLE = ["+combo=lp_tp", "lang=sk", "lang_stage.max_steps=16", "lang_stage.shuffle_batches=4",
-             "task_stage.max_steps=40", "task_stage.val_every_n_steps=10", "checkpoint_every_n_steps=5", "logger=none"]
+             "task_stage.max_steps=30", "task_stage.val_every_n_steps=10", "task_stage.val_max_examples=8",
+             "data.task.splits.test='test[:16]'", "checkpoint_every_n_steps=5", "logger=none"]
 
 
 def _checkpoint(root: Path, stage: str) -> tuple[int, int] | None:
