@@ -177,3 +177,58 @@ def every_combo(make_cfg, tmp_path_factory):
     root = tmp_path_factory.mktemp("every-combo")
     plan, results = run_sweep(make_cfg, root, "+combo=" + ",".join(ALL_COMBOS), "lang=sk", *FAST_OVERRIDES)
     return root, plan, results
+
+
+# --- the everyday command, started with the session ------------------------------------------------------------
+# `python -m softprompt_xl.train +combo=lp_ta lang=sk -m` at its default budget is the longest test, and a process
+# of its own: started as soon as the session knows a test wants it, it runs on the second core while this process
+# runs the other tests. `everyday_command` waits for it.
+EVERYDAY_ARGS = ("+combo=lp_ta", "lang=sk", "-m")
+_everyday: dict = {}
+
+
+def _start_everyday() -> None:
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="softprompt_xl-everyday-"))
+    root, home, cwd = base / "root", base / "home", base / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    env = {"SOFTPROMPT_XL_ROOT": str(root), "HOME": str(home)}
+    log = (base / "stdout.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "softprompt_xl.train", *EVERYDAY_ARGS], cwd=cwd, env=cli_env(env),
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    _everyday.update(base=base, root=root, home=home, cwd=cwd, env=env, proc=proc, log=log)
+
+
+def pytest_collection_finish(session) -> None:
+    if any("everyday_command" in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_everyday()
+
+
+@pytest.fixture(scope="session")
+def everyday_command():
+    """The everyday command, run from an empty directory with an empty HOME (SOFTPROMPT_XL_ROOT sets the root):
+    a dict of base, root, home, cwd, env, returncode and stdout (both streams)."""
+    if not _everyday:
+        _start_everyday()
+    proc = _everyday["proc"]
+    try:
+        proc.wait(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _everyday["log"].close()
+    yield {**_everyday, "returncode": proc.returncode, "stdout": (_everyday["base"] / "stdout.log").read_text()}
+    shutil.rmtree(_everyday["base"], ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """A session that ends before `everyday_command` waited for the command (-x, Ctrl-C) leaves no process behind."""
+    proc = _everyday.get("proc")
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if _everyday:
+        _everyday["log"].close()
+        shutil.rmtree(_everyday["base"], ignore_errors=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import conftest
 from conftest import ALL_COMBOS, FAST_OVERRIDES, run_cli, run_sweep
 from softprompt_xl.config import CONF_DIR, PROJECT_DIR
 from softprompt_xl.errors import UserError
@@ -106,17 +107,16 @@ def test_every_task_runs_in_every_language(make_cfg, tmp_path):
         assert result["status"] == "complete" and set(result["metrics"][lang]) == tasks[task] | {"unparsed"}
 
 
-def test_the_everyday_command_end_to_end(tmp_path, make_cfg, caplog):
+def test_the_everyday_command_end_to_end(everyday_command, tmp_path, make_cfg, caplog):
+    """The exact command of the README (`python -m softprompt_xl.train +combo=lp_ta lang=sk -m`, started with the
+    session: conftest.everyday_command), run from an empty directory with an empty HOME; the store's listing of what
+    it made; a second run finds its language prompt."""
     from softprompt_xl.study import stages
 
-    """The exact command of the README, run from an empty directory with an empty HOME; the store's listing of what
-    it made; a second run finds its language prompt."""
-    root, home, cwd = tmp_path / "root", tmp_path / "home", tmp_path / "cwd"
-    home.mkdir()
-    cwd.mkdir()
-    env = {"SOFTPROMPT_XL_ROOT": str(root), "HOME": str(home)}
-    proc = run_cli("+combo=lp_ta", "lang=sk", "-m", cwd=cwd, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    root, home, cwd = everyday_command["root"], everyday_command["home"], everyday_command["cwd"]
+    assert conftest.EVERYDAY_ARGS == ("+combo=lp_ta", "lang=sk", "-m")
+    stdout = everyday_command["stdout"]
+    assert everyday_command["returncode"] == 0, stdout[-3000:]
     # two jobs: the language prompt (stage=lang, launched first by the sweeper), then the run
     assert sorted(p.parent.name for p in (root / "outputs").rglob("result.json")) == ["0_lang-prompt-sk", "1_lp_ta-sk-qa"]
     result = results(root / "outputs")["lp_ta-sk-qa"]
@@ -126,7 +126,7 @@ def test_the_everyday_command_end_to_end(tmp_path, make_cfg, caplog):
     assert 0 <= result["metrics"]["sk"]["f1"] <= 100
     assert result["trainable_params"]["lang"] == 0 and result["trainable_params"]["task"] > 0
     assert result["steps"] == 300 and result["wall_time_s"] > 0
-    assert "[lp_ta sk qa] sk: exact_match=" in proc.stdout  # the summary line
+    assert "[lp_ta sk qa] sk: exact_match=" in stdout  # the summary line
     # the language prompt is in the store, three offline W&B runs (language, task, evaluation) in paths.wandb
     (component,) = (root / "store" / "components").glob("lang-prompt-sk-*[!k]")
     header = json.loads((component / "component.json").read_text())
@@ -182,8 +182,13 @@ def test_the_slurm_launcher_without_sbatch_says_what_to_do(tmp_path):
 
 @pytest.mark.skipif(shutil.which("sacct") is None, reason="needs the SLURM client commands (not a cluster)")
 def test_the_slurm_launcher_without_a_reachable_cluster_says_what_to_do(tmp_path):
+    # A cluster whose accounting database cannot be reached: sacct fails at once (given a SLURM_CONF that does not
+    # exist, it retries for a minute first).
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=nowhere\nSlurmctldHost=localhost\nAccountingStorageType=accounting_storage/slurmdbd\n"
+                    "AccountingStorageHost=127.0.0.1\nAccountingStoragePort=1\n")
     proc = run_cli("+combo=zero_shot", "lang=sk", f"paths.root={tmp_path}", *FAST_OVERRIDES, "-m", "hydra/launcher=slurm",
-                   env={"SLURM_CONF": str(tmp_path / "no-such-slurm.conf")})
+                   env={"SLURM_CONF": str(conf)})
     assert proc.returncode == 2
     assert "sacct fails here" in proc.stdout and "SLURM_CONF" in proc.stdout and "job accounting" in proc.stdout
     assert "Traceback" not in proc.stdout
