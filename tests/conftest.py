@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -51,10 +52,18 @@ def tiny_dir(cfg) -> Path:
     return backbone_dir(cfg.backbone.build, cfg.paths, create=True)
 
 
-@pytest.fixture
-def tiny(cfg, tiny_dir):
-    """A fresh (model, tokenizer) of the tiny backbone, through the same loader as hub models."""
+@pytest.fixture(scope="session")
+def tiny_loaded(cfg, tiny_dir):
+    """The tiny backbone loaded once, through the same loader as hub models."""
     return load_backbone(cfg.backbone, cfg.paths)
+
+
+@pytest.fixture
+def tiny(tiny_loaded):
+    """A fresh (model, tokenizer) of the tiny backbone: a copy of the one loaded once (tests attach components to
+    the model; none changes the tokenizer)."""
+    model, tokenizer = tiny_loaded
+    return copy.deepcopy(model), tokenizer
 
 
 def cli_env(env: dict[str, str | None] | None = None) -> dict[str, str]:
@@ -114,3 +123,112 @@ def slurm():
         os.environ["SLURM_CONF"] = before
     if started:
         subprocess.run([SLURM_SCRIPT, "down"], capture_output=True, timeout=600)
+
+
+# --- the pipeline in-process: plan, store and stages on a composed config -------------------------------------
+# The tests check the pipeline, not the scores: a few steps of each stage, validated on a fixed subset of 8
+# records and tested on the first 16 (the everyday command validates and tests on whole splits). One definition
+# for every test file.
+FAST_OVERRIDES = ("lang_stage.max_steps=4", "task_stage.max_steps=4", "task_stage.val_every_n_steps=2",
+                  "task_stage.val_max_examples=8", "data.task.splits.test='test[:16]'", "logger=none")
+
+
+def sweep_jobs(*overrides: str) -> list[list[str]]:
+    """The jobs of `python -m softprompt_xl.train OVERRIDES -m`: comma-separated values expanded as Hydra does."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def run_sweep(make_cfg, root: Path, *overrides: str):
+    """What the staged sweeper does for `... OVERRIDES -m`, in this process: plan the sweep
+    (softprompt_xl.study.plan), run its stage=lang jobs, then its runs, each by stages.run on its composed config;
+    the jobs' directories under ROOT/outputs. Returns the plan and the results by `<combo>-<lang>-<task>` (stage=lang
+    jobs by `lang-<kind>-<lang>`). A failing job raises (the sweep's handling of failures is the CLI's, tested there)."""
+    from softprompt_xl.study import stages
+    from softprompt_xl.study.plan import plan_sweep
+
+    def compose(job: list[str]):
+        return make_cfg(f"paths.root={root}", *(o for o in job if not o.startswith("hydra.")))
+
+    plan = plan_sweep(sweep_jobs(*overrides), compose)
+    results, index = {}, 0
+    for job, lang_key in zip(plan.lang_jobs, plan.lang_keys):
+        name = "lang-" + "-".join(lang_key.split("-")[1:3])
+        results[name] = stages.run(compose(job), root / "outputs" / f"{index}_{name}")
+        index += 1
+    for job in plan.runs_after(set())[0]:
+        cfg = compose(job)
+        name = f"{cfg.combo.name}-{cfg.lang.code}-{cfg.task.name}"
+        results[name] = stages.run(cfg, root / "outputs" / f"{index}_{name}")
+        index += 1
+    return plan, results
+
+
+ALL_COMBOS = sorted(p.stem for p in (CONF_DIR / "combo").glob("*.yaml"))
+
+
+@pytest.fixture(scope="session")
+def every_combo(make_cfg, tmp_path_factory):
+    """Every combo on Slovak QA, a few steps each, in one store: trained once, asserted on by several tests (the
+    store's reuse, reruns and cross-lingual evaluation build on it). Returns (root, plan, results)."""
+    root = tmp_path_factory.mktemp("every-combo")
+    plan, results = run_sweep(make_cfg, root, "+combo=" + ",".join(ALL_COMBOS), "lang=sk", *FAST_OVERRIDES)
+    return root, plan, results
+
+
+# --- the everyday command, started with the session ------------------------------------------------------------
+# `python -m softprompt_xl.train +combo=lp_ta lang=sk -m` at its default budget is the longest test, and a process
+# of its own: started as soon as the session knows a test wants it, it runs on the second core while this process
+# runs the other tests. `everyday_command` waits for it.
+EVERYDAY_ARGS = ("+combo=lp_ta", "lang=sk", "-m")
+_everyday: dict = {}
+
+
+def _start_everyday() -> None:
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="softprompt_xl-everyday-"))
+    root, home, cwd = base / "root", base / "home", base / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    env = {"SOFTPROMPT_XL_ROOT": str(root), "HOME": str(home)}
+    log = (base / "stdout.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "softprompt_xl.train", *EVERYDAY_ARGS], cwd=cwd, env=cli_env(env),
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    _everyday.update(base=base, root=root, home=home, cwd=cwd, env=env, proc=proc, log=log)
+
+
+def pytest_collection_finish(session) -> None:
+    if any("everyday_command" in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_everyday()
+
+
+@pytest.fixture(scope="session")
+def everyday_command():
+    """The everyday command, run from an empty directory with an empty HOME (SOFTPROMPT_XL_ROOT sets the root):
+    a dict of base, root, home, cwd, env, returncode and stdout (both streams)."""
+    if not _everyday:
+        _start_everyday()
+    proc = _everyday["proc"]
+    try:
+        proc.wait(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _everyday["log"].close()
+    yield {**_everyday, "returncode": proc.returncode, "stdout": (_everyday["base"] / "stdout.log").read_text()}
+    shutil.rmtree(_everyday["base"], ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """A session that ends before `everyday_command` waited for the command (-x, Ctrl-C) leaves no process behind."""
+    proc = _everyday.get("proc")
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if _everyday:
+        _everyday["log"].close()
+        shutil.rmtree(_everyday["base"], ignore_errors=True)

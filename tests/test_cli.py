@@ -1,20 +1,22 @@
-"""The command line as a user meets it: bad input, failures inside a sweep, every combo, the everyday command."""
+"""The command line as a user meets it (bad input, failures inside a sweep, the everyday command, the store's
+listing), and, in this process on composed configs, every combo and every task in every language."""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
-from softprompt_xl.config import CONF_DIR
-
-FAST = ["lang_stage.max_steps=4", "task_stage.max_steps=4", "task_stage.val_every_n_steps=2", "logger=none"]
-ALL_COMBOS = sorted(p.stem for p in (CONF_DIR / "combo").glob("*.yaml"))
+import conftest
+from conftest import ALL_COMBOS, FAST_OVERRIDES, run_cli, run_sweep
+from softprompt_xl.config import CONF_DIR, PROJECT_DIR
+from softprompt_xl.errors import UserError
 
 
 def results(sweep_root: Path) -> dict[str, dict]:
@@ -58,7 +60,7 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path):
     good.parent.mkdir()
     good.write_bytes((CONF_DIR.parent / "toy/data/en/qa/test.jsonl.gz").read_bytes())
     proc = run_cli("+combo=zero_shot", "lang=sk,en", f"paths.root={tmp_path}",
-                   f"data.task.data_files.test={tmp_path}/data/${{lang.code}}.jsonl.gz", *FAST, "-m")
+                   f"data.task.data_files.test={tmp_path}/data/${{lang.code}}.jsonl.gz", *FAST_OVERRIDES, "-m")
     assert proc.returncode == 1
     found = results(tmp_path / "outputs")
     assert found["zero_shot-en-qa"]["status"] == "complete"
@@ -67,12 +69,12 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path):
     assert "1 of 2 jobs failed" in proc.stdout and "0_zero_shot-sk-qa" in proc.stdout
 
 
-def test_every_combo_composes_and_runs_a_few_steps(tmp_path):
-    proc = run_cli("+combo=" + ",".join(ALL_COMBOS), "lang=sk", f"paths.root={tmp_path}", *FAST, "-m")
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    found = results(tmp_path / "outputs")
-    assert sorted(found) == sorted(f"{c}-sk-qa" for c in ALL_COMBOS)
+def test_every_combo_composes_and_runs_a_few_steps(every_combo):
+    root, _, found = every_combo
+    assert sorted(found) == sorted(["lang-adapter-sk", "lang-lora-sk", "lang-prompt-sk"] + [f"{c}-sk-qa" for c in ALL_COMBOS])
     for name, result in found.items():
+        if name.startswith("lang-"):
+            continue
         combo = name.split("-")[0]
         assert result["status"] == "complete" and set(result["metrics"]) == {"sk"}
         params = result["trainable_params"]
@@ -85,34 +87,36 @@ def test_every_combo_composes_and_runs_a_few_steps(tmp_path):
             assert ("lang" in params) == combo.startswith("l")
             assert result["steps"] == 4
     # one language component per kind, trained once and shared by the three combos that use it
-    components = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "store" / "components").glob("lang-*[!k]"))
+    # (test_study_pipeline.py adds other languages' to this store)
+    components = sorted(p.name.rsplit("-", 1)[0] for p in (root / "store" / "components").glob("lang-*-sk-*[!k]"))
     assert components == ["lang-adapter-sk", "lang-lora-sk", "lang-prompt-sk"]
     # each trained task component is in the store too (full_ft keeps no copy of its backbone)
-    tasks = sorted(p.name.split("-")[1] for p in (tmp_path / "store" / "components").glob("task-*[!k]"))
+    tasks = sorted(p.name.split("-")[1] for p in (root / "store" / "components").glob("task-*[!k]"))
     assert tasks == sorted(c for c in ALL_COMBOS if c not in ("zero_shot", "full_ft"))
 
 
-def test_every_task_runs_in_every_language(tmp_path):
+def test_every_task_runs_in_every_language(make_cfg, tmp_path):
     tasks = {"qa": {"exact_match", "f1"}, "ner": {"span_f1", "precision", "recall"}, "nli": {"accuracy"},
              "checkworthy": {"f1", "accuracy"}}
-    proc = run_cli("+combo=lp_tp", "task=" + ",".join(tasks), "lang=en,de,es,cs,sk,te", f"paths.root={tmp_path}",
-                   *FAST, "lang_stage.max_steps=2", "task_stage.max_steps=2", "-m")
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    found = results(tmp_path / "outputs")
+    _, found = run_sweep(make_cfg, tmp_path, "+combo=lp_tp", "task=" + ",".join(tasks), "lang=en,de,es,cs,sk,te",
+                         *FAST_OVERRIDES, "lang_stage.max_steps=2", "task_stage.max_steps=2")
+    found = {name: result for name, result in found.items() if not name.startswith("lang-")}
     assert len(found) == 4 * 6
     for name, result in found.items():
         _, lang, task = name.split("-")
         assert result["status"] == "complete" and set(result["metrics"][lang]) == tasks[task] | {"unparsed"}
 
 
-def test_the_everyday_command_end_to_end(tmp_path):
-    """The exact command of the README, run from an empty directory with an empty HOME."""
-    root, home, cwd = tmp_path / "root", tmp_path / "home", tmp_path / "cwd"
-    home.mkdir()
-    cwd.mkdir()
-    env = {"SOFTPROMPT_XL_ROOT": str(root), "HOME": str(home)}
-    proc = run_cli("+combo=lp_ta", "lang=sk", "-m", cwd=cwd, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:]
+def test_the_everyday_command_end_to_end(everyday_command, tmp_path, make_cfg, caplog):
+    """The exact command of the README (`python -m softprompt_xl.train +combo=lp_ta lang=sk -m`, started with the
+    session: conftest.everyday_command), run from an empty directory with an empty HOME; the store's listing of what
+    it made; a second run finds its language prompt."""
+    from softprompt_xl.study import stages
+
+    root, home, cwd = everyday_command["root"], everyday_command["home"], everyday_command["cwd"]
+    assert conftest.EVERYDAY_ARGS == ("+combo=lp_ta", "lang=sk", "-m")
+    stdout = everyday_command["stdout"]
+    assert everyday_command["returncode"] == 0, stdout[-3000:]
     # two jobs: the language prompt (stage=lang, launched first by the sweeper), then the run
     assert sorted(p.parent.name for p in (root / "outputs").rglob("result.json")) == ["0_lang-prompt-sk", "1_lp_ta-sk-qa"]
     result = results(root / "outputs")["lp_ta-sk-qa"]
@@ -122,7 +126,7 @@ def test_the_everyday_command_end_to_end(tmp_path):
     assert 0 <= result["metrics"]["sk"]["f1"] <= 100
     assert result["trainable_params"]["lang"] == 0 and result["trainable_params"]["task"] > 0
     assert result["steps"] == 300 and result["wall_time_s"] > 0
-    assert "[lp_ta sk qa] sk: exact_match=" in proc.stdout  # the summary line
+    assert "[lp_ta sk qa] sk: exact_match=" in stdout  # the summary line
     # the language prompt is in the store, three offline W&B runs (language, task, evaluation) in paths.wandb
     (component,) = (root / "store" / "components").glob("lang-prompt-sk-*[!k]")
     header = json.loads((component / "component.json").read_text())
@@ -132,23 +136,42 @@ def test_the_everyday_command_end_to_end(tmp_path):
     # nothing written outside paths.root
     assert list(cwd.iterdir()) == [] and list(home.iterdir()) == []
 
-    # a second run reuses the language prompt instead of training it again
-    again = run_cli("+combo=lp_ta", "lang=sk", "task_stage.max_steps=4", "logger=none", "-m", cwd=cwd, env=env)
-    assert again.returncode == 0, again.stdout[-3000:]
-    assert "found in the store" in again.stdout and "Stage 1: training" not in again.stdout
+    # `python -m softprompt_xl.store` lists what the command stored: the prompt, the task adapter, the result
+    listing = subprocess.run([sys.executable, "-m", "softprompt_xl.store", f"paths.root={root}"],
+                             capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert lines[1].split() == ["key", "kind", "role", "lang", "task", "size", "created", "status"]
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    kinds = sorted((r[1], r[2]) for r in rows.values())
+    assert kinds == [("adapter", "task"), ("lp_ta", "result"), ("prompt", "lang")]
+    assert all(r[-1] == "complete" for r in rows.values())
+    assert not (root / "store" / "checkpoints").exists() or not any((root / "store" / "checkpoints").iterdir())
+
+    # a second run (here in this process) reuses the language prompt instead of training it again
+    caplog.set_level(logging.INFO)
+    again = stages.run(make_cfg(f"paths.root={root}", "+combo=lp_ta", "lang=sk", "task_stage.max_steps=4",
+                                "logger=none"), tmp_path / "again")
+    assert again["status"] == "complete"
+    assert "found in the store" in caplog.text and "Stage 1: training" not in caplog.text
 
 
-def test_wandb_online_without_a_login_says_how_to_fix_it(tmp_path, monkeypatch):
+def test_wandb_online_without_a_login_says_how_to_fix_it(make_cfg, tmp_path, monkeypatch):
+    from softprompt_xl.runtime.tracking import stage_logger
+
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    proc = run_cli("+combo=zero_shot", "lang=sk", "logger.wandb.mode=online", f"paths.root={tmp_path}",
-                   env={"HOME": str(tmp_path / "home")})
-    assert proc.returncode == 1
-    assert "W&B could not start in online mode" in proc.stdout and "wandb login" in proc.stdout
-    assert "Traceback" not in proc.stdout
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb" / var))  # set here, so that they are unset after the test
+    cfg = make_cfg("+combo=zero_shot", "lang=sk", "logger.wandb.mode=online", f"paths.root={tmp_path}")
+    with pytest.raises(UserError) as err:  # said as it is, without a traceback (test_hub_backbone_offline_...)
+        with stage_logger(cfg, "eval", "zero_shot-sk-qa", "result-x", tmp_path, []):
+            pass
+    assert "W&B could not start in online mode" in str(err.value) and "wandb login" in str(err.value)
 
 
 def test_the_slurm_launcher_without_sbatch_says_what_to_do(tmp_path):
-    proc = run_cli("+combo=zero_shot", "lang=sk", f"paths.root={tmp_path}", *FAST, "-m", "hydra/launcher=slurm",
+    proc = run_cli("+combo=zero_shot", "lang=sk", f"paths.root={tmp_path}", *FAST_OVERRIDES, "-m", "hydra/launcher=slurm",
                    env={"PATH": str(Path(sys.executable).parent)})  # python, but no SLURM client
     assert proc.returncode == 2
     assert "sbatch, srun and sacct are not on PATH here" in proc.stdout
@@ -159,8 +182,13 @@ def test_the_slurm_launcher_without_sbatch_says_what_to_do(tmp_path):
 
 @pytest.mark.skipif(shutil.which("sacct") is None, reason="needs the SLURM client commands (not a cluster)")
 def test_the_slurm_launcher_without_a_reachable_cluster_says_what_to_do(tmp_path):
-    proc = run_cli("+combo=zero_shot", "lang=sk", f"paths.root={tmp_path}", *FAST, "-m", "hydra/launcher=slurm",
-                   env={"SLURM_CONF": str(tmp_path / "no-such-slurm.conf")})
+    # A cluster whose accounting database cannot be reached: sacct fails at once (given a SLURM_CONF that does not
+    # exist, it retries for a minute first).
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=nowhere\nSlurmctldHost=localhost\nAccountingStorageType=accounting_storage/slurmdbd\n"
+                    "AccountingStorageHost=127.0.0.1\nAccountingStoragePort=1\n")
+    proc = run_cli("+combo=zero_shot", "lang=sk", f"paths.root={tmp_path}", *FAST_OVERRIDES, "-m", "hydra/launcher=slurm",
+                   env={"SLURM_CONF": str(conf)})
     assert proc.returncode == 2
     assert "sacct fails here" in proc.stdout and "SLURM_CONF" in proc.stdout and "job accounting" in proc.stdout
     assert "Traceback" not in proc.stdout

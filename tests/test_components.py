@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 
@@ -17,9 +18,15 @@ from softprompt_xl.model.module import build_optimizer
 KINDS = ("prompt", "adapter", "lora")
 
 
-@pytest.fixture
-def component_cfgs(cfg, make_cfg):
+@pytest.fixture(scope="session")
+def composed_component_cfgs(make_cfg):
     return {kind: to_plain(make_cfg(f"+combo=t{kind[0]}").combo.components.task) for kind in KINDS}
+
+
+@pytest.fixture
+def component_cfgs(composed_component_cfgs):
+    """The task component of each kind as its combo configures it (composed once; each test gets its own copy)."""
+    return copy.deepcopy(composed_component_cfgs)
 
 
 @pytest.fixture
@@ -124,7 +131,7 @@ def test_text_initialised_prompt_starts_from_the_texts_embeddings(tiny, componen
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("role", ["lang", "task"])
-def test_save_then_load_gives_identical_outputs(tiny, cfg, batch, component_cfgs, tmp_path, kind, role):
+def test_save_then_load_gives_identical_outputs(tiny, tiny_loaded, batch, component_cfgs, tmp_path, kind, role):
     model, tokenizer = tiny
     net = ComposedModel(model, tokenizer)
     component = net.new(role, "sk", component_cfgs[kind], "Generate the output in Slovak:")
@@ -133,15 +140,15 @@ def test_save_then_load_gives_identical_outputs(tiny, cfg, batch, component_cfgs
     expected = net(*batch).logits
     component.save(tmp_path / "c")
 
-    from softprompt_xl.model.backbone import load_backbone
+    def fresh():  # a bare backbone, as loaded (by load_backbone, once per session)
+        return copy.deepcopy(tiny_loaded[0])
 
-    fresh, _ = load_backbone(cfg.backbone, cfg.paths)
-    other = ComposedModel(fresh, tokenizer)
+    other = ComposedModel(fresh(), tokenizer)
     loaded = other.load(tmp_path / "c")
     other.eval()
     assert (loaded.kind, loaded.role) == (kind, role)
     assert torch.equal(other(*batch).logits, expected)
-    assert not torch.equal(ComposedModel(load_backbone(cfg.backbone, cfg.paths)[0], tokenizer).eval()(*batch).logits, expected)
+    assert not torch.equal(ComposedModel(fresh(), tokenizer).eval()(*batch).logits, expected)
 
 
 def test_language_and_task_lora_add_and_both_get_gradients(tiny, batch, component_cfgs):

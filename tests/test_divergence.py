@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import run_cli, sweep_jobs
 from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard, DivergenceRule
 from softprompt_xl.errors import UserError
 
@@ -100,7 +100,7 @@ def test_the_processes_of_one_run_stop_at_the_same_step():
     assert stopped[0]["loss"] == "nan" and stopped[0]["last_finite_loss"] == 2.0 and stopped[0]["lr"] == 0.5
 
 
-def test_a_sweep_reports_diverged_runs_and_goes_on(tmp_path):
+def test_a_sweep_reports_diverged_runs_and_goes_on(tmp_path, make_cfg):
     """ta trains at the tiny backbone's adapter lr and completes; tp's task prompt and lp_ta's language prompt get
     a prompt lr of 1e30: tp diverges in stage 2, the Slovak prompt in stage 1, and lp_ta is then not launched."""
     args = ["+combo=ta,tp,lp_ta", "lang=sk", f"paths.root={tmp_path}", "backbone.lr.prompt=1e30", "logger=none",
@@ -136,5 +136,7 @@ def test_a_sweep_reports_diverged_runs_and_goes_on(tmp_path):
     assert len(predictions.read_text().splitlines()) == 100  # the toy test split, whole
 
     # A failed run is not finished: the same sweep plans it (and the language prompt) again.
-    again = run_cli(*args[:-1], "dry_run=true", "-m")
-    assert "1 to train: prompt sk" in again.stdout and "1 finished (skipped), 2 to run" in again.stdout, again.stdout[-2000:]
+    from softprompt_xl.study.plan import plan_sweep
+
+    again = plan_sweep(sweep_jobs(*args[:-1]), lambda job: make_cfg(*job)).describe()
+    assert "1 to train: prompt sk" in again and "1 finished (skipped), 2 to run" in again, again

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_CACHE, run_cli
+from conftest import FAST_OVERRIDES, SHARED_CACHE, run_cli
 from softprompt_xl.config import PROJECT_DIR
 from softprompt_xl.study import records
 from softprompt_xl.study.keys import comparison_spec, key, result_spec
@@ -186,9 +186,8 @@ def test_report_of_an_experiment_lists_its_missing_runs(tmp_path, make_cfg):
 
 
 def test_wandb_conventions_of_a_small_sweep_and_the_report_in_its_group(tmp_path):
-    args = ["+combo=lp_ta,ta", "lang=sk", "task=ner", f"paths.root={tmp_path}", "lang_stage.max_steps=4",
-            "task_stage.max_steps=4", "task_stage.val_every_n_steps=2", "trainer.log_every_n_steps=1", "logger=wandb",
-            "logger.wandb.mode=offline"]
+    args = ["+combo=lp_ta,ta", "lang=sk", "task=ner", f"paths.root={tmp_path}", *FAST_OVERRIDES,
+            "trainer.log_every_n_steps=1", "logger=wandb", "logger.wandb.mode=offline"]
     proc = run_cli(*args, "-m")
     assert proc.returncode == 0, proc.stdout[-3000:]
     runs = [read_run(p) for p in sorted((tmp_path / "wandb").rglob("offline-run-*/run-*.wandb"))]

@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from conftest import run_cli, start_cli
+from conftest import FAST_OVERRIDES, run_cli, start_cli
 from softprompt_xl.config import CONF_DIR
 
 pytestmark = pytest.mark.slurm
 
-FAST = ["lang_stage.max_steps=4", "task_stage.max_steps=4", "task_stage.val_every_n_steps=2", "logger=none"]
 ON_SLURM = ["hydra/launcher=slurm", "-m"]
 RESUMABLE = ["+combo=tp", "lang=sk", "task_stage.max_steps=40", "task_stage.val_every_n_steps=10",
              "checkpoint_every_n_steps=5", "logger=wandb"]
@@ -88,7 +87,7 @@ def task_weights(root: Path) -> dict:
 
 def test_a_sweep_runs_on_slurm_language_components_first(slurm, tmp_path):
     started = time.time()
-    proc = run_cli("+combo=lp_ta,la_ta", "lang=sk,cs", f"paths.root={tmp_path}", *FAST, *ON_SLURM, env=slurm,
+    proc = run_cli("+combo=lp_ta,la_ta", "lang=sk,cs", f"paths.root={tmp_path}", *FAST_OVERRIDES, *ON_SLURM, env=slurm,
                    timeout=1800)
     print(f"4-run sweep on SLURM (8 jobs): {time.time() - started:.1f} s")
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -117,7 +116,7 @@ def test_a_sweep_runs_on_slurm_language_components_first(slurm, tmp_path):
 
 
 def test_a_cancelled_job_is_reported_failed_and_the_sweep_ends(slurm, tmp_path):
-    proc = start_cli("+combo=tp", "lang=sk,cs", f"paths.root={tmp_path}", *FAST, "task_stage.max_steps=200",
+    proc = start_cli("+combo=tp", "lang=sk,cs", f"paths.root={tmp_path}", *FAST_OVERRIDES, "task_stage.max_steps=200",
                      "task_stage.val_every_n_steps=100", *ON_SLURM, env=slurm)
     sk_log = lambda: next(iter((tmp_path / "outputs").glob("multirun/*/0_tp-sk-qa/train.log")), None)  # noqa: E731
     wait_for(lambda: sk_log() is not None and "Stage 2: training" in sk_log().read_text(), "training in job #0", proc)
@@ -193,7 +192,7 @@ def test_a_failing_job_does_not_stop_the_others_on_slurm(slurm, tmp_path):
     good.parent.mkdir()
     good.write_bytes((CONF_DIR.parent / "toy/data/en/qa/test.jsonl.gz").read_bytes())
     proc = run_cli("+combo=zero_shot", "lang=sk,en", f"paths.root={tmp_path}",
-                   f"data.task.data_files.test={tmp_path}/data/${{lang.code}}.jsonl.gz", *FAST, *ON_SLURM, env=slurm)
+                   f"data.task.data_files.test={tmp_path}/data/${{lang.code}}.jsonl.gz", *FAST_OVERRIDES, *ON_SLURM, env=slurm)
     assert proc.returncode == 1
     found = results(tmp_path)
     assert found["1_zero_shot-en-qa"]["status"] == "complete"
@@ -204,7 +203,7 @@ def test_a_failing_job_does_not_stop_the_others_on_slurm(slurm, tmp_path):
 
 
 def test_trainer_ddp_trains_one_run_on_two_slurm_tasks(slurm, tmp_path):
-    proc = run_cli("+combo=lp_tp", "lang=sk", f"paths.root={tmp_path}", *FAST, "trainer=ddp", "trainer.accelerator=cpu",
+    proc = run_cli("+combo=lp_tp", "lang=sk", f"paths.root={tmp_path}", *FAST_OVERRIDES, "trainer=ddp", "trainer.accelerator=cpu",
                    *ON_SLURM, env=slurm)
     assert proc.returncode == 0, proc.stdout[-3000:]
     ids = job_ids(tmp_path)

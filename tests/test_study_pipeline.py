@@ -1,11 +1,12 @@
 """The study pipeline: the store and its keys, skipping finished runs, stages in order under a parallel
-launcher, resume after SIGKILL and SIGTERM, cross-lingual evaluation with swapped language components,
-evaluation-only runs, the sweep plan, and every experiment config."""
+launcher, resume after SIGKILL, SIGTERM and SIGUSR1, cross-lingual evaluation with swapped language components,
+evaluation-only runs, the sweep plan, and every experiment config. The plan, the store and the stages run in this
+process on composed configs; a subprocess only where only one shows it (parallel jobs, signals, the CLI's dry run)."""
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import signal
 import subprocess
 import sys
@@ -15,10 +16,11 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from conftest import SHARED_CACHE, run_cli
+from conftest import FAST_OVERRIDES, cli_env, run_cli, run_sweep, sweep_jobs
 from softprompt_xl.config import CONF_DIR, PROJECT_DIR
-
-FAST = ["lang_stage.max_steps=4", "task_stage.max_steps=4", "task_stage.val_every_n_steps=2", "logger=none"]
+from softprompt_xl.errors import UserError
+from softprompt_xl.study import stages
+from softprompt_xl.study.plan import plan_sweep
 
 
 def stored(root: Path, pattern: str) -> list[Path]:
@@ -30,70 +32,70 @@ def the_result(root: Path, name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def test_rerun_skips_finished_runs_and_force_recomputes(tmp_path):
-    args = ["+combo=tp,lp_tp", "lang=sk", f"paths.root={tmp_path}", *FAST, "-m"]
-    first = run_cli(*args)
-    assert first.returncode == 0, first.stdout[-3000:]
-    assert "stage 2, runs: 0 finished (skipped), 2 to run" in first.stdout
-    created = the_result(tmp_path, "tp-sk-qa")["created"]
+def test_rerun_skips_finished_runs_and_force_recomputes(every_combo, make_cfg, caplog, tmp_path):
+    root, first, _ = every_combo
+    assert "stage 2, runs: 0 finished (skipped), 14 to run" in first.describe()
+    created = the_result(root, "tp-sk-qa")["created"]
 
-    started = time.time()
-    again = run_cli(*args)
-    assert again.returncode == 0, again.stdout[-3000:]
-    assert "2 finished (skipped), 0 to run" in again.stdout
-    assert "skip tp sk qa: finished before" in again.stdout and "skip lp_tp sk qa: finished before" in again.stdout
-    assert "Stage 2: training" not in again.stdout and "Launching" not in again.stdout
-    print(f"rerun of a finished 2-run sweep: {time.time() - started:.1f} s")
+    again = plan_sweep(sweep_jobs("+combo=tp,lp_tp", "lang=sk", *FAST_OVERRIDES),
+                       lambda job: make_cfg(f"paths.root={root}", *job))
+    described = again.describe()
+    assert "2 finished (skipped), 0 to run" in described
+    assert "skip tp sk qa: finished before" in described and "skip lp_tp sk qa: finished before" in described
+    assert not again.todo and not again.lang_jobs  # the staged sweeper launches nothing else
 
     time.sleep(1.1)  # `created` has a resolution of one second
-    forced = run_cli("+combo=tp", "lang=sk", f"paths.root={tmp_path}", *FAST, "force=true", "-m")
-    assert forced.returncode == 0, forced.stdout[-3000:]
-    assert "Stage 2: training" in forced.stdout
-    assert the_result(tmp_path, "tp-sk-qa")["created"] != created
-
-
-def test_store_lists_what_it_holds(tmp_path):
-    proc = run_cli("+combo=lp_ta", "lang=sk", f"paths.root={tmp_path}", *FAST, "-m")
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    listing = subprocess.run([sys.executable, "-m", "softprompt_xl.store", f"paths.root={tmp_path}"],
-                             capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120)
-    assert listing.returncode == 0, listing.stderr
-    lines = listing.stdout.splitlines()
-    assert lines[1].split() == ["key", "kind", "role", "lang", "task", "size", "created", "status"]
-    rows = {line.split()[0]: line.split() for line in lines[2:]}
-    kinds = sorted((r[1], r[2]) for r in rows.values())
-    assert kinds == [("adapter", "task"), ("lp_ta", "result"), ("prompt", "lang")]
-    assert all(r[-1] == "complete" for r in rows.values())
-    assert not (tmp_path / "store" / "checkpoints").exists() or not any((tmp_path / "store" / "checkpoints").iterdir())
+    caplog.set_level(logging.INFO)
+    forced = stages.run(make_cfg(f"paths.root={root}", "+combo=tp", "lang=sk", *FAST_OVERRIDES, "force=true"), tmp_path)
+    assert forced["status"] == "complete" and "Stage 2: training" in caplog.text
+    assert the_result(root, "tp-sk-qa")["created"] != created
 
 
 def test_language_components_train_once_before_parallel_task_jobs(tmp_path):
-    # local_parallel runs the jobs of a batch as parallel processes (two at a time): three task jobs need the
-    # same prompt.
-    proc = run_cli("+combo=lp_ta,lp_tp,lp_tl", "lang=sk", f"paths.root={tmp_path}", *FAST,
+    # local_parallel runs the jobs of a batch as parallel processes (two at a time): two task jobs, side by side,
+    # need the same prompt.
+    proc = run_cli("+combo=lp_ta,lp_tp", "lang=sk", f"paths.root={tmp_path}", *FAST_OVERRIDES,
                    "hydra/launcher=local_parallel", "hydra.launcher.timeout_min=20", "-m", timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "1 needed, 0 already in the store, 1 to train: prompt sk" in proc.stdout
     logs = "".join(p.read_text() for p in (tmp_path / "outputs").rglob("*.log"))
     assert logs.count("Stage 1: training") == 1  # in the stage=lang job, before the task jobs started
-    assert logs.count("Language prompt for sk: found in the store") == 3
+    assert logs.count("Language prompt for sk: found in the store") == 2
     assert len(stored(tmp_path, "lang-prompt-sk-*")) == 1
 
 
-def _run_until_checkpoint(args: list[str], root: Path, stage: str = "task") -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SOFTPROMPT_XL_CACHE": str(SHARED_CACHE)}
-    proc = subprocess.Popen([sys.executable, "-m", "softprompt_xl.train", *args], cwd=PROJECT_DIR, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+# Blocks of 4 batches in stage 1: a resumed stream refills the block of its checkpoint and crosses into the next
+# ones. A checkpoint every 5 steps (stage 2 is stopped three times: after its first, second and third); stage 2
+# validates every 10 steps on a fixed subset, and is tested on the first 16 records.
+RESUMABLE = ["+combo=lp_tp", "lang=sk", "lang_stage.max_steps=16", "lang_stage.shuffle_batches=4",
+             "task_stage.max_steps=30", "task_stage.val_every_n_steps=10", "task_stage.val_max_examples=8",
+             "data.task.splits.test='test[:16]'", "checkpoint_every_n_steps=5", "logger=none"]
+
+
+def _checkpoint(root: Path, stage: str) -> tuple[int, int] | None:
+    """Which last.ckpt of `stage` is there now (each is written anew, by os.replace), or None."""
+    for path in (root / "store" / "checkpoints").glob(f"{stage}-*/last.ckpt"):
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            continue
+        return status.st_ino, status.st_mtime_ns
+    return None
+
+
+def _run_until_checkpoint(args: list[str], root: Path, name: str, stage: str = "task") -> subprocess.Popen:
+    """`python -m softprompt_xl.train ARGS` in the background (its output in ROOT/NAME.log), until its `stage`
+    has saved a checkpoint other than the one already there."""
+    before = _checkpoint(root, stage)
+    proc = subprocess.Popen([sys.executable, "-m", "softprompt_xl.train", *args, f"hydra.run.dir={root}/outputs/{name}"],
+                            cwd=PROJECT_DIR, env=cli_env(), stdout=(root / f"{name}.log").open("w"),
+                            stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 600
-    while not list((root / "store" / "checkpoints").glob(f"{stage}-*/last.ckpt")):
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
+    while _checkpoint(root, stage) in (None, before):
+        assert proc.poll() is None, (root / f"{name}.log").read_text()[-3000:]
         assert time.time() < deadline
         time.sleep(0.05)
     return proc
-
-
-RESUMABLE = ["+combo=lp_tp", "lang=sk", "lang_stage.max_steps=4", "task_stage.max_steps=40",
-             "task_stage.val_every_n_steps=10", "checkpoint_every_n_steps=5", "logger=none"]
 
 
 def _weights(root: Path, role: str = "task") -> dict:
@@ -107,83 +109,90 @@ def _assert_same(expected: dict, resumed: dict) -> None:
         assert (expected[name] - resumed[name]).abs().max().item() < 1e-5, name
 
 
-def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert run_cli(*RESUMABLE, f"paths.root={whole}").returncode == 0
-    proc = _run_until_checkpoint([*RESUMABLE, f"paths.root={killed}"], killed)
+def test_killed_and_signalled_stages_resume_and_end_as_uninterrupted_ones(make_cfg, tmp_path, caplog):
+    """One run, stopped four times: SIGKILL in stage 1; SIGKILL, SIGTERM and SIGUSR1 in stage 2. Each stop is a
+    `python -m softprompt_xl.train` of its own; each resume, the same configuration in this process or the next
+    command. The components end as those of a run never stopped."""
+    caplog.set_level(logging.INFO)
+    whole, root = tmp_path / "whole", tmp_path / "killed"
+    root.mkdir()
+    assert stages.run(make_cfg(f"paths.root={whole}", *RESUMABLE), whole / "outputs")["status"] == "complete"
+    args = [*RESUMABLE, f"paths.root={root}"]
+
+    # SIGKILL in stage 1: nothing half-finished passes for done; stage 1 resumes to the same component
+    proc = _run_until_checkpoint(args, root, "lang-killed", stage="lang")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not list((killed / "store" / "results").glob("*.json"))  # nothing half-finished passes for done
-    again = run_cli(*RESUMABLE, f"paths.root={killed}")
-    assert again.returncode == 0, again.stdout[-3000:]
-    assert "resuming at step" in again.stdout
-    _assert_same(_weights(whole), _weights(killed))
-    a, b = the_result(whole, "lp_tp-sk-qa"), the_result(killed, "lp_tp-sk-qa")
-    assert a["metrics"] == b["metrics"] and a["best_step"] == b["best_step"]
-    assert not any((killed / "store" / "checkpoints").iterdir())  # pruned once finished
+    assert not stored(root, "lang-*") and not list((root / "store" / "results").glob("*.json"))
+    assert stages.run(make_cfg(f"paths.root={root}", *RESUMABLE, "stage=lang"), root / "outputs" / "lang")["status"] == "complete"
+    assert "resuming at step" in caplog.text
+    _assert_same(_weights(whole, "lang"), _weights(root, "lang"))
 
-
-def test_a_language_stage_killed_by_sigkill_resumes_to_the_same_component(tmp_path):
-    # blocks of 4 batches: the resumed stream refills the block of its checkpoint and crosses into the next ones
-    args = ["+combo=lp_tp", "lang=sk", "lang_stage.max_steps=30", "lang_stage.shuffle_batches=4", "checkpoint_every_n_steps=5", "task_stage.max_steps=2",
-            "task_stage.val_every_n_steps=2", "logger=none"]
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert run_cli(*args, f"paths.root={whole}").returncode == 0
-    proc = _run_until_checkpoint([*args, f"paths.root={killed}"], killed, stage="lang")
+    # SIGKILL in stage 2
+    proc = _run_until_checkpoint(args, root, "task-killed")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    again = run_cli(*args, f"paths.root={killed}")
-    assert again.returncode == 0 and "resuming at step" in again.stdout
-    _assert_same(_weights(whole, "lang"), _weights(killed, "lang"))
-    # the component is scored on the corpus's held-out documents, and the runs that use it say how it scored
-    (component,) = stored(killed, "lang-*")
-    meta = json.loads((component / "component.json").read_text())["meta"]
-    assert meta["heldout_chunks"] > 0 and 0 < meta["heldout_accuracy"] < 1 and meta["heldout_loss"] > 0
-    result = the_result(killed, "lp_tp-sk-qa")
-    assert (result["lang_heldout_loss"], result["lang_heldout_accuracy"]) == (meta["heldout_loss"], meta["heldout_accuracy"])
+    assert not list((root / "store" / "results").glob("*.json"))  # nothing half-finished passes for done
 
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
-def test_a_signal_saves_a_checkpoint_and_exits_for_a_requeue(tmp_path, signum):
-    args = [*RESUMABLE[:-1], "logger=wandb", f"paths.root={tmp_path}"]
-    proc = _run_until_checkpoint(args, tmp_path)
-    proc.send_signal(signum)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode != 0
-    assert f"{signum.name} received: saved a checkpoint at step" in out
-    result = json.loads(next((tmp_path / "outputs").rglob("result.json")).read_text())
-    assert result["status"] == "interrupted"
-    assert list((tmp_path / "store" / "checkpoints").glob("task-*/last.ckpt"))
-    again = run_cli(*args)
-    assert again.returncode == 0 and "resuming at step" in again.stdout
-    # the requeued stage continues the same W&B run: two offline segments of one run id
-    task_runs = [p.name for p in (tmp_path / "wandb").rglob("offline-run-*/run-task-*.wandb")]
+    # SIGTERM, then SIGUSR1 (as SLURM sends before a time limit): a checkpoint saved, and an exit for a requeue.
+    # Each stopped command resumed the one before; the requeued stage continues the same W&B run.
+    for signum in (signal.SIGTERM, signal.SIGUSR1):
+        name = signum.name
+        proc = _run_until_checkpoint([*args[:-2], "logger=wandb", args[-1]], root, name)
+        proc.send_signal(signum)
+        proc.wait(timeout=300)
+        out = (root / f"{name}.log").read_text()
+        assert proc.returncode != 0
+        assert "resuming at step" in out and f"{name} received: saved a checkpoint at step" in out, out[-3000:]
+        result = json.loads((root / "outputs" / name / "result.json").read_text())
+        assert result["status"] == "interrupted"
+        assert list((root / "store" / "checkpoints").glob("task-*/last.ckpt"))
+    task_runs = [p.name for p in (root / "wandb").rglob("offline-run-*/run-task-*.wandb")]
     assert len(task_runs) == 2 and task_runs[0] == task_runs[1]
 
+    caplog.clear()
+    again = stages.run(make_cfg(f"paths.root={root}", *RESUMABLE), root / "outputs" / "again")
+    assert again["status"] == "complete" and "resuming at step" in caplog.text
+    _assert_same(_weights(whole), _weights(root))
+    a, b = the_result(whole, "lp_tp-sk-qa"), the_result(root, "lp_tp-sk-qa")
+    assert a["metrics"] == b["metrics"] and a["best_step"] == b["best_step"]
+    assert not any((root / "store" / "checkpoints").iterdir())  # pruned once finished
+    # the language component is scored on the corpus's held-out documents, and the runs that use it say how it scored
+    (component,) = stored(root, "lang-*")
+    meta = json.loads((component / "component.json").read_text())["meta"]
+    assert meta["heldout_chunks"] > 0 and 0 < meta["heldout_accuracy"] < 1 and meta["heldout_loss"] > 0
+    assert (b["lang_heldout_loss"], b["lang_heldout_accuracy"]) == (meta["heldout_loss"], meta["heldout_accuracy"])
 
-def test_cross_lingual_evaluation_swaps_in_each_targets_component_and_eval_only_reuses(tmp_path):
-    args = ["+combo=lp_ta", "lang=sk", f"paths.root={tmp_path}", *FAST]
-    proc = run_cli(*args, "eval_langs=[sk,cs]", "-m")
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "2 needed, 0 already in the store, 2 to train" in proc.stdout
-    result = the_result(tmp_path, "lp_ta-sk-qa")
+
+def test_cross_lingual_evaluation_swaps_in_each_targets_component_and_eval_only_reuses(every_combo, make_cfg, caplog,
+                                                                                      tmp_path):
+    root = every_combo[0]  # lp_ta's task adapter for sk and the sk prompt are there; cs and es prompts are not
+    args = ["+combo=lp_ta", "lang=sk", *FAST_OVERRIDES]
+    fresh = plan_sweep(sweep_jobs(*args, "eval_langs=[sk,cs]"), lambda job: make_cfg(f"paths.root={tmp_path}", *job))
+    assert "2 needed, 0 already in the store, 2 to train" in fresh.describe()
+    plan, found = run_sweep(make_cfg, root, *args, "eval_langs=[sk,cs]")
+    assert "2 needed, 1 already in the store, 1 to train: prompt cs" in plan.describe()
+    result = found["lp_ta-sk-qa"]
     assert set(result["metrics"]) == {"sk", "cs"}
-    (sk,), (cs,) = stored(tmp_path, "lang-prompt-sk-*"), stored(tmp_path, "lang-prompt-cs-*")
+    (sk,), (cs,) = stored(root, "lang-prompt-sk-*"), stored(root, "lang-prompt-cs-*")
     assert result["eval_lang_components"] == {"sk": sk.name, "cs": cs.name}
 
     # evaluating the same task adapter on another target trains nothing
-    more = run_cli(*args, "eval_langs=[es]", "stage=eval")
-    assert more.returncode == 0, more.stdout[-3000:]
-    assert "Stage 2: training" not in more.stdout and "Task adapter for sk qa: found in the store" in more.stdout
-    (es,) = stored(tmp_path, "lang-prompt-es-*")  # the target's prompt, trained because it was missing
-    results = [json.loads(p.read_text()) for p in (tmp_path / "store" / "results").glob("*.json")]
-    assert sorted(tuple(r["metrics"]) for r in results) == [("es",), ("sk", "cs")]
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    more = stages.run(make_cfg(f"paths.root={root}", *args, "eval_langs=[es]", "stage=eval"), tmp_path / "more")
+    assert more["status"] == "complete"
+    assert "Stage 2: training" not in caplog.text and "Task adapter for sk qa: found in the store" in caplog.text
+    (es,) = stored(root, "lang-prompt-es-*")  # the target's prompt, trained because it was missing
+    results = [json.loads(p.read_text()) for p in (root / "store" / "results").glob("result-lp_ta-sk-qa-*.json")]
+    # each evaluation is a result of its own (("sk",): the run of every_combo)
+    assert sorted(tuple(r["metrics"]) for r in results) == [("es",), ("sk",), ("sk", "cs")]
 
 
-def test_eval_only_without_a_trained_component_says_what_to_do(tmp_path):
-    proc = run_cli("+combo=tp", "lang=sk", f"paths.root={tmp_path}", *FAST, "stage=eval")
-    assert proc.returncode == 1
-    assert "stage=eval evaluates a stored task component" in proc.stdout and "without stage=eval" in proc.stdout
+def test_eval_only_without_a_trained_component_says_what_to_do(make_cfg, tmp_path):
+    with pytest.raises(UserError) as err:
+        stages.run(make_cfg(f"paths.root={tmp_path}", "+combo=tp", "lang=sk", *FAST_OVERRIDES, "stage=eval"), tmp_path)
+    assert "stage=eval evaluates a stored task component" in str(err.value) and "without stage=eval" in str(err.value)
 
 
 def test_dry_run_plans_the_paper_grid_without_training(tmp_path):
