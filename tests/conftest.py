@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 
 from softprompt_xl.model.backbone import load_backbone
@@ -17,6 +18,12 @@ from softprompt_xl.toy import backbone_dir
 from softprompt_xl.config import CONF_MODULE, PROJECT_DIR, register_resolvers
 
 register_resolvers()
+
+# Each process its share of the cores: the everyday command runs beside this process for most of the session
+# (below), and a CLI test's process beside both. Torch processes that together ask for more threads than there
+# are cores spin-wait on each other and run 10-30x slower. A thread count set by the caller wins.
+THREADS = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 2) // 2))
+torch.set_num_threads(int(THREADS))
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +74,8 @@ def tiny(tiny_loaded):
 
 
 def cli_env(env: dict[str, str | None] | None = None) -> dict[str, str]:
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "SOFTPROMPT_XL_CACHE": str(SHARED_CACHE), **(env or {})}
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "SOFTPROMPT_XL_CACHE": str(SHARED_CACHE),
+                "OMP_NUM_THREADS": THREADS, "MKL_NUM_THREADS": THREADS, **(env or {})}
     return {k: v for k, v in full_env.items() if v is not None}  # None unsets a variable
 
 
@@ -144,25 +152,26 @@ def sweep_jobs(*overrides: str) -> list[list[str]]:
 
 def run_sweep(make_cfg, root: Path, *overrides: str):
     """What the staged sweeper does for `... OVERRIDES -m`, in this process: plan the sweep
-    (softprompt_xl.study.plan), run its stage=lang jobs, then its runs, each by stages.run on its composed config;
-    the jobs' directories under ROOT/outputs. Returns the plan and the results by `<combo>-<lang>-<task>` (stage=lang
-    jobs by `lang-<kind>-<lang>`). A failing job raises (the sweep's handling of failures is the CLI's, tested there)."""
+    (softprompt_xl.study.plan), run its language-component jobs, then its runs, each by stages.run on its composed config;
+    the jobs' directories under ROOT/outputs. Returns the plan and the results (as JSON) by `<combo>-<lang>-<task>`
+    (language-component jobs by `lang-<kind>-<lang>`). A failing job raises (the sweep's handling of failures is the CLI's, tested there)."""
     from softprompt_xl.study import stages
     from softprompt_xl.study.plan import plan_sweep
+    from softprompt_xl.study.records import cfg_run_name, lang_run_name
 
     def compose(job: list[str]):
         return make_cfg(f"paths.root={root}", *(o for o in job if not o.startswith("hydra.")))
 
     plan = plan_sweep(sweep_jobs(*overrides), compose)
     results, index = {}, 0
-    for job, lang_key in zip(plan.lang_jobs, plan.lang_keys):
-        name = "lang-" + "-".join(lang_key.split("-")[1:3])
-        results[name] = stages.run(compose(job), root / "outputs" / f"{index}_{name}")
+    for job in plan.lang_jobs:
+        name = lang_run_name(job.kind, job.lang)
+        results[name] = stages.run(compose(list(job.overrides)), root / "outputs" / f"{index}_{name}").to_json()
         index += 1
     for job in plan.runs_after(set())[0]:
-        cfg = compose(job)
-        name = f"{cfg.combo.name}-{cfg.lang.code}-{cfg.task.name}"
-        results[name] = stages.run(cfg, root / "outputs" / f"{index}_{name}")
+        cfg = compose(list(job.overrides))
+        name = cfg_run_name(cfg)
+        results[name] = stages.run(cfg, root / "outputs" / f"{index}_{name}").to_json()
         index += 1
     return plan, results
 

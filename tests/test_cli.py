@@ -20,7 +20,7 @@ from softprompt_xl.errors import UserError
 
 
 def results(sweep_root: Path) -> dict[str, dict]:
-    """The runs' results by `<combo>-<lang>-<task>` (the sweep's stage=lang jobs left out)."""
+    """The runs' results by `<combo>-<lang>-<task>` (the sweep's language-component jobs left out)."""
     found = {f.parent.name.split("_", 1)[1]: json.loads(f.read_text()) for f in sweep_root.rglob("result.json")}
     return {name: result for name, result in found.items() if not name.startswith("lang-")}
 
@@ -117,7 +117,7 @@ def test_the_everyday_command_end_to_end(everyday_command, tmp_path, make_cfg, c
     assert conftest.EVERYDAY_ARGS == ("+combo=lp_ta", "lang=sk", "-m")
     stdout = everyday_command["stdout"]
     assert everyday_command["returncode"] == 0, stdout[-3000:]
-    # two jobs: the language prompt (stage=lang, launched first by the sweeper), then the run
+    # two jobs: the language prompt (a language-component job, launched first by the sweeper), then the run
     assert sorted(p.parent.name for p in (root / "outputs").rglob("result.json")) == ["0_lang-prompt-sk", "1_lp_ta-sk-qa"]
     result = results(root / "outputs")["lp_ta-sk-qa"]
     assert {k: result[k] for k in ("combo", "lang", "task", "backbone", "seed", "status")} == {

@@ -59,7 +59,7 @@ def test_language_components_train_once_before_parallel_task_jobs(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "1 needed, 0 already in the store, 1 to train: prompt sk" in proc.stdout
     logs = "".join(p.read_text() for p in (tmp_path / "outputs").rglob("*.log"))
-    assert logs.count("Stage 1: training") == 1  # in the stage=lang job, before the task jobs started
+    assert logs.count("Stage 1: training") == 1  # in the language-component job, before the task jobs started
     assert logs.count("Language prompt for sk: found in the store") == 2
     assert len(stored(tmp_path, "lang-prompt-sk-*")) == 1
 
@@ -124,7 +124,7 @@ def test_killed_and_signalled_stages_resume_and_end_as_uninterrupted_ones(make_c
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not stored(root, "lang-*") and not list((root / "store" / "results").glob("*.json"))
-    assert stages.run(make_cfg(f"paths.root={root}", *RESUMABLE, "stage=lang"), root / "outputs" / "lang")["status"] == "complete"
+    assert stages.run(make_cfg(f"paths.root={root}", *RESUMABLE, "stage=lang"), root / "outputs" / "lang").status == "complete"
     assert "resuming at step" in caplog.text
     _assert_same(_weights(whole, "lang"), _weights(root, "lang"))
 
