@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_module
 
 from softprompt_xl.model.backbone import load_backbone
 from softprompt_xl.toy import backbone_dir
-from softprompt_xl.config import CONF_MODULE, PROJECT_DIR, register_resolvers
+from softprompt_xl.config import CONF_MODULE, PROJECT_DIR, group_options, register_resolvers
 
 register_resolvers()
 
@@ -176,7 +176,7 @@ def run_sweep(make_cfg, root: Path, *overrides: str):
     return plan, results
 
 
-ALL_COMBOS = sorted(p.stem for p in (CONF_DIR / "combo").glob("*.yaml"))
+ALL_COMBOS = group_options("combo")
 
 
 @pytest.fixture(scope="session")
