@@ -152,12 +152,12 @@ def test_the_everyday_command_end_to_end(everyday_command, tmp_path, make_cfg, c
     caplog.set_level(logging.INFO)
     again = stages.run(make_cfg(f"paths.root={root}", "+combo=lp_ta", "lang=sk", "task_stage.max_steps=4",
                                 "logger=none"), tmp_path / "again")
-    assert again["status"] == "complete"
+    assert again.status == "complete"
     assert "found in the store" in caplog.text and "Stage 1: training" not in caplog.text
 
 
 def test_wandb_online_without_a_login_says_how_to_fix_it(make_cfg, tmp_path, monkeypatch):
-    from softprompt_xl.runtime.tracking import stage_logger
+    from softprompt_xl.study.tracking import stage_logger
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

@@ -47,7 +47,7 @@ def test_rerun_skips_finished_runs_and_force_recomputes(every_combo, make_cfg, c
     time.sleep(1.1)  # `created` has a resolution of one second
     caplog.set_level(logging.INFO)
     forced = stages.run(make_cfg(f"paths.root={root}", "+combo=tp", "lang=sk", *FAST_OVERRIDES, "force=true"), tmp_path)
-    assert forced["status"] == "complete" and "Stage 2: training" in caplog.text
+    assert forced.status == "complete" and "Stage 2: training" in caplog.text
     assert the_result(root, "tp-sk-qa")["created"] != created
 
 
@@ -116,7 +116,7 @@ def test_killed_and_signalled_stages_resume_and_end_as_uninterrupted_ones(make_c
     caplog.set_level(logging.INFO)
     whole, root = tmp_path / "whole", tmp_path / "killed"
     root.mkdir()
-    assert stages.run(make_cfg(f"paths.root={whole}", *RESUMABLE), whole / "outputs")["status"] == "complete"
+    assert stages.run(make_cfg(f"paths.root={whole}", *RESUMABLE), whole / "outputs").status == "complete"
     args = [*RESUMABLE, f"paths.root={root}"]
 
     # SIGKILL in stage 1: nothing half-finished passes for done; stage 1 resumes to the same component
@@ -152,7 +152,7 @@ def test_killed_and_signalled_stages_resume_and_end_as_uninterrupted_ones(make_c
 
     caplog.clear()
     again = stages.run(make_cfg(f"paths.root={root}", *RESUMABLE), root / "outputs" / "again")
-    assert again["status"] == "complete" and "resuming at step" in caplog.text
+    assert again.status == "complete" and "resuming at step" in caplog.text
     _assert_same(_weights(whole), _weights(root))
     a, b = the_result(whole, "lp_tp-sk-qa"), the_result(root, "lp_tp-sk-qa")
     assert a["metrics"] == b["metrics"] and a["best_step"] == b["best_step"]
@@ -181,7 +181,7 @@ def test_cross_lingual_evaluation_swaps_in_each_targets_component_and_eval_only_
     caplog.set_level(logging.INFO)
     caplog.clear()
     more = stages.run(make_cfg(f"paths.root={root}", *args, "eval_langs=[es]", "stage=eval"), tmp_path / "more")
-    assert more["status"] == "complete"
+    assert more.status == "complete"
     assert "Stage 2: training" not in caplog.text and "Task adapter for sk qa: found in the store" in caplog.text
     (es,) = stored(root, "lang-prompt-es-*")  # the target's prompt, trained because it was missing
     results = [json.loads(p.read_text()) for p in (root / "store" / "results").glob("result-lp_ta-sk-qa-*.json")]
