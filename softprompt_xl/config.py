@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -80,6 +81,22 @@ def load_option(group: str, name: str) -> DictConfig | None:
     framework reads a config file outside Hydra's composition (a run's evaluation languages, the report's
     language list). Inside a Hydra app it looks where Hydra composes from, so a language added in a directory of
     one's own (`--config-dir DIR`) is found; elsewhere (tests, notebooks) in the package's conf/."""
+    found = _read_option(_sources(), group, name)
+    return None if found is None else found.copy()  # the caller's to change
+
+
+def has_option(group: str, name: str) -> bool:
+    return _read_option(_sources(), group, name) is not None
+
+
+def _sources() -> tuple[str, ...]:
+    loader = _hydra_config_loader()
+    return tuple(source.path for source in loader.get_sources()) if loader is not None else (str(CONF_DIR),)
+
+
+@functools.lru_cache(maxsize=None)
+def _read_option(sources: tuple[str, ...], group: str, name: str) -> DictConfig | None:
+    # Read once per process: planning a 144-run sweep asks for the same few languages about a thousand times.
     loader = _hydra_config_loader()
     if loader is not None:
         found = loader.repository.load_config(f"{group}/{name}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from softprompt_xl.config import group_options, load_option, to_plain
+from softprompt_xl.config import group_options, has_option, to_plain
 from softprompt_xl.data.loaders import check_subset_size
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError
@@ -95,7 +95,7 @@ def _languages(cfg: Any) -> None:
     wanted = [*(_codes(cfg.get("eval_langs"))), *(to_plain(cfg.transfer.sources) or []),
               *(to_plain(cfg.transfer.targets) or [])]
     for code in dict.fromkeys(wanted):
-        if load_option("lang", str(code)) is None:
+        if not has_option("lang", str(code)):
             raise UserError(unknown_language(code))
 
 
