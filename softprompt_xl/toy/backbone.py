@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import itertools
@@ -34,7 +35,16 @@ TINY_FORMAT = 6  # bump when the way the tiny backbone is built changes, so old 
 def tiny_backbone_dir(build: Any, paths: Any) -> Path:
     """Where the tiny backbone for `build` is (or will be) built: named by everything that shapes it."""
     build = to_plain(build)
-    files = _corpus_files(Path(paths.toy_data), build["corpus_langs"])
+    digest, task_text = _bundled_text(str(paths.toy_data), tuple(build["corpus_langs"]))
+    key = stable_hash({"build": build, "corpus": digest, "tasks": task_text, "v": TINY_FORMAT})
+    return Path(paths.cache) / "backbones" / f"tiny-{key}"
+
+
+@functools.lru_cache(maxsize=None)
+def _bundled_text(toy_data: str, langs: tuple[str, ...]) -> tuple[str, dict]:
+    """The digest of the bundled files and the task texts that shape the tiny backbone: read once per process (they
+    are package data), not at every store key a sweep's plan computes."""
+    files = _corpus_files(Path(toy_data), list(langs))
     # These files also pin the generator that pre-training draws fresh records from (generate.fresh_records):
     # a change to it shows in them (tests/test_toy_data.py checks they are regenerated).
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
@@ -42,8 +52,7 @@ def tiny_backbone_dir(build: Any, paths: Any) -> Path:
     task_text = {f.stem: {k: v for k, v in to_plain(OmegaConf.load(f)).items()
                           if k in ("template", "labels", "separator", "tag_names")}
                  for f in sorted((CONF_DIR / "task").glob("*.yaml"))}
-    key = stable_hash({"build": build, "corpus": digest, "tasks": task_text, "v": TINY_FORMAT})
-    return Path(paths.cache) / "backbones" / f"tiny-{key}"
+    return digest, task_text
 
 
 def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
