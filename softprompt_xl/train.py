@@ -127,7 +127,7 @@ def check_and_plan_single_run(cfg: DictConfig) -> Result | None:
     """Exit with the message of a configuration no job could run with; return the stored result if the run
     finished before (it is skipped), else None."""
     from softprompt_xl.study import schema
-    from softprompt_xl.study.plan import finished_result
+    from softprompt_xl.study.plan import RunJob, finished_result
     from softprompt_xl.study.store import Store
 
     try:
@@ -139,7 +139,7 @@ def check_and_plan_single_run(cfg: DictConfig) -> Result | None:
         log.error("dry_run=true prints the plan of a sweep: add -m (e.g. `python -m softprompt_xl.train "
                   "+combo=lp_ta lang=sk,cs dry_run=true -m`).")
         sys.exit(2)
-    done = finished_result(cfg, Store(cfg.paths.store)) if cfg.job == "run" and cfg.stage != "lang" else None
+    done = finished_result(cfg, Store(cfg.paths.store)) if cfg.job == RunJob.TYPE and cfg.stage != "lang" else None
     return dataclasses.replace(done, skipped=True) if done else None
 
 

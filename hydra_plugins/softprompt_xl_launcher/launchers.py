@@ -34,7 +34,7 @@ log = logging.getLogger("softprompt_xl")
 
 
 class _WaitForEveryJob(BaseSubmititLauncher):
-    job_type = "run"  # of the batch being launched: the staged sweeper sets it (softprompt_xl.study.plan's job types)
+    job_type: str | None = None  # of the batch being launched: the staged sweeper sets it (softprompt_xl.study.plan)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and len(job_overrides) > 0
@@ -55,14 +55,16 @@ class _WaitForEveryJob(BaseSubmititLauncher):
     def submit(self, executor: Any, calls: list[tuple]) -> list:
         raise NotImplementedError
 
-    def _executor(self, job_type: str) -> Any:
+    def _executor(self, job_type: str | None) -> Any:
         import submitit
+
+        from softprompt_xl.study.plan import LangComponentJob
 
         params = dict(self.params)
         init = {"folder": params.pop("submitit_folder")}
         if "max_num_timeout" in params:
             init[f"{self._EXECUTOR}_max_num_timeout"] = params.pop("max_num_timeout")
-        if job_type != "run" and params.get("name"):  # tells the sweep's stages apart in squeue
+        if job_type == LangComponentJob.TYPE and params.get("name"):  # tells the sweep's stages apart in squeue
             params["name"] = f"{params['name']}-lang"
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
         shared = set(OmegaConf.structured(BaseQueueConf).keys())

@@ -21,7 +21,7 @@ log = logging.getLogger("softprompt_xl")
 class StagedSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
         from softprompt_xl.errors import UserError
-        from softprompt_xl.study.plan import LangComponentJob, plan_sweep
+        from softprompt_xl.study.plan import LangComponentJob, RunJob, plan_sweep
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -54,7 +54,7 @@ class StagedSweeper(BasicSweeper):
         runs, left_out = plan.runs_after(set(failed))
         if runs:
             log.info("Launching %d job(s): runs", len(runs))
-            returns.append(self._launch("run", [list(job.overrides) for job in runs], index))
+            returns.append(self._launch(RunJob.TYPE, [list(job.overrides) for job in runs], index))
             index += len(runs)
         for job, keys in left_out:  # recorded as failed, so the sweep's summary lists them and a rerun retries them
             reasons = "; ".join(f"the language {plan.lang_needed[k]} it needs failed in stage 1 of this sweep: "

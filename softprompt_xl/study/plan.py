@@ -23,7 +23,7 @@ class LangComponentJob:
     lang: str
     overrides: tuple[str, ...]  # those of a run that needs it, with this job's type, language and directory
 
-    TYPE = "lang_component"  # the `job` setting of conf/train.yaml that makes a job one of these
+    TYPE = schema.LANG_COMPONENT_JOB  # the `job` setting of conf/train.yaml that makes a job one of these
 
     @classmethod
     def of(cls, run_overrides: list[str], spec: dict) -> "LangComponentJob":
@@ -40,6 +40,8 @@ class LangComponentJob:
 @dataclass(frozen=True)
 class RunJob:
     """Stage 2: one (combo, language, task): its task part trained if the store lacks it, then evaluated."""
+
+    TYPE = schema.RUN_JOB
 
     overrides: tuple[str, ...]
     needs: tuple[str, ...]  # keys of the language components it uses (its own and its evaluation languages')

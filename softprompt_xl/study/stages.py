@@ -1,6 +1,7 @@
 """One job of the grid, stage by stage: find (or train) the language component, find (or train) the task
 part, evaluate it on every evaluation language with that language's component swapped in, and store the
-result. Whatever the store already holds is reused; a finished result is not recomputed unless force=true."""
+result. Whatever the store already holds is reused; whether a run is finished is the plan's question
+(study/plan.py), asked before the job starts."""
 
 from __future__ import annotations
 
