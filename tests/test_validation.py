@@ -67,10 +67,9 @@ def test_an_unknown_validation_mode_is_refused():
 def test_validation_by_loss_never_generates_and_keeps_the_lowest_loss(make_cfg, tiny, tmp_path, monkeypatch):
     """Stage 2 in-process: a validation at every step on 7 records, by loss; the best step is the lowest loss."""
     from softprompt_xl.model.components.compose import ComposedModel
-    from softprompt_xl.study.stages import train_task_part
-    from softprompt_xl.study.store import Store
+    from softprompt_xl.study.stages import Job, TaskStage, train_task_part
 
-    cfg = make_cfg("+combo=ta", "lang=sk", "logger=none", "task_stage.max_steps=4", "task_stage.val_every_n_steps=1",
+    cfg = make_cfg(f"paths.root={tmp_path}", "+combo=ta", "lang=sk", "logger=none", "task_stage.max_steps=4", "task_stage.val_every_n_steps=1",
                    "task_stage.val_mode=loss", "task_stage.val_max_examples=7", "combo.components.task.optimizer.lr=0.05")
 
     def no_generation(*args, **kwargs):
@@ -78,7 +77,7 @@ def test_validation_by_loss_never_generates_and_keeps_the_lowest_loss(make_cfg, 
 
     monkeypatch.setattr(ComposedModel, "generate_scored", no_generation)
     model, tokenizer = tiny
-    info = train_task_part(cfg, Store(tmp_path / "store"), ComposedModel(model, tokenizer), get_task(cfg.task), tmp_path)
+    info = train_task_part(Job.of(cfg, tmp_path), TaskStage.of(cfg, get_task(cfg.task)), ComposedModel(model, tokenizer))
     history = info["validation"]
     assert [(v["step"], v["mode"], v["examples"]) for v in history] == [(s, "loss", 7) for s in (1, 2, 3, 4)]
     assert all(v["seconds"] >= 0 and v["inputs"] >= 7 and "f1" not in v for v in history)

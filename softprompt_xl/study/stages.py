@@ -5,11 +5,14 @@ result. Whatever the store already holds is reused; whether a run is finished is
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -23,7 +26,7 @@ from softprompt_xl.config import to_plain
 from softprompt_xl.data.corpus import CorpusPosition, SpanCorruptionStream, documents, heldout_batches
 from softprompt_xl.data.loaders import fixed_subset, own_generator, prepare_task_split, task_loader
 from softprompt_xl.data.sources import task_source
-from softprompt_xl.data.tasks import get_task
+from softprompt_xl.data.tasks import Task, get_task
 from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import ComponentHeader
@@ -31,7 +34,7 @@ from softprompt_xl.model.module import Seq2SeqModule, SpanCorruptionScore
 from softprompt_xl.study.keys import comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec, with_lang
 from softprompt_xl.runtime.resume import Checkpointing, resume_point
 from softprompt_xl.study.plan import LangComponentJob
-from softprompt_xl.study.records import LangStageResult, Result, cfg_run_name, lang_run_name
+from softprompt_xl.study.records import LangStageResult, Result, lang_run_name, run_name
 from softprompt_xl.study.store import Store
 from softprompt_xl.study.tracking import log_component, log_summary, run_info, stage_logger, use_components
 
@@ -60,10 +63,86 @@ def make_trainer(t: Any, logger: Any, output_dir: Path, max_steps: int, val_ever
     )
 
 
-def ensure_lang_component(cfg: Any, store: Store, output_dir: Path, code: str | None = None) -> Path:
-    """The store directory of the language component for `code` (default: the run's language), trained now
-    only if it is missing."""
-    spec = lang_spec(cfg, code)
+@dataclass(frozen=True)
+class Job:
+    """What the stages of one job share, read once from its composed config: where it stores and writes, the
+    backbone, the trainer settings and the seed. The stages get this and the parts of the config they use (their
+    `LangStage` / `TaskStage`); only `run` reads the whole tree."""
+
+    store: Store
+    output_dir: Path
+    backbone: Any  # conf/backbone
+    paths: Any  # conf/paths
+    trainer: Any  # conf/trainer
+    seed: int
+    checkpoint_every: int | None
+
+    @classmethod
+    def of(cls, cfg: Any, output_dir: Path) -> Job:
+        return cls(Store(cfg.paths.store), output_dir, cfg.backbone, cfg.paths, cfg.trainer, int(cfg.seed),
+                   cfg.checkpoint_every_n_steps)
+
+    @property
+    def datasets_cache(self) -> str:
+        return str(Path(self.paths.hf_cache) / "datasets")
+
+    def split(self, task: Task, source: Any, split: str, lang: str, tokenizer: Any, max_input_length: int):
+        return prepare_task_split(task, source, split, lang, tokenizer, max_input_length, self.datasets_cache,
+                                  Path(self.paths.cache) / "tokenized")
+
+
+@dataclass(frozen=True)
+class LangStage:
+    """Stage 1 for one language: the component it trains (`spec`), on which corpus, with which settings."""
+
+    spec: dict
+    lang: Any  # conf/lang/<code>
+    settings: Any  # lang_stage
+    corpus: Any  # data.wiki
+    eval_batch_size: int  # of the held-out scoring
+    track: Callable[..., Any]  # opens the stage's logger: tracking.stage_logger on the language's whole config
+
+    @classmethod
+    def of(cls, cfg: Any, code: str) -> LangStage:
+        spec = lang_spec(cfg, code)
+        target = with_lang(cfg, spec["lang"])
+        return cls(spec, target.lang, target.lang_stage, target.data.wiki, int(target.task_stage.eval_batch_size),
+                   functools.partial(stage_logger, target))
+
+
+@dataclass(frozen=True)
+class TaskStage:
+    """Stage 2 of a run: what it trains (a task component, the whole backbone, or nothing), on which data."""
+
+    spec: dict
+    task: Task
+    lang: Any  # conf/lang/<code> of the run
+    settings: Any  # task_stage
+    source: Any  # the task's data source (data.task, or data.files as a source)
+    part: dict | None  # combo.components.task
+    backbone_optimizer: dict | None  # combo.optimizer, when the combo trains the whole backbone (full_ft)
+    combo: str  # its name
+    eval_only: bool  # stage=eval: a stored component or nothing
+    force: bool
+    track: Callable[..., Any]
+
+    @classmethod
+    def of(cls, cfg: Any, task: Task) -> TaskStage:
+        combo = cfg.combo
+        return cls(task_spec(cfg), task, cfg.lang, cfg.task_stage, task_source(cfg), to_plain(combo.components.task),
+                   to_plain(combo.optimizer) if combo.get("train_backbone") else None, combo.name,
+                   cfg.stage == "eval", bool(cfg.force), functools.partial(stage_logger, cfg))
+
+    def run_name(self, sep: str = "-") -> str:
+        return run_name(self.combo, self.lang.code, self.task.name, sep)
+
+    def tags(self, job: Job) -> list[str]:
+        return [self.combo, self.lang.code, self.task.name, job.backbone.id]
+
+
+def ensure_lang_component(job: Job, stage: LangStage) -> Path:
+    """The store directory of the language component `stage` trains, trained now only if it is missing."""
+    spec, store = stage.spec, job.store
     path = store.component_dir(key(spec))
     if distributed.agreed(store.has(path)):
         log.info("Language %s for %s: found in the store (%s)", spec["kind"], spec["lang"], path.name)
@@ -74,40 +153,40 @@ def ensure_lang_component(cfg: Any, store: Store, output_dir: Path, code: str | 
         if distributed.agreed(store.has(path)):
             log.info("Language %s for %s: trained meanwhile by another job (%s)", spec["kind"], spec["lang"], path.name)
             return path
-        train_lang_component(with_lang(cfg, spec["lang"]), store, spec, path, output_dir)
+        train_lang_component(job, stage, path)
     return path
 
 
-def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_dir: Path) -> None:
+def train_lang_component(job: Job, stage: LangStage, path: Path) -> None:
     """Stage 1: T5 span corruption on the language's corpus, training only the language component."""
     started = time.time()
-    stage, name = cfg.lang_stage, path.name
+    spec, lang, settings, store, name = stage.spec, stage.lang, stage.settings, job.store, path.name
     checkpoints = store.checkpoint_dir(name)
     resume_from, start = resume_point(checkpoints)
-    log.info("Stage 1: training the %s language %s by span corruption (%d steps%s)", cfg.lang.name, spec["kind"],
-             stage.max_steps, f", resuming at step {start}" if resume_from else "")
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model, tokenizer = load_backbone(cfg.backbone, cfg.paths)
+    log.info("Stage 1: training the %s language %s by span corruption (%d steps%s)", lang.name, spec["kind"],
+             settings.max_steps, f", resuming at step {start}" if resume_from else "")
+    L.seed_everything(job.seed, workers=True, verbose=False)
+    model, tokenizer = load_backbone(job.backbone, job.paths)
     net = ComposedModel(model, tokenizer)
-    component = net.new("lang", cfg.lang.code, spec["component"], init_text=cfg.lang.prompt_init)
+    component = net.new("lang", lang.code, spec["component"], init_text=lang.prompt_init)
     trainable = net.train_only(["lang"])
-    what = f"{cfg.lang.name} corpus"
-    stream = SpanCorruptionStream(documents(cfg.data.wiki, "train", _datasets_cache(cfg.paths), what), tokenizer, stage,
-                                  cfg.seed, stage.max_steps, start, distributed.rank(), distributed.world_size(), what)
+    what = f"{lang.name} corpus"
+    stream = SpanCorruptionStream(documents(stage.corpus, "train", job.datasets_cache, what), tokenizer, settings,
+                                  job.seed, settings.max_steps, start, distributed.rank(), distributed.world_size(), what)
     # One worker at most: the stream is one sequence (a worker tokenises ahead while the model trains).
-    loader = DataLoader(stream, batch_size=None, num_workers=min(int(cfg.trainer.num_workers), 1),
+    loader = DataLoader(stream, batch_size=None, num_workers=min(int(job.trainer.num_workers), 1),
                         generator=own_generator())
-    module = Seq2SeqModule(net, trainable, spec["component"]["optimizer"], stage.max_steps)
-    guard = DivergenceGuard(cfg.trainer.divergence, "lang", f"stage 1 (the {cfg.lang.name} language {spec['kind']})",
+    module = Seq2SeqModule(net, trainable, spec["component"]["optimizer"], settings.max_steps)
+    guard = DivergenceGuard(job.trainer.divergence, "lang", f"stage 1 (the {lang.name} language {spec['kind']})",
                             "combo.components.lang.optimizer.lr")
-    callbacks = [CorpusPosition(stream), guard, Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
-    tags = [spec["kind"], cfg.lang.code, cfg.backbone.id]
-    with stage_logger(cfg, "lang", lang_run_name(spec['kind'], cfg.lang.code), name, output_dir, tags) as logger:
-        trainer = make_trainer(cfg.trainer, logger, output_dir, stage.max_steps, callbacks=callbacks)
+    callbacks = [CorpusPosition(stream), guard, Checkpointing(checkpoints, job.checkpoint_every)]
+    tags = [spec["kind"], lang.code, job.backbone.id]
+    with stage.track("lang", lang_run_name(spec["kind"], lang.code), name, job.output_dir, tags) as logger:
+        trainer = make_trainer(job.trainer, logger, job.output_dir, settings.max_steps, callbacks=callbacks)
         fit(trainer, module, store, name, logger, loader, ckpt_path=resume_from)
         loss = trainer.callback_metrics.get("train/loss")
         if distributed.is_zero():
-            heldout = _heldout_scores(cfg, net, tokenizer, logger, output_dir)
+            heldout = _heldout_scores(job, stage, net, tokenizer, logger)
             log_summary(logger, {f"lang/{k}": v for k, v in heldout.items()})
             store.save_component(path, component, spec, {
                 "steps": trainer.global_step, "final_train_loss": None if loss is None else float(loss),
@@ -119,24 +198,23 @@ def train_lang_component(cfg: Any, store: Store, spec: dict, path: Path, output_
     log.info("Stage 1 done in %.0f s: saved %s", time.time() - started, path)
 
 
-def _heldout_scores(cfg: Any, net: ComposedModel, tokenizer: Any, logger: Any, output_dir: Path) -> dict:
+def _heldout_scores(job: Job, stage: LangStage, net: ComposedModel, tokenizer: Any, logger: Any) -> dict:
     """Span-corruption loss and token accuracy of the trained language component on the corpus's held-out
     documents (`splits.heldout` of the corpus source), at most `lang_stage.heldout_chunks` chunks of them."""
-    stage, what = cfg.lang_stage, f"{cfg.lang.name} corpus"
-    docs = documents(cfg.data.wiki, "heldout", _datasets_cache(cfg.paths), what) if stage.heldout_chunks else None
+    settings, what = stage.settings, f"{stage.lang.name} corpus"
+    docs = documents(stage.corpus, "heldout", job.datasets_cache, what) if settings.heldout_chunks else None
     if docs is None:
         log.info("Stage 1: no held-out score (the corpus source has no splits.heldout, or heldout_chunks is 0)")
         return {}
     started = time.time()
-    batches = heldout_batches(docs, tokenizer, stage, cfg.seed, int(stage.heldout_chunks),
-                              int(cfg.task_stage.eval_batch_size))
+    batches = heldout_batches(docs, tokenizer, settings, job.seed, int(settings.heldout_chunks), stage.eval_batch_size)
     if not batches:
         log.warning("Stage 1: the held-out documents of the %s fill no chunk; no held-out score", what)
         return {}
     scorer = SpanCorruptionScore(net)
     net.eval()
-    make_trainer(cfg.trainer, logger, output_dir, 0, alone=True).validate(scorer, DataLoader(batches, batch_size=None),
-                                                              verbose=False)
+    make_trainer(job.trainer, logger, job.output_dir, 0, alone=True).validate(
+        scorer, DataLoader(batches, batch_size=None), verbose=False)
     scores = {**scorer.scores(), "heldout_chunks": sum(len(b["input_ids"]) for b in batches)}
     log.info("Stage 1: held-out span corruption on %d chunks: loss %.3f, token accuracy %.3f (%.0f s)",
              scores["heldout_chunks"], scores["heldout_loss"], scores["heldout_accuracy"], time.time() - started)
@@ -148,43 +226,45 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
     train one language component, or train (or find) and evaluate one (combo, language, task), storing and
     returning its result record (None on the other processes of a multi-process run: rank 0 records)."""
     distributed.start(cfg.trainer)
-    store = Store(cfg.paths.store)
+    job = Job.of(cfg, output_dir)
     if cfg.job == LangComponentJob.TYPE:
-        return run_lang_stage(cfg, store, output_dir, [cfg.lang.code])
+        return run_lang_stage(cfg, job, [cfg.lang.code])
     if cfg.stage == "lang":
-        return run_lang_stage(cfg, store, output_dir, eval_langs(cfg))
+        return run_lang_stage(cfg, job, eval_langs(cfg))
     result_key = key(result_spec(cfg))
     started = time.time()
     combo, task = cfg.combo, get_task(cfg.task)
     # The language components of the run and of its evaluation languages (trained now if missing).
-    lang_paths = {code: ensure_lang_component(cfg, store, output_dir, code)
+    lang_paths = {code: ensure_lang_component(job, LangStage.of(cfg, code))
                   for code in dict.fromkeys([cfg.lang.code, *eval_langs(cfg)])} if combo.components.lang else {}
     lang_path = lang_paths.get(cfg.lang.code)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model, tokenizer = load_backbone(cfg.backbone, cfg.paths)
+    L.seed_everything(job.seed, workers=True, verbose=False)
+    model, tokenizer = load_backbone(job.backbone, job.paths)
     net = ComposedModel(model, tokenizer)
     if lang_path:
         net.load(lang_path)
-    trained = train_task_part(cfg, store, net, task, output_dir, lang_path)
+    task_stage = TaskStage.of(cfg, task)
+    trained = train_task_part(job, task_stage, net, lang_path)
     if not distributed.is_zero():  # rank 0 evaluates and stores the result
         return None
 
-    metrics, used, logger_tags = {}, {}, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]
+    metrics, used, settings = {}, {}, cfg.task_stage
     module = Seq2SeqModule(net, [], None, 0, task)
-    with stage_logger(cfg, "eval", f"eval-{cfg_run_name(cfg)}", result_key, output_dir, logger_tags) as logger:
+    with task_stage.track("eval", f"eval-{task_stage.run_name()}", result_key, output_dir,
+                          task_stage.tags(job)) as logger:
         if trained["task_component"]:
-            use_components(logger, [store.component_dir(trained["task_component"])])
+            use_components(logger, [job.store.component_dir(trained["task_component"])])
         for code in eval_langs(cfg):
-            target = with_lang(cfg, code)
             used[code] = lang_path.name if lang_path else None
             if combo.components.lang and code != cfg.lang.code:  # the target's own language component
                 net.remove("lang")
                 used[code] = lang_paths[code].name
                 net.load(lang_paths[code])
-            test = _split(target, task, "test", tokenizer, needed=("test",))
+            test = job.split(task, task_source(with_lang(cfg, code), ("test",)), "test", code, tokenizer,
+                             settings.max_input_length)
             module.test_splits = [test]
-            trainer = make_trainer(cfg.trainer, logger, output_dir, 0, alone=True)
-            trainer.test(module, task_loader(test, tokenizer, cfg.task_stage.eval_batch_size, cfg.trainer.num_workers),
+            trainer = make_trainer(job.trainer, logger, output_dir, 0, alone=True)
+            trainer.test(module, task_loader(test, tokenizer, settings.eval_batch_size, job.trainer.num_workers),
                          verbose=False)
             metrics.update(module.test_metrics)
             write_jsonl(output_dir / f"predictions_test_{code}.jsonl", [
@@ -194,9 +274,9 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
             if code != cfg.lang.code and combo.components.lang:
                 net.remove("lang")
                 net.load(lang_path)
-        use_components(logger, [store.component_dir(k) for k in dict.fromkeys(used.values()) if k])
+        use_components(logger, [job.store.component_dir(k) for k in dict.fromkeys(used.values()) if k])
         result = Result(
-            combo=combo.name, lang=cfg.lang.code, task=task.name, backbone=cfg.backbone.id, seed=cfg.seed,
+            combo=combo.name, lang=cfg.lang.code, task=task.name, backbone=cfg.backbone.id, seed=job.seed,
             metrics=metrics, eval_langs=list(metrics), **trained,
             lang_component=lang_path.name if lang_path else None, **_lang_component_cost(lang_path),
             eval_lang_components=used,
@@ -206,7 +286,7 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
         # The final numbers, and the whole result (so `report source=wandb` reads what the store would hold).
         log_summary(logger, {**{f"test/{lang}/{k}": v for lang, m in metrics.items() for k, v in m.items()},
                              "result": json.dumps(result.to_json(), default=str)})
-    store.save_result(result_key, result)
+    job.store.save_result(result_key, result)
     return result
 
 
@@ -221,72 +301,73 @@ def _lang_component_cost(lang_path: Path | None) -> dict:
             "lang_heldout_loss": meta.get("heldout_loss"), "lang_heldout_accuracy": meta.get("heldout_accuracy")}
 
 
-def run_lang_stage(cfg: Any, store: Store, output_dir: Path, codes: list[str]) -> LangStageResult:
+def run_lang_stage(cfg: Any, job: Job, codes: list[str]) -> LangStageResult:
     """Only language components: a stage-1 job's one, or with stage=lang those a run needs (its evaluation
     languages')."""
     started = time.time()
-    paths = [ensure_lang_component(cfg, store, output_dir, code) for code in codes] if cfg.combo.components.lang else []
+    paths = [ensure_lang_component(job, LangStage.of(cfg, code)) for code in codes] if cfg.combo.components.lang else []
     return LangStageResult(combo=cfg.combo.name, lang=cfg.lang.code, task=cfg.task.name,
                            lang_components=[p.name for p in paths], wall_time_s=round(time.time() - started, 1))
 
 
-def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, output_dir: Path,
-                    lang_path: Path | None = None) -> dict:
+def train_task_part(job: Job, stage: TaskStage, net: ComposedModel, lang_path: Path | None = None) -> dict:
     """Stage 2: attach the task component (trained now, or from the store) or train the whole backbone
     (full_ft) or nothing (zero_shot). Returns what the result records about it."""
-    combo, spec = cfg.combo, task_spec(cfg)
-    task_key, task_part = key(spec), to_plain(combo.components.task)
+    store, task, task_part, lang, settings = job.store, stage.task, stage.part, stage.lang, stage.settings
+    task_key = key(stage.spec)
     path = store.component_dir(task_key)
     info = {"task_component": task_key if task_part else None, "trainable_params": {}, "steps": 0,
             "best_step": None, "validation": []}
-    if task_part and distributed.agreed(store.has(path)) and not cfg.force:
-        log.info("Task %s for %s %s: found in the store (%s)", task_part["kind"], cfg.lang.code, task.name, path.name)
+    if task_part and distributed.agreed(store.has(path)) and not stage.force:
+        log.info("Task %s for %s %s: found in the store (%s)", task_part["kind"], lang.code, task.name, path.name)
         net.load(path)
         meta = ComponentHeader.read(path).meta
         net.train_only([])
         return {**info, **{k: meta.get(k) for k in ("trainable_params", "steps", "best_step", "validation")},
                 "train_time_s": meta.get("wall_time_s")}
-    if cfg.stage == "eval" and (task_part or combo.train_backbone):
+    if stage.eval_only and (task_part or stage.backbone_optimizer):
         raise UserError(
             f"stage=eval evaluates a stored task component, but the store ({store.root}) holds none for "
-            f"{cfg_run_name(cfg, ' ')} with this configuration (key {task_key})"
-            + (" - full_ft does not store its fine-tuned backbone" if combo.train_backbone else "")
+            f"{stage.run_name(' ')} with this configuration (key {task_key})"
+            + (" - full_ft does not store its fine-tuned backbone" if stage.backbone_optimizer else "")
             + ". Run the same command without stage=eval to train it first.")
     if task_part:
-        component = net.new("task", task.name, task_part, init_text=task.prompt_init(cfg.lang.name))
+        component = net.new("task", task.name, task_part, init_text=task.prompt_init(lang.name))
         what, optimizer, trainable = f"the task {task_part['kind']}", task_part["optimizer"], net.train_only(["task"])
         lr_setting = "combo.components.task.optimizer.lr"
-    elif combo.train_backbone:
-        component, what, optimizer = None, "the whole backbone", to_plain(combo.optimizer)
+    elif stage.backbone_optimizer:
+        component, what, optimizer = None, "the whole backbone", stage.backbone_optimizer
         trainable, lr_setting = net.train_only(["backbone"]), "combo.optimizer.lr"
     else:  # zero_shot
         net.train_only([])
         return {**info, "trainable_params": net.parameter_counts()}
 
     started = time.time()
-    stage, tokenizer = cfg.task_stage, net.tokenizer
+    tokenizer = net.tokenizer
     checkpoints = store.checkpoint_dir(task_key)
     resume_from, start = resume_point(checkpoints)
-    train, whole_val = distributed.zero_first(lambda: (_split(cfg, task, "train", tokenizer),
-                                                       _split(cfg, task, "validation", tokenizer)))
-    val = fixed_subset(whole_val, stage.val_max_examples)
+    train, whole_val = distributed.zero_first(lambda: tuple(
+        job.split(task, stage.source, split, lang.code, tokenizer, settings.max_input_length)
+        for split in ("train", "validation")))
+    val = fixed_subset(whole_val, settings.val_max_examples)
     if val is not whole_val:
         log.info("Validating on %d of the %d %s %s validation examples (task_stage.val_max_examples; the same ones "
-                 "in every run), by %s", len(val.references), len(whole_val.references), cfg.lang.code, task.name,
-                 stage.val_mode)
-    module = Seq2SeqModule(net, trainable, optimizer, stage.max_steps, task, val, [], stage.select_best, stage.val_mode)
-    guard = DivergenceGuard(cfg.trainer.divergence, "task", f"stage 2 ({what} on {cfg.lang.name} {task.name})", lr_setting)
-    callbacks = [guard, Checkpointing(checkpoints, cfg.checkpoint_every_n_steps)]
-    workers = cfg.trainer.num_workers
-    with stage_logger(cfg, "task", cfg_run_name(cfg), task_key, output_dir, [combo.name, cfg.lang.code, task.name, cfg.backbone.id]) as logger:
+                 "in every run), by %s", len(val.references), len(whole_val.references), lang.code, task.name,
+                 settings.val_mode)
+    module = Seq2SeqModule(net, trainable, optimizer, settings.max_steps, task, val, [], settings.select_best,
+                           settings.val_mode)
+    guard = DivergenceGuard(job.trainer.divergence, "task", f"stage 2 ({what} on {lang.name} {task.name})", lr_setting)
+    callbacks = [guard, Checkpointing(checkpoints, job.checkpoint_every)]
+    workers = job.trainer.num_workers
+    with stage.track("task", stage.run_name(), task_key, job.output_dir, stage.tags(job)) as logger:
         use_components(logger, [lang_path] if lang_path else [])
-        trainer = make_trainer(cfg.trainer, logger, output_dir, stage.max_steps, min(stage.val_every_n_steps, stage.max_steps),
-                               callbacks)
-        log.info("Stage 2: training %s on %s %s (%d steps%s)", what, cfg.lang.name, task.name, stage.max_steps,
+        trainer = make_trainer(job.trainer, logger, job.output_dir, settings.max_steps,
+                               min(settings.val_every_n_steps, settings.max_steps), callbacks)
+        log.info("Stage 2: training %s on %s %s (%d steps%s)", what, lang.name, task.name, settings.max_steps,
                  f", resuming at step {start}" if resume_from else "")
         fit(trainer, module, store, task_key, logger,
-            task_loader(train, tokenizer, stage.batch_size, workers, stage.max_steps, cfg.seed, start),
-            task_loader(val, tokenizer, stage.eval_batch_size, workers), ckpt_path=resume_from)
+            task_loader(train, tokenizer, settings.batch_size, workers, settings.max_steps, job.seed, start),
+            task_loader(val, tokenizer, settings.eval_batch_size, workers), ckpt_path=resume_from)
         info = {**info, "trainable_params": net.parameter_counts(), "steps": trainer.global_step,
                 "best_step": module.best["step"] if module.best else None, "validation": module.val_history,
                 "train_time_s": round(time.time() - started, 1)}
@@ -295,7 +376,7 @@ def train_task_part(cfg: Any, store: Store, net: ComposedModel, task: Any, outpu
                              **{f"trainable_params/{part}": n for part, n in info["trainable_params"].items()}})
         if distributed.is_zero():
             if component is not None:
-                store.save_component(path, component, spec, {**info, "wall_time_s": info["train_time_s"]})
+                store.save_component(path, component, stage.spec, {**info, "wall_time_s": info["train_time_s"]})
                 log_component(logger, path)
             store.drop_checkpoints(task_key)
     distributed.barrier()
@@ -314,12 +395,3 @@ def fit(trainer: L.Trainer, module: Seq2SeqModule, store: Store, key: str, logge
         if distributed.is_zero():
             store.drop_checkpoints(key)
         raise
-
-
-def _split(cfg: Any, task: Any, split: str, tokenizer: Any, needed: tuple[str, ...] | None = None):
-    return prepare_task_split(task, task_source(cfg, needed), split, cfg.lang.code, tokenizer,
-                              cfg.task_stage.max_input_length, _datasets_cache(cfg.paths), Path(cfg.paths.cache) / "tokenized")
-
-
-def _datasets_cache(paths: Any) -> str:
-    return str(Path(paths.hf_cache) / "datasets")
