@@ -19,10 +19,11 @@ from softprompt_xl.config import CONF_MODULE, PROJECT_DIR, group_options, regist
 
 register_resolvers()
 
-# Each process its share of the cores: the everyday command runs beside this process for most of the session
-# (below), and a CLI test's process beside both. Torch processes that together ask for more threads than there
-# are cores spin-wait on each other and run 10-30x slower. A thread count set by the caller wins.
-THREADS = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 2) // 2))
+# Each process its share of the cores: the suite runs in pytest-xdist workers (`-n auto` in pyproject.toml), the
+# everyday command beside them (below), and a CLI test's process in its worker's place. Torch processes that together
+# ask for more threads than there are cores spin-wait on each other and run 10-30x slower. A count set by the caller wins.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+THREADS = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 2) // (WORKERS + 1)))
 torch.set_num_threads(int(THREADS))
 
 
@@ -211,8 +212,25 @@ def _start_everyday() -> None:
 
 
 def pytest_collection_finish(session) -> None:
-    if any("everyday_command" in getattr(item, "fixturenames", ()) for item in session.items):
+    # Alone, this process starts the command at once and runs the other tests meanwhile; each of several workers
+    # collects every test, so there the worker that gets the test starts it (the other workers use the cores).
+    if WORKERS == 1 and any("everyday_command" in getattr(item, "fixturenames", ()) for item in session.items):
         _start_everyday()
+
+
+# Tests that share an expensive session-scoped fixture run in one worker (`--dist loadgroup`), so it is built once;
+# the SLURM tests run one after another, as the one-node cluster runs one sweep's jobs at a time.
+SHARED_FIXTURES = ("every_combo", "venv", "mt0_base_shaped", "fixture_root")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        shared = [name for name in SHARED_FIXTURES if name in getattr(item, "fixturenames", ())]
+        if item.get_closest_marker("slurm"):
+            shared.insert(0, "slurm")
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
 
 
 @pytest.fixture(scope="session")
