@@ -71,3 +71,21 @@ def test_the_shipped_backbone_is_byte_identical_to_a_build_from_scratch(default_
     assert sorted(rebuilt) == sorted(ours), REGENERATE
     differ = [name for name in sorted(ours) if rebuilt[name][0] != ours[name][0]]
     assert not differ, f"{', '.join(differ)} differ from a build from scratch: {REGENERATE}"
+
+
+def test_ship_puts_the_rebuilt_backbone_in_place_of_the_old_one(monkeypatch, tmp_path):
+    def fake_build(cache: Path) -> Path:  # the build itself is the slow test's
+        built = cache / "backbones" / "tiny-new"
+        built.mkdir(parents=True)
+        (built / "model.safetensors").write_bytes(b"weights")
+        (built / "model.safetensors").chmod(0o600)
+        return built
+
+    monkeypatch.setattr(backbone, "build_default_recipe", fake_build)
+    out = tmp_path / "built"
+    (out / "tiny-old").mkdir(parents=True)
+    (out / "tiny-old" / "config.json").write_text("{}")
+    shipped = backbone.ship(out)
+    assert shipped == out / "tiny-new" and sorted(p.name for p in out.iterdir()) == ["tiny-new"]
+    assert (shipped / "model.safetensors").read_bytes() == b"weights"
+    assert (shipped / "model.safetensors").stat().st_mode & 0o777 == 0o644  # everyone's to read once installed
