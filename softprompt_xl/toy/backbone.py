@@ -119,7 +119,7 @@ def build_tiny_backbone(build: Any, paths: Any, target: Path) -> None:
 # than with 2: parallel reductions add in another order), so the builder fixes them rather than take the caller's
 # OMP_NUM_THREADS or core count: a name then stands for one set of bytes, whoever builds it (on the same kind of
 # CPU), and the shipped copy can be checked against a rebuild. 2: what built the shipped copy (torch's default on
-# the 2-core machine it was built on).
+# the 2-core machine that built it; builds there with no thread setting all gave its bytes).
 BUILD_THREADS = 2
 
 
