@@ -97,6 +97,33 @@ def test_full_fine_tuning_trains_every_backbone_weight(tiny):
     assert net.parameter_counts() == {"backbone": sum(p.numel() for p in model.parameters())}
 
 
+def test_greedy_generation_stops_as_soon_as_every_answer_of_the_batch_has_ended(tiny, batch):
+    """Evaluation decodes up to the task's max answer length; a batch whose answers have all ended (</s>) must not
+    run the decoder further. The lm head is forced to one token to make every answer end (or never end)."""
+    model, tokenizer = tiny
+    model.eval()
+    assert (model.generation_config.eos_token_id, model.generation_config.pad_token_id) == (
+        tokenizer.eos_token_id, tokenizer.pad_token_id)
+    net = ComposedModel(model, tokenizer)
+    input_ids, mask, _ = batch
+    decoder_steps = []
+    model.get_decoder().register_forward_pre_hook(lambda module, args: decoder_steps.append(1))
+
+    def decode_with_only(token: int) -> torch.Tensor:
+        decoder_steps.clear()
+        force = model.lm_head.register_forward_hook(
+            lambda module, args, logits: torch.full_like(logits, -1e4).index_fill(-1, torch.tensor([token]), 1e4))
+        try:
+            return net.generate(input_ids, mask, max_new_tokens=10)
+        finally:
+            force.remove()
+
+    ended = decode_with_only(tokenizer.eos_token_id)
+    assert len(decoder_steps) == 1 and ended[:, 1:].eq(tokenizer.eos_token_id).all()
+    word = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("Nitre")[0])
+    assert decode_with_only(word).shape[1] == 1 + 10 and len(decoder_steps) == 10  # the control: never ends
+
+
 def test_two_prompts_give_exactly_2n_virtual_tokens_in_forward_and_generate(tiny, batch, component_cfgs):
     model, tokenizer = tiny
     net = ComposedModel(model, tokenizer)

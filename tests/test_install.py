@@ -1,6 +1,6 @@
 """The package as a user installs it: a wheel built from this checkout, installed (not editable) into a fresh
 venv, runs the everyday command, the store listing and the report from an empty directory, finding its config
-tree, toy data and Hydra plugins as package data and writing under that directory's runs/."""
+tree, toy data, shipped tiny backbone and Hydra plugins as package data and writing under that directory's runs/."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env
+from conftest import FULL_PRETRAINING, cli_env
 from softprompt_xl.config import PROJECT_DIR
 
 SHORT = ["backbone.budget.lang_steps=4", "backbone.budget.task_steps=4", "backbone.budget.val_every_n_steps=2",
@@ -50,8 +50,10 @@ def venv(tmp_path_factory) -> Path:
 
 
 def run(python: Path, module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # PYTHONPATH unset and paths.root not given: only the installed copy and its own defaults are in play
-    env = cli_env({"PYTHONPATH": None, "SOFTPROMPT_XL_ROOT": None, "HOME": str(cwd.parent / "home")})
+    # PYTHONPATH unset and paths.root not given: only the installed copy and its own defaults are in play. The
+    # default recipe's backbone (not the suite's short pre-training): the one the wheel ships.
+    env = cli_env({"PYTHONPATH": None, "SOFTPROMPT_XL_ROOT": None, "HOME": str(cwd.parent / "home"),
+                   **FULL_PRETRAINING})
     return subprocess.run([python, "-m", module, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=900)
 
@@ -70,6 +72,8 @@ def test_the_installed_package_runs_from_an_empty_directory(venv, tmp_path):
 
     proc = run(venv, "softprompt_xl.train", "+combo=lp_ta", "lang=sk", *SHORT, "-m", cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-3000:]
+    shipped = f"The tiny backbone as shipped with the package: {venv_dir}"  # the wheel's copy, not built
+    assert shipped in proc.stdout and "Building the tiny backbone" not in proc.stdout, proc.stdout[-3000:]
     runs = cwd / "runs"
     assert sorted(p.parent.name for p in (runs / "outputs").rglob("result.json")) == ["0_lang-prompt-sk", "1_lp_ta-sk-qa"]
     result = json.loads(next((runs / "outputs").rglob("1_lp_ta-sk-qa/result.json")).read_text())

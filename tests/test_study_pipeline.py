@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from safetensors.torch import load_file
 from conftest import FAST_OVERRIDES, cli_env, run_cli, run_sweep, sweep_jobs
 from softprompt_xl.config import CONF_DIR, PROJECT_DIR
 from softprompt_xl.errors import UserError
+from softprompt_xl.runtime import cluster
 from softprompt_xl.study import stages
 from softprompt_xl.study.plan import plan_sweep
 
@@ -53,15 +55,21 @@ def test_rerun_skips_finished_runs_and_force_recomputes(every_combo, make_cfg, c
 
 def test_language_components_train_once_before_parallel_task_jobs(tmp_path):
     # local_parallel runs the jobs of a batch as parallel processes (two at a time): two task jobs, side by side,
-    # need the same prompt.
+    # need the same prompt. No thread count is set, so each job gets its share of the cores (runtime/cluster.py).
     proc = run_cli("+combo=lp_ta,lp_tp", "lang=sk", f"paths.root={tmp_path}", *FAST_OVERRIDES,
-                   "hydra/launcher=local_parallel", "hydra.launcher.timeout_min=20", "-m", timeout=1200)
+                   "hydra/launcher=local_parallel", "hydra.launcher.timeout_min=20", "-m", timeout=1200,
+                   env={"OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None})
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "1 needed, 0 already in the store, 1 to train: prompt sk" in proc.stdout
-    logs = "".join(p.read_text() for p in (tmp_path / "outputs").rglob("*.log"))
+    job_logs = {p.parent.name: p.read_text() for p in (tmp_path / "outputs").rglob("*.log")}
+    logs = "".join(job_logs.values())
     assert logs.count("Stage 1: training") == 1  # in the language-component job, before the task jobs started
     assert logs.count("Language prompt for sk: found in the store") == 2
     assert len(stored(tmp_path, "lang-prompt-sk-*")) == 1
+    cores = cluster.cores()
+    threads = {name: re.findall(r"Torch threads: (\d+) ", log) for name, log in job_logs.items()}
+    assert threads == {"0_lang-prompt-sk": [str(cores)],  # alone in its batch: every core
+                       "1_lp_ta-sk-qa": [str(max(1, cores // 2))], "2_lp_tp-sk-qa": [str(max(1, cores // 2))]}
 
 
 # Blocks of 4 batches in stage 1: a resumed stream refills the block of its checkpoint and crosses into the next

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Wall time of the everyday command, cold (empty paths.root: builds the tiny backbone and trains the
+# Wall time of the everyday command, cold (empty paths.root: loads the shipped tiny backbone, trains the
 # language prompt) and warm (both reused), 3 runs each; prints every time and the medians.
 # Run from the checkout: bash experiments/benchmarks/time_main_command.sh
 set -euo pipefail

@@ -1,6 +1,11 @@
-"""What a job does differently when SLURM runs it through submitit (`hydra/launcher=slurm`).
+"""What a job does differently when a scheduler runs it: SLURM through submitit (`hydra/launcher=slurm`), or
+several at once on this machine (`hydra/launcher=local_parallel`).
 
-- Its CPU allocation is respected: torch uses `SLURM_CPUS_PER_TASK` threads, not every core of the node.
+- It uses its share of the cores, and no more (`job_threads`, the one rule): torch processes that together ask for
+  more threads than there are cores spin-wait on each other and run 10-30x slower. Under SLURM its allocation,
+  `SLURM_CPUS_PER_TASK`, not every core of the node; beside other local jobs the share the launcher gave it
+  (`share_environment`); a thread count the user set (`OMP_NUM_THREADS`) is kept. (DataLoader workers run one
+  thread each: torch sets it in every worker.)
 - Lightning does not requeue on its own (its SLURM auto-requeue would save a second kind of checkpoint and call
   `scontrol requeue` behind submitit's back): one mechanism, submitit's, owns requeueing.
 - A signal during training makes the stage save its checkpoint at the end of the current step (resume.py); then
@@ -32,13 +37,42 @@ def submitit_signal() -> signal.Signals:
     return signal.Signals["SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")]
 
 
-def limit_threads() -> None:
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if cpus.isdigit() and int(cpus) > 0:
-        import torch
+def cores() -> int:
+    """The cores this process may run on: its CPU affinity (a container's or taskset's share), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
-        if torch.get_num_threads() > int(cpus):
-            torch.set_num_threads(int(cpus))
+
+def share_environment(jobs_at_once: int) -> dict[str, str]:
+    """The environment that gives a job started beside `jobs_at_once - 1` others on this machine its share of the
+    cores, max(1, cores // jobs_at_once) threads, read by torch (OpenMP, MKL) when it starts; nothing when the user
+    set OMP_NUM_THREADS, which every job then keeps."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return {}
+    share = str(max(1, cores() // max(1, jobs_at_once)))
+    return {"OMP_NUM_THREADS": share, "MKL_NUM_THREADS": share}
+
+
+def job_threads() -> int | None:
+    """The torch threads this job may use at most: SLURM's CPUs for the task, else OMP_NUM_THREADS (the user's, or
+    the share a launcher gave it: share_environment), else None (no limit: torch's default, a thread per core)."""
+    for name in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
+def limit_threads() -> None:
+    """Hold torch to `job_threads`, and say how many threads the job uses (in its log)."""
+    import torch
+
+    limit = job_threads()
+    if limit is not None and torch.get_num_threads() > limit:
+        torch.set_num_threads(limit)
+    log.info("Torch threads: %d (of %d cores here)", torch.get_num_threads(), cores())
 
 
 def lightning_plugins() -> list:

@@ -1,5 +1,7 @@
 """The embedded default's backbone: a tiny mT5 with a tokenizer trained on the bundled data, briefly pre-trained
-(pretraining.py), built once into the cache under a name made of everything that shapes it."""
+(pretraining.py), built once into the cache under a name made of everything that shapes it. The default recipe's
+build is shipped with the package (built/), so the first run loads it instead of building it:
+`python -m softprompt_xl.toy.backbone --ship` rebuilds it from scratch after a change to the recipe."""
 
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ import itertools
 import json
 import logging
 import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,13 +37,29 @@ log = logging.getLogger(__name__)
 
 TINY_FORMAT = 6  # bump when the way the tiny backbone is built changes, so old builds are not reused
 
+# The default recipe's backbone exactly as the recipe builds it (tests/test_shipped_backbone.py rebuilds it and
+# compares every byte), in the package beside the data it was built from. Loaded in place, read only: a build
+# whose name (everything that shapes it) is found here is this one, so copying it into each paths.cache would
+# only cost 9 MB per output root. Nothing is ever written here at runtime; only `--ship` replaces it.
+SHIPPED_DIR = Path(__file__).resolve().parent / "built"
+SHIP_COMMAND = "python -m softprompt_xl.toy.backbone --ship"
 
-def tiny_backbone_dir(build: Any, paths: Any) -> Path:
-    """Where the tiny backbone for `build` is (or will be) built: named by everything that shapes it."""
+
+def tiny_backbone_name(build: Any, paths: Any) -> str:
+    """The tiny backbone's directory name for `build`: made of everything that shapes it."""
     build = to_plain(build)
     digest, task_text = _bundled_text(str(paths.toy_data), tuple(build["corpus_langs"]))
-    key = stable_hash({"build": build, "corpus": digest, "tasks": task_text, "v": TINY_FORMAT})
-    return Path(paths.cache) / "backbones" / f"tiny-{key}"
+    return "tiny-" + stable_hash({"build": build, "corpus": digest, "tasks": task_text, "v": TINY_FORMAT})
+
+
+def tiny_backbone_dir(build: Any, paths: Any) -> Path:
+    """Where the tiny backbone for `build` is: the shipped copy if it is this build, else (built or to be built)
+    under paths.cache."""
+    name = tiny_backbone_name(build, paths)
+    shipped = SHIPPED_DIR / name
+    if (shipped / "config.json").is_file():
+        return shipped
+    return Path(paths.cache) / "backbones" / name
 
 
 @functools.lru_cache(maxsize=None)
@@ -59,11 +81,24 @@ def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
     """Directory of the tiny backbone for `build`, building it (once, under a lock) if it is not there."""
     target = tiny_backbone_dir(build, paths)
     if (target / "config.json").exists():
+        if target.parent == SHIPPED_DIR:
+            _say_shipped(target)
         return target
+    build_tiny_backbone(build, paths, target)
+    return target
+
+
+@functools.lru_cache(maxsize=None)
+def _say_shipped(target: Path) -> None:  # once per process, not at each of a job's stages
+    log.info("The tiny backbone as shipped with the package: %s", target)
+
+
+def build_tiny_backbone(build: Any, paths: Any, target: Path) -> None:
+    """Build the tiny backbone for `build` into `target` (once, under a lock: another process may be building it)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if (target / "config.json").exists():  # another process built it while we waited
-            return target
+            return
         log.info("Building the tiny backbone (once) in %s", target)
         # In a process of its own: building in the job's process left state behind (not found) that changed
         # what the job then trained, so the first run on a machine could not be reproduced by later ones.
@@ -78,11 +113,19 @@ def ensure_tiny_backbone(build: Any, paths: Any) -> Path:
         if builder.exitcode != 0:
             raise RuntimeError(f"Building the tiny backbone in {target} failed (exit code {builder.exitcode}); "
                                "its error is printed above. Nothing was kept: the next run builds it again.")
-    return target
+
+
+# Torch threads of the build. The bytes it writes depend on them (a 15-step build gave other weights with 1 thread
+# than with 2: parallel reductions add in another order), so the builder fixes them rather than take the caller's
+# OMP_NUM_THREADS or core count: a name then stands for one set of bytes, whoever builds it (on the same kind of
+# CPU), and the shipped copy can be checked against a rebuild. 2: what built the shipped copy (torch's default on
+# the 2-core machine that built it; builds there with no thread setting all gave its bytes).
+BUILD_THREADS = 2
 
 
 def _build_tiny_backbone(build: dict, toy_data: str, hf_cache: str, target: Path) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    torch.set_num_threads(BUILD_THREADS)
     files = _corpus_files(Path(toy_data), build["corpus_langs"])
     task_files = sorted((CONF_DIR / "task").glob("*.yaml"))
     with atomic_dir(target) as tmp:
@@ -204,3 +247,63 @@ def _corpus_texts(files: list[Path], fields: tuple[str, ...] | None = None) -> I
                     yield from strings(record)
                 elif all(k in record for k in fields):
                     yield from (record[k] for k in fields)
+
+
+def build_default_recipe(cache: Path) -> Path:
+    """The default recipe's backbone (the build of conf/backbone/tiny.yaml as the everyday command composes it)
+    built from scratch under `cache`, never taken from the shipped copy: what `--ship` ships and what the test
+    that the shipped copy is current compares it with."""
+    from hydra import compose, initialize_config_module
+
+    from softprompt_xl.config import CONF_MODULE, register_resolvers
+
+    if os.environ.get("SOFTPROMPT_XL_TINY_PRETRAIN_STEPS"):
+        raise UserError("SOFTPROMPT_XL_TINY_PRETRAIN_STEPS is set, so this would build a backbone with "
+                        f"{os.environ['SOFTPROMPT_XL_TINY_PRETRAIN_STEPS']} pre-training steps per phase, not the "
+                        "default recipe's: unset it (env -u SOFTPROMPT_XL_TINY_PRETRAIN_STEPS ...) and run again.")
+    register_resolvers()
+    with initialize_config_module(CONF_MODULE, version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.root={cache}", f"paths.cache={cache}"])
+    target = Path(cache) / "backbones" / tiny_backbone_name(cfg.backbone.build, cfg.paths)
+    build_tiny_backbone(cfg.backbone.build, cfg.paths, target)
+    return target
+
+
+def ship(out: Path = SHIPPED_DIR) -> Path:
+    """Build the default recipe's backbone from scratch and make it the one shipped in `out` (older ones removed)."""
+    with tempfile.TemporaryDirectory() as cache:
+        built = build_default_recipe(Path(cache))
+        out.mkdir(parents=True, exist_ok=True)
+        shipped = out / built.name
+        staged = out / f".{built.name}.tmp"
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.copytree(built, staged)
+        for f in staged.iterdir():
+            f.chmod(0o644)  # the build writes some files 0600 (atomic_dir): a shipped file is everyone's to read
+        for old in out.glob("tiny-*"):
+            shutil.rmtree(old)
+        staged.rename(shipped)
+    return shipped
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m softprompt_xl.toy.backbone",
+                                     description="The tiny backbone shipped with the package (softprompt_xl/toy/built/).")
+    parser.add_argument("--ship", action="store_true", required=True,
+                        help="rebuild the default recipe's backbone from scratch (10+ minutes on 2 cores) and ship it "
+                             "in place of the one there: after any change to the recipe (conf/backbone/tiny.yaml's "
+                             "build, the bundled data, the task templates, this package's build code)")
+    parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    try:
+        shipped = ship()
+    except UserError as err:
+        sys.exit(str(err))
+    size = sum(f.stat().st_size for f in shipped.iterdir())
+    print(f"Shipped {shipped} ({size / 1e6:.1f} MB); commit it (and the removal of the one it replaces).")
+
+
+if __name__ == "__main__":
+    main()

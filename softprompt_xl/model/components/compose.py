@@ -124,8 +124,11 @@ class ComposedModel(nn.Module):
         """Greedy decoding, and each output's mean token log-probability (up to and including </s>), by which
         the answers of the windows of one long QA context are compared."""
         embeds, mask = self.embed(input_ids, attention_mask)
+        # The tokenizer's </s> and padding, whatever a hub model's generation config says (mT5's and mT0's say the
+        # same): a batch stops as soon as every answer has ended, not after max_new_tokens decoder steps.
         out = self.backbone.generate(
             inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+            eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
             output_scores=True, return_dict_in_generate=True,
         )
         logprobs = self.backbone.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)

@@ -1,0 +1,91 @@
+"""The default tiny backbone shipped with the package (softprompt_xl/toy/built/): it is the build the current recipe
+names, a run on the default recipe loads it without building it or writing into it, and (slow) it is byte for byte
+what the recipe builds from scratch."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from softprompt_xl.model.backbone import backbone_identity, load_backbone
+from softprompt_xl.toy import backbone
+from softprompt_xl.toy.backbone import SHIP_COMMAND, SHIPPED_DIR, build_default_recipe, tiny_backbone_name
+
+REGENERATE = (f"the recipe changed without the shipped backbone being rebuilt: run `env -u "
+              f"SOFTPROMPT_XL_TINY_PRETRAIN_STEPS {SHIP_COMMAND}` (10+ minutes on 2 cores) and commit {SHIPPED_DIR}")
+
+
+@pytest.fixture
+def default_recipe(cfg, monkeypatch, tmp_path):
+    """The everyday command's backbone config (the full pre-training, not the suite's short one) and paths with an
+    empty cache."""
+    monkeypatch.delenv("SOFTPROMPT_XL_TINY_PRETRAIN_STEPS", raising=False)  # read when the build is resolved
+    return cfg.backbone, OmegaConf.merge(cfg.paths, {"cache": str(tmp_path / "cache")})
+
+
+def _files(directory: Path) -> dict[str, tuple[str, int]]:
+    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in directory.iterdir()}
+
+
+def test_the_shipped_backbone_is_the_one_the_default_recipe_names(default_recipe):
+    backbone_cfg, paths = default_recipe
+    shipped = sorted(p.name for p in SHIPPED_DIR.iterdir())
+    assert shipped == [tiny_backbone_name(backbone_cfg.build, paths)], f"{SHIPPED_DIR} holds {shipped}: {REGENERATE}"
+    assert {p.name for p in (SHIPPED_DIR / shipped[0]).iterdir()} >= {"config.json", "model.safetensors",
+                                                                        "tokenizer.json"}
+
+
+def test_a_run_on_the_default_recipe_loads_the_shipped_backbone_without_building_or_writing(default_recipe,
+                                                                                           monkeypatch):
+    backbone_cfg, paths = default_recipe
+    (shipped,) = SHIPPED_DIR.iterdir()
+
+    def no_build(*args):
+        raise AssertionError("the default recipe's backbone was built, not taken from the package")
+
+    monkeypatch.setattr(backbone, "build_tiny_backbone", no_build)
+    before = {p.name: _files(p) for p in SHIPPED_DIR.iterdir()}
+    model, tokenizer = load_backbone(backbone_cfg, paths)
+    assert Path(model.name_or_path) == shipped and Path(tokenizer.name_or_path) == shipped
+    assert backbone_identity(backbone_cfg, paths) == {"name": shipped.name}  # store keys as if built in the cache
+    assert not Path(paths.cache, "backbones").exists()
+    assert {p.name: _files(p) for p in SHIPPED_DIR.iterdir()} == before  # nothing written, changed or added
+
+
+def test_any_other_build_is_built_in_the_cache(cfg, tiny_dir):
+    # the suite's short pre-training ($SOFTPROMPT_XL_TINY_PRETRAIN_STEPS) is another build: not the shipped one
+    assert tiny_dir.parent == Path(cfg.paths.cache) / "backbones" and not (SHIPPED_DIR / tiny_dir.name).exists()
+
+
+@pytest.mark.slow
+def test_the_shipped_backbone_is_byte_identical_to_a_build_from_scratch(default_recipe, tmp_path):
+    """10+ minutes on 2 cores: the default recipe built again in an empty cache. The bytes also depend on the kind
+    of CPU (its vector instructions choose the kernels); the shipped copy was built on an x86-64 Xeon."""
+    built = build_default_recipe(tmp_path / "scratch")
+    shipped = SHIPPED_DIR / built.name
+    assert shipped.is_dir(), f"no {shipped}: {REGENERATE}"
+    rebuilt, ours = _files(built), _files(shipped)
+    assert sorted(rebuilt) == sorted(ours), REGENERATE
+    differ = [name for name in sorted(ours) if rebuilt[name][0] != ours[name][0]]
+    assert not differ, f"{', '.join(differ)} differ from a build from scratch: {REGENERATE}"
+
+
+def test_ship_puts_the_rebuilt_backbone_in_place_of_the_old_one(monkeypatch, tmp_path):
+    def fake_build(cache: Path) -> Path:  # the build itself is the slow test's
+        built = cache / "backbones" / "tiny-new"
+        built.mkdir(parents=True)
+        (built / "model.safetensors").write_bytes(b"weights")
+        (built / "model.safetensors").chmod(0o600)
+        return built
+
+    monkeypatch.setattr(backbone, "build_default_recipe", fake_build)
+    out = tmp_path / "built"
+    (out / "tiny-old").mkdir(parents=True)
+    (out / "tiny-old" / "config.json").write_text("{}")
+    shipped = backbone.ship(out)
+    assert shipped == out / "tiny-new" and sorted(p.name for p in out.iterdir()) == ["tiny-new"]
+    assert (shipped / "model.safetensors").read_bytes() == b"weights"
+    assert (shipped / "model.safetensors").stat().st_mode & 0o777 == 0o644  # everyone's to read once installed
