@@ -19,7 +19,7 @@ from softprompt_xl.config import CONF_MODULE, PROJECT_DIR, group_options, regist
 
 register_resolvers()
 
-# Each process its share of the cores: the suite runs in pytest-xdist workers (`-n auto` in pyproject.toml), the
+# Each process its share of the cores: the suite runs in pytest-xdist workers (`-n logical` in pyproject.toml), the
 # everyday command beside them (below), and a CLI test's process in its worker's place. Torch processes that together
 # ask for more threads than there are cores spin-wait on each other and run 10-30x slower. A count set by the caller wins.
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)

@@ -64,3 +64,15 @@ def test_wandb_run_is_finished_even_when_the_stage_fails(cfg, tmp_path):
             assert logger.experiment.name == "lp_ta-sk-qa" and logger.experiment.group == cfg.logger.wandb.group
             raise RuntimeError("boom")
     assert wandb.run is None  # the next job starts a run of its own
+
+
+# The published config.json of each size (huggingface.co/google/mt5-<size>; bigscience/mt0-<size> shares them).
+PUBLISHED_SIZES = {"small": (512, 1024, 8, 6), "base": (768, 2048, 12, 12), "large": (1024, 2816, 24, 16)}
+
+
+@pytest.mark.parametrize("group", ["mt5_small", "mt0_small", "mt5_base", "mt0_base", "mt0_large"])
+def test_each_hub_backbone_config_has_its_published_architecture(make_cfg, group):
+    arch = make_cfg(f"backbone={group}").backbone.architecture
+    size = PUBLISHED_SIZES[group.split("_")[1]]
+    assert (arch.d_model, arch.d_ff, arch.num_layers, arch.num_heads) == size
+    assert (arch.num_decoder_layers, arch.d_kv, arch.vocab_size, arch.tie_word_embeddings) == (size[2], 64, 250112, False)

@@ -226,3 +226,4 @@ def test_mt0_base_shaped_backbone_runs_every_component_kind_end_to_end(mt0_base_
     # One backbone in memory at a time: stage 1's model is gone before stage 2 loads its own (it was not: 5.0 GB).
     for label, run in runs.items():
         assert run.peak_rss_mb * 2**20 < 2 * backbone_bytes, f"{label}: two copies of the backbone in memory?"
+
