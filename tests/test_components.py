@@ -318,3 +318,28 @@ def test_pretraining_forms_share_a_task_s_records_and_each_gives_its_own_targets
         else:  # QA: the bare answer, or the answer as a sentence about the person asked
             person = source.split(" ")[1 if short else 0]
             assert target.endswith(".") != short and target.startswith(person) != short, (source, target)
+
+
+@pytest.mark.parametrize("lang_kind,task_kind", [(None, "prompt"), ("prompt", "adapter"), ("adapter", "adapter"),
+                                                 ("adapter", "lora"), ("lora", "prompt")])
+def test_evaluation_encodes_once_and_gives_what_the_loss_and_generation_give_apart(tiny, batch, component_cfgs,
+                                                                                  lang_kind, task_kind):
+    """The loss and answers of an evaluation batch (one encoder pass) are exactly the training forward's loss and
+    greedy decoding's answers and scores, with every kind of component attached (adapters stacked language-first)."""
+    model, tokenizer = tiny
+    net = ComposedModel(model, tokenizer)
+    if lang_kind:
+        perturb(net.new("lang", "sk", component_cfgs[lang_kind], "Generate the output in Slovak:"))
+    perturb(net.new("task", "qa", component_cfgs[task_kind], "Answer the question in Slovak language:"))
+    net.train_only([])
+    net.eval()
+    encoder_calls = []
+    hook = model.get_encoder().register_forward_pre_hook(lambda module, args: encoder_calls.append(1))
+    try:
+        loss, tokens, scores = net.loss_and_generate(*batch, max_new_tokens=6)
+        assert len(encoder_calls) == 1
+        with torch.no_grad():
+            apart = net(*batch).loss, *net.generate_scored(*batch[:2], max_new_tokens=6)
+    finally:
+        hook.remove()
+    assert torch.equal(loss, apart[0]) and torch.equal(tokens, apart[1]) and torch.equal(scores, apart[2])

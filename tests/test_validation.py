@@ -75,7 +75,7 @@ def test_validation_by_loss_never_generates_and_keeps_the_lowest_loss(make_cfg, 
     def no_generation(*args, **kwargs):
         raise AssertionError("validation by loss generated")
 
-    monkeypatch.setattr(ComposedModel, "generate_scored", no_generation)
+    monkeypatch.setattr(ComposedModel, "_greedy", no_generation)  # every way to generate goes through it
     model, tokenizer = tiny
     info = train_task_part(Job.of(cfg, tmp_path), TaskStage.of(cfg, get_task(cfg.task)), ComposedModel(model, tokenizer))
     history = info["validation"]

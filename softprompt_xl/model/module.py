@@ -106,18 +106,20 @@ class Seq2SeqModule(L.LightningModule):
 
     # --- evaluation ---------------------------------------------------------------------------
     def _evaluate(self, batch, split: TaskSplit, loader: int, prefix: str) -> None:
-        loss = self.net(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+        loss = self._loss_and_generate(batch, loader)
         self.log(f"{prefix}/{split.lang}/loss", loss, batch_size=batch["input_ids"].shape[0], add_dataloader_idx=False)
-        self._generate(batch, loader)
 
-    def _generate(self, batch, loader: int) -> None:
-        tokens, scores = self.net.generate_scored(batch["input_ids"], batch["attention_mask"], self.task.max_answer_length)
+    def _loss_and_generate(self, batch, loader: int) -> torch.Tensor:
+        """The batch's teacher-forced loss; its answers are kept for scoring (`_score`)."""
+        loss, tokens, scores = self.net.loss_and_generate(batch["input_ids"], batch["attention_mask"], batch["labels"],
+                                                          self.task.max_answer_length)
         texts = self.net.tokenizer.batch_decode(tokens, skip_special_tokens=True)
         found = self.predictions.setdefault(loader, {})
         # A record split into windows (a long QA context) has several examples: keep the surest answer.
         for index, text, score in zip(batch["index"].tolist(), texts, scores.tolist()):
             if index not in found or score > found[index][1]:
                 found[index] = (text.strip(), score)
+        return loss
 
     def _score(self, splits: list[TaskSplit], prefix: str) -> dict[str, dict[str, float]]:
         """Scores per language against the raw gold, and logged as `<prefix>/<lang>/<metric>`."""
@@ -136,12 +138,13 @@ class Seq2SeqModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         # The loss of the whole split, per target token (as training's), whatever the batches: both modes record it.
-        loss = self.net(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+        if self.val_mode == "generation":
+            loss = self._loss_and_generate(batch, 0)
+        else:
+            loss = self.net(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
         tokens = int((batch["labels"] != -100).sum())
         self._val_loss[0] += float(loss) * tokens
         self._val_loss[1] += tokens
-        if self.val_mode == "generation":
-            self._generate(batch, 0)
 
     def on_validation_epoch_end(self):
         split = self.val_split

@@ -12,6 +12,7 @@ from typing import Any
 import adapters
 import torch
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
 
 from softprompt_xl.model.components import ROLES, Component, component_class
 from softprompt_xl.model.component_header import ComponentHeader
@@ -120,18 +121,34 @@ class ComposedModel(nn.Module):
         """Greedy decoding on exactly the inputs the training loss sees."""
         return self.generate_scored(input_ids, attention_mask, max_new_tokens)[0]
 
+    @torch.no_grad()
+    def loss_and_generate(self, input_ids, attention_mask, labels, max_new_tokens: int):
+        """The teacher-forced loss and `generate_scored`'s answers and scores of one batch, its inputs encoded once for
+        both: evaluation would otherwise run the encoder twice, most of its cost when answers are short. (The encoder's
+        output comes back from `generate` as its last hidden state: transformers refuses `encoder_outputs` as an input
+        of `generate` on a model the adapters library has wrapped.)"""
+        embeds, mask = self.embed(input_ids, attention_mask)
+        out, score = self._greedy(mask, max_new_tokens, inputs_embeds=embeds, output_hidden_states=True)
+        encoded = BaseModelOutput(last_hidden_state=out.encoder_hidden_states[-1])
+        loss = self.backbone(encoder_outputs=encoded, attention_mask=mask, labels=labels).loss
+        return loss, out.sequences, score
+
     def generate_scored(self, input_ids, attention_mask, max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Greedy decoding, and each output's mean token log-probability (up to and including </s>), by which
         the answers of the windows of one long QA context are compared."""
         embeds, mask = self.embed(input_ids, attention_mask)
+        out, score = self._greedy(mask, max_new_tokens, inputs_embeds=embeds)
+        return out.sequences, score
+
+    def _greedy(self, mask, max_new_tokens: int, **inputs) -> tuple[Any, torch.Tensor]:
         # The tokenizer's </s> and padding, whatever a hub model's generation config says (mT5's and mT0's say the
         # same): a batch stops as soon as every answer has ended, not after max_new_tokens decoder steps.
         out = self.backbone.generate(
-            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+            **inputs, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
             eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
             output_scores=True, return_dict_in_generate=True,
         )
         logprobs = self.backbone.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
         produced = (out.sequences[:, 1:] != self.tokenizer.pad_token_id).to(logprobs.dtype)  # not the padding after </s>
         score = (logprobs * produced).sum(-1) / produced.sum(-1).clamp(min=1)
-        return out.sequences, score
+        return out, score
