@@ -127,12 +127,9 @@ def test_the_surest_window_answer_wins(make_cfg, tiny):
             super().__init__()
             self.tokenizer = tokenizer
 
-        def forward(self, input_ids, attention_mask, labels):
-            return type("Out", (), {"loss": torch.tensor(0.0)})
-
-        def generate_scored(self, input_ids, attention_mask, max_new_tokens):
+        def loss_and_generate(self, input_ids, attention_mask, labels, max_new_tokens):
             tokens = tokenizer(answers, padding=True, return_tensors="pt")["input_ids"]
-            return tokens, scores
+            return torch.tensor(0.0), tokens, scores
 
     split = TaskSplit([], [{"answers": ["v Prešove"], "context": "Eva býva v Prešove."}], "sk", ["x"])
     module = Seq2SeqModule(Net(), [], task=task, test_splits=[split])
