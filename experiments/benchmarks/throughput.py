@@ -1,7 +1,7 @@
 """Training and generation throughput of the framework against a bare PyTorch loop and the reference pipeline.
 
     python experiments/benchmarks/throughput.py [--backbones tiny,mt5-small] [--tasks qa,ner,nli,checkworthy]
-        [--kinds prompt,adapter,lora] [--repeats 3] [--lengths TASK=FILE ...] [--json FILE]
+        [--kinds prompt,adapter,lora] [--repeats 3] [--lengths TASK=FILE ...] [--group-by-length N] [--json FILE]
 
 For each backbone, the same composed model (a language prompt + a task component, as the `lp_*` combos) trains
 on the same batches, in this one process, three ways, interleaved (the order rotates every repeat) and repeated:
@@ -321,7 +321,7 @@ class Measure:
         row = Row(b.name, stage, task_name if stage == "task" else cfg.lang.code, kind, batch)
         if stage == "task":
             split = self._split(cfg, task, "train")
-            loader = lambda: (task_loader(split, b.tokenizer, batch, 0, steps, cfg.seed), [])
+            loader = lambda: (task_loader(split, b.tokenizer, batch, 0, steps, cfg.seed, 0, args.group_by_length), [])
         else:
             def loader():
                 what = f"{cfg.lang.name} corpus"
@@ -525,6 +525,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stages", default=None, help="span,task (default: both; task alone for a big shape on CPU)")
     parser.add_argument("--lang", default="sk", help="language of the toy corpus and task data")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--group-by-length", type=int, default=None, metavar="N",
+                        help="the framework's task_stage.group_by_length (batches of similar length, in runs of N "
+                             "batches); the bare loop trains on the same batches")
     parser.add_argument("--steps", type=int, default=None, help="training steps per measurement, warm-up included "
                         "(default 8; 2 for a big shape on CPU)")
     parser.add_argument("--reference-steps", type=int, default=None, help="the reference's steps, warm-up included "
@@ -596,7 +599,8 @@ def measure_all(args: argparse.Namespace) -> list[Row]:
             del backbone, measure
     text = tables(rows, args.peak_tflops)
     print(text)
-    print(f"\n{args.device.type}, {torch.get_num_threads()} torch threads, {args.repeats} repeats; "
+    grouping = f"batches grouped by length in runs of {args.group_by_length}" if args.group_by_length else "random batches"
+    print(f"\n{args.device.type}, {torch.get_num_threads()} torch threads, {args.repeats} repeats, {grouping}; "
           f"{time.perf_counter() - started:.0f} s in all")
     if args.json:
         args.json.write_text(json.dumps({

@@ -147,30 +147,33 @@ def _tokenizer_digest(tokenizer) -> str:
 
 
 def task_loader(split: TaskSplit, tokenizer, batch_size: int, num_workers: int = 0, steps: int | None = None,
-                seed: int = 0, start_step: int = 0) -> DataLoader:
+                seed: int = 0, start_step: int = 0, group_by_length: int | None = None) -> DataLoader:
     """Training batches (`steps` given: see `training_loader`) or evaluation batches (sorted by length, so
     generation wastes little on padding)."""
     collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100, return_tensors="pt")
     if steps is not None:
-        return training_loader(split.examples, collate, batch_size, steps, seed, start_step, num_workers)
+        return training_loader(split.examples, collate, batch_size, steps, seed, start_step, num_workers,
+                               group_by_length)
     examples = sorted(split.examples, key=lambda e: len(e["input_ids"]))
     return DataLoader(examples, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers,
                       generator=own_generator())
 
 
 def training_loader(examples: list, collate, batch_size: int, steps: int, seed: int, start_step: int = 0,
-                    num_workers: int = 0) -> DataLoader:
+                    num_workers: int = 0, group_by_length: int | None = None) -> DataLoader:
     """Exactly `steps` full batches, reshuffled every epoch from `seed`, beginning at batch `start_step` (a
     resumed stage continues with the batches it had not seen). Of several processes training together, each
-    gets its share of every batch: `batch_size` stays the batch of one optimiser step."""
+    gets its share of every batch: `batch_size` stays the batch of one optimiser step. `group_by_length` (task_stage's
+    setting: null, or a number of batches) puts examples of similar input and target length into one batch."""
     from softprompt_xl.runtime.resume import ResumableSampler
 
     world = world_size()
     if batch_size % world:
         raise UserError(f"A batch of {batch_size} does not split evenly over the {world} processes of this run: "
                         f"choose a batch size divisible by {world} (task_stage.batch_size, lang_stage.batch_size).")
+    lengths = [(len(e["input_ids"]), len(e["labels"])) for e in examples] if group_by_length else None
     sampler = ResumableSampler(len(examples), steps * batch_size, seed, start_step * batch_size, rank(), world,
-                               batch_size)
+                               batch_size, lengths, group_by_length or 0)
     return DataLoader(examples, batch_size=batch_size // world, sampler=sampler, collate_fn=collate,
                       num_workers=num_workers, generator=own_generator())
 

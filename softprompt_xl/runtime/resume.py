@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import lightning as L
 import torch
@@ -35,19 +35,37 @@ class ResumableSampler(Sampler[int]):
     """`total` indices drawn from a fresh seeded permutation of `n` per epoch, starting after `start` of them:
     the order depends only on the seed, so a resumed stage sees exactly the examples it had not seen yet.
 
+    With `lengths` and `group` > 1, examples of similar length share a batch, so that a batch pads little: each
+    run of `group` batches of the permutation is sorted by length, cut into batches, and those batches are shuffled
+    (HF's `group_by_length` megabatches, seeded the same way, so resuming is still exact).
+
     Of several processes training together (`world`), each takes its `rank`-th share of every global batch of
     `batch` indices: together they see the batches one process would."""
 
-    def __init__(self, n: int, total: int, seed: int, start: int = 0, rank: int = 0, world: int = 1, batch: int = 1):
+    def __init__(self, n: int, total: int, seed: int, start: int = 0, rank: int = 0, world: int = 1, batch: int = 1,
+                 lengths: Sequence | None = None, group: int = 0):
         self.n, self.total, self.seed, self.start = n, total, seed, start
         self.rank, self.world, self.batch = rank, world, batch
+        self.lengths, self.group = lengths, int(group or 0)
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        order = torch.randperm(self.n, generator=generator).tolist()
+        if self.lengths is None or self.group <= 1:
+            return order
+        grouped = []
+        for start in range(0, self.n, self.group * self.batch):
+            run = sorted(order[start:start + self.group * self.batch], key=lambda i: self.lengths[i], reverse=True)
+            batches = [run[i:i + self.batch] for i in range(0, len(run), self.batch)]
+            grouped += [i for b in torch.randperm(len(batches), generator=generator).tolist() for i in batches[b]]
+        return grouped
 
     def __iter__(self) -> Iterator[int]:
         share = self.batch // self.world
         for position in range(self.start, self.total):
             epoch, offset = divmod(position, self.n)
             if offset == 0 or position == self.start:
-                order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
+                order = self.epoch_order(epoch)
             if (position % self.batch) // share == self.rank:
                 yield order[offset]
 

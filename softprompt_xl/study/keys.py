@@ -69,7 +69,7 @@ def task_spec(cfg: Any) -> dict:
         "lang_component": key(lang) if lang else None,
         "backbone": backbone_identity(cfg.backbone, cfg.paths),
         "data": source_fingerprint(task_source(cfg)),
-        "stage": to_plain(cfg.task_stage),
+        "stage": _stage_settings(cfg.task_stage),
         "seed": cfg.seed,
     }
 
@@ -84,6 +84,16 @@ def eval_langs(cfg: Any) -> list[str]:
     if cfg.lang.code in (transfer.get("sources") or []):
         return list(dict.fromkeys(transfer.get("targets") or [cfg.lang.code]))
     return [cfg.lang.code]
+
+
+# task_stage settings added after keys were in use: in a key only when set, so the components and results
+# trained before they existed keep their keys (unset, they change nothing).
+LATER_STAGE_SETTINGS = ("group_by_length",)
+
+
+def _stage_settings(stage: Any) -> dict:
+    settings = to_plain(stage)
+    return {k: v for k, v in settings.items() if not (k in LATER_STAGE_SETTINGS and v is None)}
 
 
 def result_spec(cfg: Any) -> dict:

@@ -49,6 +49,9 @@ def check(cfg: Any) -> None:
     for name in ("batch_size", "eval_batch_size", "val_every_n_steps", "max_input_length"):
         _at_least_one(f"task_stage.{name}", cfg.task_stage[name], True, "")
     _at_least_one("lang_stage.batch_size", cfg.lang_stage.batch_size, True, "")
+    grouping = cfg.task_stage.get("group_by_length")
+    if grouping is not None:
+        _at_least_one("task_stage.group_by_length", grouping, True, "")  # or null: batches drawn at random
     check_val_mode(cfg.task_stage.val_mode)
     check_subset_size(cfg.task_stage.val_max_examples)
     DivergenceRule.from_config(cfg.trainer.divergence)

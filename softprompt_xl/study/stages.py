@@ -366,7 +366,8 @@ def train_task_part(job: Job, stage: TaskStage, net: ComposedModel, lang_path: P
         log.info("Stage 2: training %s on %s %s (%d steps%s)", what, lang.name, task.name, settings.max_steps,
                  f", resuming at step {start}" if resume_from else "")
         fit(trainer, module, store, task_key, logger,
-            task_loader(train, tokenizer, settings.batch_size, workers, settings.max_steps, job.seed, start),
+            task_loader(train, tokenizer, settings.batch_size, workers, settings.max_steps, job.seed, start,
+                        settings.get("group_by_length")),
             task_loader(val, tokenizer, settings.eval_batch_size, workers), ckpt_path=resume_from)
         info = {**info, "trainable_params": net.parameter_counts(), "steps": trainer.global_step,
                 "best_step": module.best["step"] if module.best else None, "validation": module.val_history,
