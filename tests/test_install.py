@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FULL_PRETRAINING, cli_env
+from conftest import cli_env
 from softprompt_xl.config import PROJECT_DIR
 
 SHORT = ["backbone.budget.lang_steps=4", "backbone.budget.task_steps=4", "backbone.budget.val_every_n_steps=2",
@@ -50,10 +50,9 @@ def venv(tmp_path_factory) -> Path:
 
 
 def run(python: Path, module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # PYTHONPATH unset and paths.root not given: only the installed copy and its own defaults are in play. The
-    # default recipe's backbone (not the suite's short pre-training): the one the wheel ships.
-    env = cli_env({"PYTHONPATH": None, "SOFTPROMPT_XL_ROOT": None, "HOME": str(cwd.parent / "home"),
-                   **FULL_PRETRAINING})
+    # PYTHONPATH unset and paths.root not given: only the installed copy and its own defaults are in play (the
+    # backbone: the one the wheel ships).
+    env = cli_env({"PYTHONPATH": None, "SOFTPROMPT_XL_ROOT": None, "HOME": str(cwd.parent / "home")})
     return subprocess.run([python, "-m", module, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=900)
 

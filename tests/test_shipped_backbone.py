@@ -55,9 +55,13 @@ def test_a_run_on_the_default_recipe_loads_the_shipped_backbone_without_building
     assert {p.name: _files(p) for p in SHIPPED_DIR.iterdir()} == before  # nothing written, changed or added
 
 
-def test_any_other_build_is_built_in_the_cache(cfg, tiny_dir):
-    # the suite's short pre-training ($SOFTPROMPT_XL_TINY_PRETRAIN_STEPS) is another build: not the shipped one
-    assert tiny_dir.parent == Path(cfg.paths.cache) / "backbones" and not (SHIPPED_DIR / tiny_dir.name).exists()
+def test_the_suite_runs_on_the_shipped_backbone_and_any_other_build_is_built_in_the_cache(cfg, tiny_dir, tmp_path):
+    assert tiny_dir.parent == SHIPPED_DIR  # the suite tests what a user runs
+    other = OmegaConf.merge(cfg.backbone.build, {"pretrain": {"steps": 7}})
+    paths = OmegaConf.merge(cfg.paths, {"cache": str(tmp_path / "cache")})
+    name = tiny_backbone_name(other, paths)
+    assert name != tiny_dir.name and not (SHIPPED_DIR / name).exists()
+    assert backbone.tiny_backbone_dir(other, paths) == tmp_path / "cache" / "backbones" / name
 
 
 @pytest.mark.slow

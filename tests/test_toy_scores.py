@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FULL_PRETRAINING, run_cli
+from conftest import run_cli
 from softprompt_xl.config import load_option
 from softprompt_xl.data.tasks import get_task
 from test_cli import results
@@ -18,7 +18,7 @@ MARGIN = 10.0  # points above zero-shot: "clearly above", not noise
 @pytest.mark.slow
 def test_every_paper_configuration_beats_zero_shot_on_every_task(tmp_path):
     proc = run_cli("+combo=zero_shot," + ",".join(PAPER_CONFIGS), "task=" + ",".join(TASKS), "lang=sk",
-                   "logger=none", f"paths.root={tmp_path}", "-m", env=FULL_PRETRAINING, timeout=3600)
+                   "logger=none", f"paths.root={tmp_path}", "-m", timeout=3600)
     assert proc.returncode == 0, proc.stdout[-3000:]
     found = results(tmp_path / "outputs")
     assert len(found) == 4 * 7
