@@ -79,8 +79,9 @@ def import_main(argv: list[str]) -> None:
     key, existed = import_component(cfg, directory, source)
     print(f"{source} ({cfg.lang.code}) {'was already in' if existed else 'imported into'} the store "
           f"{cfg.paths.store}: {key}")
-    print(f"Use it in runs with lang_stage.source=import:{source} (or 'import:ivykopal/{{language}}_{{kind}}_100k' "
-          "for every language of a sweep).")
+    print(f"Use it in runs with lang_stage.source=import:{source}"
+          + (" (or import:authors for the authors' components of every language)" if source.startswith("ivykopal/")
+             else ""))
 
 
 def main(argv: list[str]) -> None:

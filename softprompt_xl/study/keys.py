@@ -21,8 +21,10 @@ from softprompt_xl.data.fingerprint import source_fingerprint
 
 # `lang_stage.source=import:NAME`: the language component is one imported into the store
 # (`python -m softprompt_xl.store import NAME`), not trained; NAME may hold {language} (the language's name in
-# lower case, as the authors name theirs: ivykopal/{language}_{kind}_100k), {code} and {kind}.
+# lower case, as the authors name theirs), {code} and {kind}; `import:authors` is the paper's authors' published
+# set, for every language and both kinds (quoting braces on a command line is error-prone).
 IMPORT_PREFIX = "import:"
+AUTHORS = "ivykopal/{language}_{kind}_100k"
 
 
 def with_lang(cfg: Any, code: str) -> Any:
@@ -79,8 +81,11 @@ def import_source(cfg: Any, kind: str, setting: str) -> str:
     if not setting.startswith(IMPORT_PREFIX):
         raise UserError(f"lang_stage.source={setting} is not understood: it is null (train the language component) or "
                         f"{IMPORT_PREFIX}NAME, NAME a component imported with `python -m softprompt_xl.store import "
-                        "NAME`, e.g. lang_stage.source='import:ivykopal/{language}_{kind}_100k'.")
-    return setting[len(IMPORT_PREFIX):].format(language=cfg.lang.name.lower(), code=cfg.lang.code, kind=kind)
+                        "NAME`, e.g. lang_stage.source=import:ivykopal/slovak_prompt_100k, or import:authors for the "
+                        f"authors' published components of every language ({AUTHORS}).")
+    name = setting[len(IMPORT_PREFIX):]
+    return (AUTHORS if name == "authors" else name).format(language=cfg.lang.name.lower(), code=cfg.lang.code,
+                                                           kind=kind)
 
 
 def _imported_lang_spec(cfg: Any, kind: str, setting: str) -> dict:
