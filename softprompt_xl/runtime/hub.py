@@ -35,3 +35,17 @@ def load_local_first(loader, name: str, **kwargs):
         if os.path.isdir(name) or not hub_reachable():
             raise
     return loader(name, **kwargs)
+
+
+def snapshot(repo_id: str, cache_dir: str) -> str:
+    """The directory of a Hub repository's files: from the local cache if there, else downloaded if the Hub answers.
+
+    Raises OSError when they are neither cached nor reachable (the caller turns it into advice)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=True)
+    except Exception:  # huggingface_hub's "not in the cache" errors differ across its versions
+        if not hub_reachable():
+            raise OSError(f"{repo_id} is not in the cache {cache_dir} and the Hub cannot be reached") from None
+    return snapshot_download(repo_id, cache_dir=cache_dir)

@@ -16,7 +16,15 @@ from softprompt_xl.config import load_option, stable_hash, to_plain
 from softprompt_xl.data.sources import task_source
 from softprompt_xl.errors import UserError
 from softprompt_xl.study.schema import unknown_language
+from softprompt_xl.study.store import Store
 from softprompt_xl.data.fingerprint import source_fingerprint
+
+# `lang_stage.source=import:NAME`: the language component is one imported into the store
+# (`python -m softprompt_xl.store import NAME`), not trained; NAME may hold {language} (the language's name in
+# lower case, as the authors name theirs), {code} and {kind}; `import:authors` is the paper's authors' published
+# set, for every language and both kinds (quoting braces on a command line is error-prone).
+IMPORT_PREFIX = "import:"
+AUTHORS = "ivykopal/{language}_{kind}_100k"
 
 
 def with_lang(cfg: Any, code: str) -> Any:
@@ -40,6 +48,8 @@ def lang_spec(cfg: Any, code: str | None = None) -> dict | None:
     if not component:
         return None
     cfg = with_lang(cfg, code or cfg.lang.code)
+    if cfg.lang_stage.get("source"):
+        return _imported_lang_spec(cfg, component["kind"], cfg.lang_stage.source)
     return {
         "role": "lang",
         "kind": component["kind"],
@@ -47,10 +57,52 @@ def lang_spec(cfg: Any, code: str | None = None) -> dict | None:
         "component": component,
         "backbone": backbone_identity(cfg.backbone, cfg.paths),
         "data": source_fingerprint(cfg.data.wiki),
-        # How much held-out text scores it does not change what is trained.
-        "stage": {k: v for k, v in to_plain(cfg.lang_stage).items() if k != "heldout_chunks"},
+        # How much held-out text scores it does not change what is trained; `source` (null here) was added later.
+        "stage": {k: v for k, v in to_plain(cfg.lang_stage).items() if k not in ("heldout_chunks", "source")},
         "seed": cfg.seed,
     }
+
+
+def imported_spec(cfg: Any, component: dict, source: str, layout: str, sha256: str) -> dict:
+    """Spec of a language component imported from `source` (a Hub name or a directory) for `cfg`'s language and
+    backbone: what it is and where its weights came from (their digest), instead of how it was trained."""
+    return {
+        "role": "lang",
+        "kind": component["kind"],
+        "lang": cfg.lang.code,
+        "component": component,
+        "backbone": backbone_identity(cfg.backbone, cfg.paths),
+        "imported": {"source": source, "layout": layout, "sha256": sha256},
+    }
+
+
+def import_source(cfg: Any, kind: str, setting: str) -> str:
+    """The name `lang_stage.source` gives the language component of `cfg`'s language."""
+    if not setting.startswith(IMPORT_PREFIX):
+        raise UserError(f"lang_stage.source={setting} is not understood: it is null (train the language component) or "
+                        f"{IMPORT_PREFIX}NAME, NAME a component imported with `python -m softprompt_xl.store import "
+                        "NAME`, e.g. lang_stage.source=import:ivykopal/slovak_prompt_100k, or import:authors for the "
+                        f"authors' published components of every language ({AUTHORS}).")
+    name = setting[len(IMPORT_PREFIX):]
+    return (AUTHORS if name == "authors" else name).format(language=cfg.lang.name.lower(), code=cfg.lang.code,
+                                                           kind=kind)
+
+
+def _imported_lang_spec(cfg: Any, kind: str, setting: str) -> dict:
+    source = import_source(cfg, kind, setting)
+    store = Store(cfg.paths.store)
+    backbone = backbone_identity(cfg.backbone, cfg.paths)
+    spec = store.find_imported(source, cfg.lang.code, backbone)
+    if spec is None:
+        raise UserError(
+            f"The {cfg.lang.name} language {kind} is to be the imported {source} (lang_stage.source), but the store "
+            f"{store.root} holds no import of it for {cfg.lang.code} on this backbone. Import it first: `python -m "
+            f"softprompt_xl.store import {source} lang={cfg.lang.code} backbone={cfg.backbone.id} "
+            f"paths.root={cfg.paths.root}` (or drop lang_stage.source to train one).")
+    if spec["kind"] != kind:
+        raise UserError(f"The imported {source} is a {spec['kind']}, but the combo's language part is a {kind}: choose "
+                        f"a combo with a language {spec['kind']}, or import a {kind}.")
+    return spec
 
 
 def task_spec(cfg: Any) -> dict:
@@ -125,7 +177,7 @@ def comparison_spec(cfg: Any) -> dict:
         "shared": {"backbone": task["backbone"], "data": data, "task": task["task"], "task_config": task["task_config"],
                    "stage": task["stage"]},
         "combo": {**{k: task[k] for k in ("combo", "kind", "component", "train_backbone", "optimizer")},
-                  "lang": {k: lang[k] for k in ("kind", "component", "stage")} if lang else None},
+                  "lang": {k: lang[k] for k in ("kind", "component", "stage", "imported") if k in lang} if lang else None},
     }
 
 

@@ -54,6 +54,7 @@ class SweepPlan:
     lang_jobs: list[LangComponentJob] = field(default_factory=list)  # those the store lacks
     todo: list[RunJob] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)  # "combo lang task" of runs skipped as finished
+    imported: dict[str, str] = field(default_factory=dict)  # key -> "kind lang from SOURCE", of imported components
 
     def describe(self) -> str:
         lines = [
@@ -63,6 +64,7 @@ class SweepPlan:
             + (": " + ", ".join(job.describe() for job in self.lang_jobs) if self.lang_jobs else ""),
             f"  stage 2, runs: {len(self.finished)} finished (skipped), {len(self.todo)} to run",
         ]
+        lines += [f"  found {what}: imported ({k}), not trained" for k, what in self.imported.items()]
         lines += [f"  skip {run}: finished before (force=true recomputes it)" for run in self.finished]
         return "\n".join(lines)
 
@@ -106,6 +108,8 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
                 k = key(spec)
                 plan.lang_needed.setdefault(k, f"{spec['kind']} {code}")
                 needs.append(k)
+                if spec.get("imported"):  # keys.lang_spec found it in the store (or said to import it first)
+                    plan.imported[k] = f"{spec['kind']} {code} from {spec['imported']['source']}"
                 if k not in wanted and not store.has(store.component_dir(k)):
                     wanted[k] = LangComponentJob.of(job, spec)
         plan.todo.append(RunJob(tuple(job), tuple(needs)))

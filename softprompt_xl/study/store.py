@@ -54,6 +54,20 @@ class Store:
         with atomic_dir(path) as tmp:
             component.save(tmp, meta={"spec": spec, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta})
 
+    def find_imported(self, source: str, lang: str, backbone: dict) -> dict | None:
+        """The spec of the language component imported from `source` for `lang` on `backbone`
+        (study/imports.py), the latest import if there are several; None if there is none."""
+        found = []
+        for path in (self.root / "components").glob(f"lang-*/{HEADER_FILE}"):
+            try:
+                spec = ComponentHeader.read(path.parent).meta.get("spec") or {}
+            except UserError:
+                continue
+            imported = spec.get("imported") or {}
+            if imported.get("source") == source and spec.get("lang") == lang and spec.get("backbone") == backbone:
+                found.append((ComponentHeader.read(path.parent).meta.get("created", ""), spec))
+        return max(found, key=lambda f: f[0])[1] if found else None
+
     def read_result(self, key: str) -> Result | None:
         """The finished result under `key`; None if there is none, or a damaged one (said in a warning), so that
         the run is done again."""

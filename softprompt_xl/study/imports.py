@@ -1,0 +1,42 @@
+"""Bringing a language component trained elsewhere (the paper's authors' published ones) into the store, under
+the key of what it is and where its weights came from (keys.imported_spec), so that runs with
+`lang_stage.source=import:NAME` use it instead of training one. The layouts are read by model/imported.py."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from softprompt_xl.model.backbone import load_backbone
+from softprompt_xl.model.components.compose import ComposedModel
+from softprompt_xl.model.imported import convert, find_source
+from softprompt_xl.study.keys import imported_spec, key
+from softprompt_xl.study.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def import_component(cfg: Any, directory: str | Path, source: str) -> tuple[str, bool]:
+    """Convert the component saved in `directory` (named `source`: a Hub name or the directory) onto `cfg`'s backbone
+    as the language component of `cfg`'s language, and store it. Returns its store key and whether it was already
+    there (the same source, weights and backbone give the same key)."""
+    found = find_source(directory)
+    digest = found.sha256()
+    model, tokenizer = load_backbone(cfg.backbone, cfg.paths)
+    net = ComposedModel(model, tokenizer)
+    component = convert(found, net, "lang", cfg.lang.code)
+    spec = imported_spec(cfg, component.config, source, found.layout, digest)
+    store = Store(cfg.paths.store)
+    path = store.component_dir(key(spec))
+    with store.lock(path):
+        if store.has(path):
+            return path.name, True
+        store.save_component(path, component, spec, {
+            "imported": {"source": source, "directory": str(Path(found.directory).resolve()), "layout": found.layout,
+                         "weights_file": found.weights.name, "sha256": digest, "config": found.config,
+                         "imported": time.strftime("%Y-%m-%dT%H:%M:%S")},
+        })
+    log.info("Imported %s as %s", source, path)
+    return path.name, False
