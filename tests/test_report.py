@@ -181,7 +181,7 @@ def test_report_of_an_experiment_lists_its_missing_runs(tmp_path, make_cfg):
     assert proc.returncode == 0, proc.stdout[-3000:]
     scores = read_csv(tmp_path / "reports" / "paper_v1_toy-ner" / "ner" / "scores.csv")
     assert list(scores) == ["LP+TA"] and float(scores["LP+TA"]["sk"]) == 50.0
-    planned = proc.stdout.split("planned by the experiment, no result yet (")[1]
+    planned = proc.stdout.split("planned by the experiment, no result yet (")[1].splitlines()[0]
     assert planned.startswith("35)") and "lp_ta en ner" in planned and "lp_ta sk ner" not in planned
 
 
