@@ -25,7 +25,7 @@ def _text(value: Any, latex: bool = False) -> str:
             text += f" {{\\scriptsize {interval}}}" if latex else f" {interval}"
         return text + (f" ({value.n})" if value.show_n else "")
     if isinstance(value, PValue):
-        return "<0.001" if value < 0.001 else f"{value:.3f}"
+        return ("$<$0.001" if latex else "<0.001") if value < 0.001 else f"{value:.3f}"
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
