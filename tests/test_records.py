@@ -123,6 +123,27 @@ def test_the_store_keeps_a_result_under_its_key_and_passes_over_a_damaged_one(tm
     assert [(r["key"], r["status"]) for r in store.entries()] == [("result-lp_ta-sk-qa-1", "complete")]
 
 
+def test_the_store_keeps_a_results_predictions_beside_it(tmp_path, caplog):
+    store = Store(tmp_path)
+    predictions = {"sk": [{"id": "q1", "prediction": "v Nitre", "references": {"answers": ["v Nitre"], "context": "…"}},
+                          {"id": 7, "prediction": "", "references": {"answers": ["Eva"], "context": "Eva"}}],
+                   "en": [{"id": "q1", "prediction": "in Nitra", "references": {"answers": ["Nitra"], "context": "x"}}]}
+    store.save_result("result-lp_ta-sk-qa-1", RESULT, predictions)
+    assert store.read_predictions("result-lp_ta-sk-qa-1") == predictions
+    assert json.loads(store.result_file("result-lp_ta-sk-qa-1").read_text())["metrics"] == RESULT.metrics  # unchanged
+    assert [r.key for r in store.results()] == ["result-lp_ta-sk-qa-1"]  # the predictions are not a result
+    first = store.predictions_file("result-lp_ta-sk-qa-1").read_bytes()
+    store.save_result("result-lp_ta-sk-qa-1", RESULT, predictions)
+    assert store.predictions_file("result-lp_ta-sk-qa-1").read_bytes() == first  # the same bytes
+    # A result stored without predictions (before they were kept) has none; damaged ones are named and passed over.
+    store.save_result("result-tp-sk-qa-2", RESULT)
+    assert store.read_predictions("result-tp-sk-qa-2") is None
+    store.predictions_file("result-tp-sk-qa-2").write_bytes(first[:20])
+    with caplog.at_level(logging.WARNING):
+        assert store.read_predictions("result-tp-sk-qa-2") is None
+    assert "result-tp-sk-qa-2.predictions.jsonl.gz is damaged" in caplog.text
+
+
 def test_a_truncated_result_in_the_store_is_run_again(tmp_path, make_cfg):
     args = ["+combo=zero_shot", "lang=sk", "task=nli", f"paths.root={tmp_path}", "logger=none"]
     path = Store(tmp_path / "store").result_file(key(result_spec(make_cfg(*args))))

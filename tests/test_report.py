@@ -181,7 +181,7 @@ def test_report_of_an_experiment_lists_its_missing_runs(tmp_path, make_cfg):
     assert proc.returncode == 0, proc.stdout[-3000:]
     scores = read_csv(tmp_path / "reports" / "paper_v1_toy-ner" / "ner" / "scores.csv")
     assert list(scores) == ["LP+TA"] and float(scores["LP+TA"]["sk"]) == 50.0
-    planned = proc.stdout.split("planned by the experiment, no result yet (")[1]
+    planned = proc.stdout.split("planned by the experiment, no result yet (")[1].splitlines()[0]
     assert planned.startswith("35)") and "lp_ta en ner" in planned and "lp_ta sk ner" not in planned
 
 
@@ -219,6 +219,11 @@ def test_wandb_conventions_of_a_small_sweep_and_the_report_in_its_group(tmp_path
             result = json.loads(run.summary["result"])
             stored = json.loads(Store(tmp_path / "store").result_file(identity["store_key"]).read_text())
             assert result == {k: v for k, v in stored.items() if k not in ("key", "created")}
+            # its test predictions beside it, as the job directory has them
+            kept = Store(tmp_path / "store").read_predictions(identity["store_key"])
+            (job_file,) = [f for f in (tmp_path / "outputs").rglob("predictions_test_sk.jsonl")
+                           if f.parent.name.split("_", 1)[1] == f"{combo}-sk-ner"]
+            assert kept == {"sk": [json.loads(line) for line in job_file.read_text().splitlines()]} and kept["sk"]
             assert run.summary["test/sk/span_f1"] == stored["metrics"]["sk"]["span_f1"]
             assert result["wandb"]["group"] == sweep.name
 
@@ -233,3 +238,70 @@ def test_wandb_conventions_of_a_small_sweep_and_the_report_in_its_group(tmp_path
     assert summary["ner/scores/_type"] == "table-file" and summary["ner/scores/nrows"] == 2
     assert summary["ner/transfer-lp_ta/_type"] == "table-file" and summary["ner/cost/_type"] == "table-file"
     assert {a["type"] for a in reports[0].artifacts} == {"run_table"}
+
+
+def ner_predictions(task, lang: str, quality: float, seed: int, n: int = 60) -> tuple[dict, list[dict]]:
+    """Synthetic predictions of n sentences (the same ids and gold for every run): a fraction `quality` right,
+    the rest missing the entity; and the metrics the pipeline would record for them."""
+    rng = random.Random(f"{lang}{seed}")
+    rows = []
+    for i in range(n):
+        gold = [("PER", f"Osoba{i}")] + ([("LOC", f"Mesto{i}")] if i % 3 == 0 else [])
+        right = rng.random() < quality
+        rows.append({"id": f"{lang}-{i}", "prediction": task.target_of(gold) if right else "LOC: Nikde",
+                     "references": gold})
+    rng.shuffle(rows)  # stored in another order: matched by id
+    return task.score([r["prediction"] for r in rows], [r["references"] for r in rows], lang), rows
+
+
+def test_report_shows_confidence_intervals_and_comparisons(tmp_path, make_cfg):
+    """Two seeds of LP+TA and LA+TA with stored predictions: LP+TA clearly better in English, the same predictions
+    in Slovak; TA stored without predictions (an older result): no interval, said once."""
+    from softprompt_xl.data.tasks import get_task
+
+    store = Store(tmp_path / "store")
+    task = get_task(make_cfg("task=ner").task)
+    task.target_of = lambda spans: "$$".join(f"{k}: {t}" for k, t in spans)
+    quality = {("lp_ta", "en"): 0.95, ("la_ta", "en"): 0.4, ("lp_ta", "sk"): 0.6, ("la_ta", "sk"): 0.6}
+    for combo in ("lp_ta", "la_ta"):
+        for lang, targets in (("en", ["en", "sk"]), ("sk", ["sk"])):
+            for seed in (1, 2):
+                cfg = make_cfg(f"+combo={combo}", f"lang={lang}", "task=ner", f"seed={seed}",
+                               f"eval_langs=[{','.join(targets)}]")
+                found = {t: ner_predictions(task, t, quality[("lp_ta" if t == "sk" else combo, t)], seed) for t in targets}
+                result = save(store, cfg, {t: m for t, (m, _) in found.items()})
+                store.save_result(result.key or key(result_spec(cfg)), result, {t: rows for t, (_, rows) in found.items()})
+    save(store, make_cfg("+combo=ta", "lang=sk", "task=ner", "seed=1"), {"sk": {"span_f1": 50.0}})
+
+    proc = report(f"paths.root={tmp_path}", "report.resamples=300")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    folder = tmp_path / "reports" / "all" / "ner"
+    scores = read_csv(folder / "scores.csv")
+    for label in ("LP+TA", "LA+TA"):
+        for lang in ("en", "sk"):
+            lo, mean, hi = (float(scores[label][f"{lang}{end}"]) for end in (" lo", "", " hi"))
+            assert lo < mean < hi and hi - lo < 40
+    assert scores["TA"]["sk lo"] == "" and scores["TA"]["sk"] == "50.0"
+    markdown = (tmp_path / "reports" / "all" / "report.md").read_text()
+    en = scores["LP+TA"]
+    assert f"{float(en['en']):.1f} ± {float(en['en std']):.1f} [{float(en['en lo']):.1f}, {float(en['en hi']):.1f}]" in markdown
+    assert "1 result(s) have no stored test predictions" in markdown and "ta sk ner (seed 1)" in markdown
+    assert "does not give the stored score" not in markdown
+    assert "{\\scriptsize [" in (folder / "scores.tex").read_text()
+
+    assert "LP+TA better in 1 of 2 cells at p<0.05, worse in 0, no difference in 1" in markdown
+    compared = read_csv(folder / "compare-lp_ta-la_ta.csv")
+    assert compared["en"]["verdict"] == "better" and float(compared["en"]["p"]) < 0.01
+    assert float(compared["en"]["difference"]) == pytest.approx(float(scores["LP+TA"]["en"]) - float(scores["LA+TA"]["en"]), abs=1e-3)
+    assert float(compared["en"]["lo"]) > 0 and compared["en"]["seeds"] == "1,2"
+    assert compared["sk"]["verdict"] == "no difference" and float(compared["sk"]["p"]) == 1.0
+
+    # Transfer from English, and the comparison the other way round.
+    proc = report(f"paths.root={tmp_path}", "report.resamples=300", "report.transfer_from=en",
+                  "report.compare=[la_ta,lp_ta]", "report.name=transfer")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "LA+TA better in 0 of 2 cells at p<0.05, worse in 1, no difference in 1" in proc.stdout
+    transfer = read_csv(tmp_path / "reports" / "transfer" / "ner" / "transfer-lp_ta.csv")
+    assert float(transfer["en"]["sk lo"]) < float(transfer["en"]["sk"]) < float(transfer["en"]["sk hi"])
+    wrong = report(f"paths.root={tmp_path}", "report.compare=[lp_ta]")
+    assert wrong.returncode == 1 and "report.compare=['lp_ta'] names 1 combo(s)" in wrong.stdout

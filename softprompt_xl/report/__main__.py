@@ -33,8 +33,13 @@ def make_report(cfg: DictConfig, experiment: str | None) -> str:
     from softprompt_xl.report.tables import build
     from softprompt_xl.report.write import write_report
 
+    from softprompt_xl.report.comparisons import annotate
+    from softprompt_xl.study.store import Store
+
     selection = select(cfg, experiment)
     sections, notes = build(selection.results, cfg.report.metric, cfg.report.transfer_from)
+    store = Store(cfg.paths.store) if cfg.source == "store" else None  # W&B summaries hold no predictions
+    notes += annotate(sections, lambda r: store.read_predictions(r.key) if store and r.key else None, cfg.report)
     name = report_name(cfg, experiment)
     folder = Path(cfg.paths.reports) / name
     markdown = write_report(folder, name, selection, sections, notes)

@@ -1,6 +1,6 @@
 """A table as Markdown (best bold), LaTeX (booktabs, best \\textbf) and flat rows (CSV, W&B Tables: one numeric
-column per mean, std and seed count, so the numbers can be read back without parsing "85.3 ± 1.2").
-A missing cell is "—" / "--" / empty: never 0."""
+column per mean, std and seed count, and per end of the confidence interval, so the numbers can be read back
+without parsing "85.3 ± 1.2 [83.0, 87.4]"). A missing cell is "—" / "--" / empty: never 0."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import io
 import re
 from typing import Any
 
-from softprompt_xl.report.tables import Cell, Table
+from softprompt_xl.report.tables import Cell, PValue, Table
 
 MISSING = "—"
 
@@ -20,7 +20,12 @@ def _text(value: Any, latex: bool = False) -> str:
     if isinstance(value, Cell):
         pm = " $\\pm$ " if latex else " ± "
         text = f"{value.mean:.1f}" + (f"{pm}{value.std:.1f}" if value.std is not None else "")
+        if value.ci is not None:  # the interval over test examples, after the spread over seeds
+            interval = f"[{value.ci[0]:.1f}, {value.ci[1]:.1f}]"
+            text += f" {{\\scriptsize {interval}}}" if latex else f" {interval}"
         return text + (f" ({value.n})" if value.show_n else "")
+    if isinstance(value, PValue):
+        return ("$<$0.001" if latex else "<0.001") if value < 0.001 else f"{value:.3f}"
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
@@ -52,11 +57,14 @@ def latex(table: Table) -> str:
 
 
 def flat(table: Table) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows of plain values: a column holding cells becomes `<name>`, `<name> std`, `<name> n`."""
+    """Columns and rows of plain values: a column holding cells becomes `<name>`, `<name> std`, `<name> n`, and
+    `<name> lo`, `<name> hi` when one of its cells has a confidence interval."""
     cell_columns = {j for row in table.rows for j, v in enumerate(row) if isinstance(v, Cell)}
+    ci_columns = {j for row in table.rows for j, v in enumerate(row) if isinstance(v, Cell) and v.ci is not None}
     columns = []
     for j, name in enumerate(table.header):
         columns += [name, f"{name} std", f"{name} n"] if j in cell_columns else [name]
+        columns += [f"{name} lo", f"{name} hi"] if j in ci_columns else []
     rows = []
     for row in table.rows:
         values = []
@@ -64,6 +72,8 @@ def flat(table: Table) -> tuple[list[str], list[list[Any]]]:
             if j in cell_columns:
                 values += [round(v.mean, 4), None if v.std is None else round(v.std, 4), v.n] if isinstance(v, Cell) \
                     else [v, None, 0 if v is None else None]  # missing: no seed; a plain number: no count
+                if j in ci_columns:
+                    values += [round(e, 4) for e in v.ci] if isinstance(v, Cell) and v.ci else [None, None]
             else:
                 values.append(round(v, 4) if isinstance(v, float) else v)
         rows.append(values)

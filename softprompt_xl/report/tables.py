@@ -31,6 +31,9 @@ class Cell:
 
     values: list[float]
     show_n: bool = False  # the cell has fewer seeds than its row: show its count
+    runs: list[Result] = field(default_factory=list)  # a score cell's results, one per value (seed)
+    lang: str | None = None  # a score cell's evaluation language
+    ci: tuple[float, float] | None = None  # bootstrap interval over test examples (report/comparisons.py)
 
     @property
     def mean(self) -> float:
@@ -55,6 +58,18 @@ class Table:
 
 
 @dataclass
+class Comparison:
+    """Two configurations cell by cell (report.compare): a table of differences and its counts."""
+
+    table: Table
+    summary: str  # "LP+TA better in 9 of 24 cells at p<0.05, worse in 2, no difference in 13"
+
+
+class PValue(float):
+    """A p-value: shown with its own precision (a score's one decimal would print 0.0)."""
+
+
+@dataclass
 class Section:
     """One task under one setting: its score table, cost table and transfer matrices."""
 
@@ -66,6 +81,7 @@ class Section:
     cost: Table
     transfer: list[Table]
     missing: list[str]  # "LP+TA sk": cells of the score table without a result
+    comparisons: list[Comparison] = field(default_factory=list)
 
 
 def combo_label(combo: str) -> str:
@@ -144,11 +160,13 @@ def _section(task: str, slug: str, shared: dict, differs: str, points: dict, tra
     labels = _row_labels({c: configs[c] for c in order})
 
     def cells(config: str, source_of) -> dict[str, Cell]:
-        found: dict[str, list[float]] = {}
-        for (_, _, c, source, target, _), (_, value, _) in points.items():
+        found: dict[str, Cell] = {}
+        for (_, _, c, source, target, _), (_, value, result) in points.items():
             if c == config and source == source_of(target):
-                found.setdefault(target, []).append(value)
-        return {lang: Cell(values) for lang, values in found.items()}
+                cell = found.setdefault(target, Cell([], lang=target))
+                cell.values.append(value)
+                cell.runs.append(result)
+        return found
 
     source_of = (lambda target: target) if transfer_from is None else (lambda target: transfer_from)
     row_cells = {c: cells(c, source_of) for c in order}
@@ -173,10 +191,12 @@ def _section(task: str, slug: str, shared: dict, differs: str, points: dict, tra
 
     transfer = []
     for config in order:
-        matrix: dict[tuple[str, str], list[float]] = {}
-        for (_, _, c, source, target, _), (_, value, _) in points.items():
+        matrix: dict[tuple[str, str], Cell] = {}
+        for (_, _, c, source, target, _), (_, value, result) in points.items():
             if c == config:
-                matrix.setdefault((source, target), []).append(value)
+                cell = matrix.setdefault((source, target), Cell([], lang=target))
+                cell.values.append(value)
+                cell.runs.append(result)
         sources = lang_order({s for s, _ in matrix}, resource)
         targets = lang_order({t for _, t in matrix}, resource)
         combo = configs[config].combo
@@ -184,7 +204,7 @@ def _section(task: str, slug: str, shared: dict, differs: str, points: dict, tra
         transfer.append(Table(
             slug=f"{slug}/transfer-{name}", title=f"{labels[config]}: trained on (rows), tested on (columns), {metric}",
             header=["trained on", *targets],
-            rows=[[s, *(Cell(matrix[(s, t)]) if (s, t) in matrix else None for t in targets)] for s in sources]))
+            rows=[[s, *(matrix.get((s, t)) for t in targets)] for s in sources]))
 
     return Section(task=task, slug=slug, metric=metric, setting=_describe(shared) + differs, scores=scores,
                    cost=_cost(slug, task, order, labels, points), transfer=transfer, missing=missing)

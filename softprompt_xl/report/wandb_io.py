@@ -44,7 +44,7 @@ def log_report(cfg: Any, name: str, sections: list[Section], results: list[Resul
                         "WANDB_API_KEY) for online mode, or use logger.wandb.mode=offline and `wandb sync` later.") from None
     try:
         for section in sections:
-            for table in [section.scores, section.cost, *section.transfer]:
+            for table in [section.scores, section.cost, *section.transfer, *(c.table for c in section.comparisons)]:
                 columns, rows = flat(table)
                 # mixed: a parameter count is a number, or a range as text when runs differ
                 run.log({table.slug: wandb.Table(columns=columns, data=rows, allow_mixed_types=True)})

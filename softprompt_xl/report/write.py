@@ -20,9 +20,12 @@ def write_report(folder: Path, name: str, selection: Selection, sections: list[S
         f"# Report `{name}`", "",
         f"{len(selection.results)} finished result(s) from the {selection.source}; filters: {filters}; "
         f"written {time.strftime('%Y-%m-%d %H:%M')}.", "",
-        "Cells: mean ± std over seeds (std from two seeds on); `seeds` = seeds per configuration, (n) after a cell "
-        "that has fewer; **bold** = best in the column; — = no result (missing, not zero). `avg` is the mean over "
-        "the languages, `avg low` over the low-resource ones; either is missing when one of its languages is.",
+        "Cells: mean ± std over seeds (std from two seeds on), then [lo, hi], the bootstrap confidence interval of "
+        "that mean over test examples (where the stored predictions allow it); `seeds` = seeds per configuration, "
+        "(n) after a cell that has fewer; **bold** = best in the column; — = no result (missing, not zero). `avg` is "
+        "the mean over the languages, `avg low` over the low-resource ones; either is missing when one of its "
+        "languages is. Comparisons: paired over the same test examples and seeds; p-values are two-sided and not "
+        "corrected for the number of cells compared.",
     ]
     files: dict[str, bytes | str] = {}
     for section in sections:
@@ -37,6 +40,13 @@ def write_report(folder: Path, name: str, selection: Selection, sections: list[S
         for table in section.transfer:
             files[f"{table.slug}.png"] = plots.heatmap(table)
             lines += ["", f"#### {table.title}", "", render.markdown(table), "", f"![heatmap]({table.slug}.png)"]
+        if section.comparisons:
+            lines += ["", "### Comparisons"]
+        for comparison in section.comparisons:
+            files[f"{comparison.table.slug}.csv"] = render.csv_text(comparison.table)
+            files[f"{comparison.table.slug}.tex"] = render.latex(comparison.table)
+            lines += ["", f"#### {comparison.table.title}", "", f"**{comparison.summary}**", "",
+                      render.markdown(comparison.table)]
     missing = [f"- {s.slug}: no result for {', '.join(s.missing)}" for s in sections if s.missing]
     lines += ["", "## Missing and failed runs", ""]
     lines += missing or ["- every cell of the score tables has a result"]

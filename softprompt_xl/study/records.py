@@ -12,21 +12,32 @@ A record is one of three:
 The JSON field names are the dataclass fields; the report and the W&B summary read them, so they do not change.
 A record that cannot be read (cut off by a full disk, edited by hand) is named in a warning and treated as missing:
 the run it belonged to is run again, rather than every sweep over it stopping with a traceback.
+
+A result's test predictions (every evaluation language: id, prediction, references per example) are kept beside
+it in a file of their own (`write_predictions`, gzipped JSON Lines), not in result.json: that stays small, and
+the same in the W&B summary. The report rescores them for confidence intervals and paired tests; a result
+written before they were kept has none.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Union
 
-from softprompt_xl.runtime.atomic import write_json
+from softprompt_xl.runtime.atomic import write_bytes, write_json
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+PREDICTIONS_SUFFIX = ".predictions.jsonl.gz"  # beside a stored result: <key>.json, <key>.predictions.jsonl.gz
+
+# evaluation language -> one row per test example: {"id", "prediction", "references"} (the job directory's
+# predictions_test_<lang>.jsonl rows)
+Predictions = dict[str, list[dict]]
 
 
 def run_name(combo: Any, lang: Any, task: Any, sep: str = "-") -> str:
@@ -161,4 +172,29 @@ def read(path: str | Path) -> Record | None:
         return None
     except (ValueError, UnicodeDecodeError) as err:  # json.JSONDecodeError is a ValueError
         log.warning("%s is damaged (%s): treated as missing, so its run counts as not done", path, err)
+        return None
+
+
+def write_predictions(path: str | Path, predictions: Predictions) -> None:
+    """Atomically, one JSON line per example with its language (`lang`); mtime 0 so equal predictions give
+    equal bytes."""
+    text = "".join(json.dumps({"lang": lang, **row}, ensure_ascii=False, default=str) + "\n"
+                   for lang, rows in predictions.items() for row in rows)
+    write_bytes(path, gzip.compress(text.encode("utf-8"), mtime=0))
+
+
+def read_predictions(path: str | Path) -> Predictions | None:
+    """The predictions in `path`; None when there are none, or when the file is damaged (said in a warning)."""
+    path = Path(path)
+    try:
+        lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+        out: Predictions = {}
+        for line in lines:
+            row = json.loads(line)
+            out.setdefault(row.pop("lang"), []).append(row)
+        return out
+    except FileNotFoundError:
+        return None
+    except (OSError, EOFError, ValueError, KeyError, AttributeError) as err:  # gzip.BadGzipFile is an OSError
+        log.warning("%s is damaged (%s): its result is reported without confidence intervals", path, err)
         return None

@@ -248,7 +248,7 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
     if not distributed.is_zero():  # rank 0 evaluates and stores the result
         return None
 
-    metrics, used, settings = {}, {}, cfg.task_stage
+    metrics, used, predictions, settings = {}, {}, {}, cfg.task_stage
     module = Seq2SeqModule(net, [], None, 0, task)
     with task_stage.track("eval", f"eval-{task_stage.run_name()}", result_key, output_dir,
                           task_stage.tags(job)) as logger:
@@ -267,10 +267,9 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
             trainer.test(module, task_loader(test, tokenizer, settings.eval_batch_size, job.trainer.num_workers),
                          verbose=False)
             metrics.update(module.test_metrics)
-            write_jsonl(output_dir / f"predictions_test_{code}.jsonl", [
-                {"id": i, "prediction": p, "references": r}
-                for i, p, r in zip(test.ids, module.test_predictions[code], test.references)
-            ])
+            predictions[code] = [{"id": i, "prediction": p, "references": r}
+                                 for i, p, r in zip(test.ids, module.test_predictions[code], test.references)]
+            write_jsonl(output_dir / f"predictions_test_{code}.jsonl", predictions[code])
             if code != cfg.lang.code and combo.components.lang:
                 net.remove("lang")
                 net.load(lang_path)
@@ -286,7 +285,7 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
         # The final numbers, and the whole result (so `report source=wandb` reads what the store would hold).
         log_summary(logger, {**{f"test/{lang}/{k}": v for lang, m in metrics.items() for k, v in m.items()},
                              "result": json.dumps(result.to_json(), default=str)})
-    job.store.save_result(result_key, result)
+    job.store.save_result(result_key, result, predictions)
     return result
 
 

@@ -35,6 +35,9 @@ class Store:
     def result_file(self, key: str) -> Path:
         return self.root / "results" / f"{key}.json"
 
+    def predictions_file(self, key: str) -> Path:
+        return self.root / "results" / f"{key}{records.PREDICTIONS_SUFFIX}"
+
     def checkpoint_dir(self, key: str) -> Path:
         """Resumable state of a stage in progress; removed when the stage has saved what it produces."""
         return self.root / "checkpoints" / key
@@ -74,9 +77,17 @@ class Store:
         result = records.read(self.result_file(key))
         return result if isinstance(result, Result) else None
 
-    def save_result(self, key: str, result: Result) -> None:
+    def save_result(self, key: str, result: Result, predictions: records.Predictions | None = None) -> None:
+        """The result, and its test predictions beside it (first: a result in the store has its predictions,
+        unless it was stored without them)."""
+        if predictions is not None:
+            records.write_predictions(self.predictions_file(key), predictions)
         records.write(self.result_file(key),
                       dataclasses.replace(result, key=key, created=time.strftime("%Y-%m-%dT%H:%M:%S"), skipped=False))
+
+    def read_predictions(self, key: str) -> records.Predictions | None:
+        """The test predictions of the result under `key`; None for a result stored without them."""
+        return records.read_predictions(self.predictions_file(key))
 
     def drop_checkpoints(self, key: str) -> None:
         shutil.rmtree(self.checkpoint_dir(key), ignore_errors=True)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from softprompt_xl.data.tasks.metrics import ExampleStats
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,10 @@ class Task:
         raise NotImplementedError
 
     def score(self, predictions: list[str], references: list[Any], lang: str) -> dict[str, float]:
+        raise NotImplementedError
+
+    def example_stats(self, predictions: list[str], references: list[Any], lang: str) -> "ExampleStats":
+        """Per-example statistics whose sums give `score` (metrics.ExampleStats): what the report resamples."""
         raise NotImplementedError
 
     def prompt_init(self, lang_name: str) -> str:

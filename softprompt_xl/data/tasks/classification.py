@@ -47,3 +47,8 @@ class Classification(Task):
             scores["f1"] = metrics.binary_f1(parsed, references, self.positive)
         scores["unparsed"] = 100.0 * sum(p is None for p in parsed) / len(parsed) if parsed else 0.0
         return scores
+
+    def example_stats(self, predictions, references, lang):
+        parsed = [self.parse(p) for p in predictions]
+        return metrics.with_rate(metrics.classification_stats(parsed, references, self.positive), "unparsed",
+                                 [p is None for p in parsed])

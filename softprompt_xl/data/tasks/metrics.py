@@ -5,6 +5,11 @@ QA exact match and F1 equal those of the official scripts on every input, so tha
 literature: the SQuAD v1.1 script (evaluate-v1.1.py) for English, the MLQA script (mlqa_evaluation_v1.py)
 for the other languages it defines, and MLQA's rules without article removal for every other language.
 `QA_RULES` is the table; no other normalisation is done (no Unicode normalisation: the scripts do none).
+
+Each metric also comes as per-example sufficient statistics (`ExampleStats`): numbers per example whose column
+sums determine the corpus-level score (SQuAD: EM and F1 per example; span F1: matched, predicted and gold spans
+per sentence; accuracy: correct per example). Resampling examples is then summing rows, so the report's bootstrap
+and randomisation tests are exact for F1-like corpus metrics, and fast.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import string
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import numpy as np
 
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
 
@@ -155,3 +162,93 @@ def span_f1(predictions: list[list[tuple[str, str]]], references: list[list[tupl
     recall = 100.0 * matched / gold if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if matched else 0.0
     return {"span_f1": f1, "precision": precision, "recall": recall}
+
+
+@dataclass(frozen=True)
+class ExampleStats:
+    """Per-example statistics of a set of predictions: `values[i]` those of example i (columns `columns`), and
+    `metrics`, which maps summed statistics (an array whose last axis is the columns; any leading axes, e.g. one
+    row per bootstrap resample) to each metric's value (arrays of the leading shape). The task's score is
+    `metrics` of the column sums of all examples (`score()`)."""
+
+    columns: tuple[str, ...]
+    values: np.ndarray  # (examples, columns), float64
+    metrics: Callable[[np.ndarray], dict[str, np.ndarray]]
+
+    def score(self) -> dict[str, float]:
+        return {name: float(v) for name, v in self.metrics(self.values.sum(axis=0)).items()}
+
+    def take(self, rows: np.ndarray) -> "ExampleStats":
+        return ExampleStats(self.columns, self.values[rows], self.metrics)
+
+
+def _percent(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """100 * part / whole, 0 where whole is 0 (an empty set of examples scores 0, as the functions above do)."""
+    return np.where(whole > 0, 100.0 * part / np.where(whole > 0, whole, 1), 0.0)
+
+
+def _f1(matched: np.ndarray, predicted: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """2PR / (P + R) from counts = 2 matched / (predicted + gold); 0 without a match."""
+    return np.where(matched > 0, 200.0 * matched / np.maximum(predicted + gold, 1), 0.0)
+
+
+def example_stats(columns: dict[str, list[float]], metrics: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+                  ) -> ExampleStats:
+    """Statistics from named per-example columns, and `metrics` written over named sums."""
+    names = tuple(columns)
+    values = np.array([columns[n] for n in names], dtype=np.float64).T.reshape(-1, len(names))
+    return ExampleStats(names, values, lambda sums: metrics({n: sums[..., j] for j, n in enumerate(names)}))
+
+
+def squad_stats(predictions: list[str], references: list[list[str]], lang: str = "en") -> ExampleStats:
+    """`squad`'s exact match and F1, per example (the best over its gold answers)."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    if not all(references):
+        raise ValueError(f"example {[bool(r) for r in references].index(False)} has no gold answer to score against")
+    return example_stats(
+        {"examples": [1.0] * len(predictions),
+         "exact_match": [max(exact_match(p, g, lang) for g in golds) for p, golds in zip(predictions, references)],
+         "f1": [max(token_f1(p, g, lang) for g in golds) for p, golds in zip(predictions, references)]},
+        lambda s: {"exact_match": _percent(s["exact_match"], s["examples"]), "f1": _percent(s["f1"], s["examples"])})
+
+
+def classification_stats(predictions: list, references: list, positive: Any = None) -> ExampleStats:
+    """`accuracy` (and `binary_f1` of `positive`, unless None) per example."""
+    columns = {"examples": [1.0] * len(references), "correct": [float(p == r) for p, r in zip(predictions, references)]}
+    if positive is not None:
+        columns |= {"tp": [float(p == positive and r == positive) for p, r in zip(predictions, references)],
+                    "predicted": [float(p == positive) for p in predictions],
+                    "gold": [float(r == positive) for r in references]}
+
+    def metrics(s):
+        out = {"accuracy": _percent(s["correct"], s["examples"])}
+        if positive is not None:
+            out["f1"] = _f1(s["tp"], s["predicted"], s["gold"])
+        return out
+
+    return example_stats(columns, metrics)
+
+
+def span_stats(predictions: list[list[tuple[str, str]]], references: list[list[tuple[str, str]]]) -> ExampleStats:
+    """`span_f1`'s matched, predicted and gold entities per sentence (micro F1 is a function of their sums)."""
+    return example_stats(
+        {"matched": [sum((collections.Counter(p) & collections.Counter(r)).values()) for p, r in zip(predictions, references)],
+         "predicted": [len(p) for p in predictions], "gold": [len(r) for r in references]},
+        lambda s: {"span_f1": _f1(s["matched"], s["predicted"], s["gold"]),
+                   "precision": _percent(s["matched"], s["predicted"]), "recall": _percent(s["matched"], s["gold"])})
+
+
+def with_rate(stats: ExampleStats, name: str, flags: list[bool]) -> ExampleStats:
+    """`stats` plus a percentage of examples flagged (e.g. `unparsed`), as its own column."""
+    n, values = len(flags), stats.values
+    count = np.ones((n, 1)) if "examples" not in stats.columns else np.zeros((n, 0))
+    columns = stats.columns + (("examples",) if count.shape[1] else ()) + (name,)
+    inner, width = stats.metrics, len(stats.columns)
+    at_n, at_flag = columns.index("examples"), len(columns) - 1
+
+    def metrics(sums):
+        return {**inner(sums[..., :width]), name: _percent(sums[..., at_flag], sums[..., at_n])}
+
+    return ExampleStats(columns, np.hstack([values.reshape(n, width), count, np.array(flags, dtype=np.float64)[:, None]]),
+                        metrics)

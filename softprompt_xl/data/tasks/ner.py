@@ -76,6 +76,12 @@ class EntitySpans(Task):
         scores["unparsed"] = 100.0 * sum(not ok for _, ok in parsed) / len(parsed) if parsed else 0.0
         return scores
 
+    def example_stats(self, predictions, references, lang):
+        parsed = [self.parse(p) for p in predictions]
+        gold = [[(kind, " ".join(text.split())) for kind, text in ref] for ref in references]
+        return metrics.with_rate(metrics.span_stats([spans for spans, _ in parsed], gold), "unparsed",
+                                 [not ok for _, ok in parsed])
+
 
 def is_tag(text: str) -> bool:
     """Whether `text` is an IOB/BIOES tag: O, or a B/I/E/S/L/U prefix, a hyphen and a type."""

@@ -76,7 +76,16 @@ class QuestionAnswering(Task):
 
     def score(self, predictions, references, lang):
         scores = metrics.squad(predictions, [r["answers"] for r in references], lang)
-        outside = [not (p := metrics.normalize_answer(prediction, lang)) or p not in metrics.normalize_answer(r["context"], lang)
-                   for prediction, r in zip(predictions, references)]
+        outside = self._outside(predictions, references, lang)
         scores["unparsed"] = 100.0 * sum(outside) / len(outside) if outside else 0.0
         return scores
+
+    def example_stats(self, predictions, references, lang):
+        return metrics.with_rate(metrics.squad_stats(predictions, [r["answers"] for r in references], lang), "unparsed",
+                                 self._outside(predictions, references, lang))
+
+    @staticmethod
+    def _outside(predictions, references, lang) -> list[bool]:
+        """Per example: the answer is empty or not a span of the context."""
+        return [not (p := metrics.normalize_answer(prediction, lang)) or p not in metrics.normalize_answer(r["context"], lang)
+                for prediction, r in zip(predictions, references)]
