@@ -273,6 +273,7 @@ def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cf
 
     from softprompt_xl.model.backbone import load_backbone
     from softprompt_xl.data.loaders import span_corruption_loader
+    from softprompt_xl.toy import backbone as toy_backbone
     from softprompt_xl.toy.pretraining import _task_loader
 
     paths = OmegaConf.merge(cfg.paths, {"cache": str(tmp_path)})
@@ -285,6 +286,14 @@ def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cf
         phases = spec["curriculum"] if pretrain_steps else []
         build = OmegaConf.merge(cfg.backbone.build, {"pretrain": {**spec, "steps": pretrain_steps, "curriculum": phases}})
         backbone = OmegaConf.merge(cfg.backbone, {"build": build})
+        # Built here on this worker's one thread (a run builds in a process of its own on BUILD_THREADS, for bytes
+        # that do not depend on the machine's load; this test asks only whether pre-training teaches anything).
+        threads = torch.get_num_threads()
+        try:
+            toy_backbone._build_tiny_backbone(to_plain(build), str(paths.toy_data), str(paths.hf_cache),
+                                              toy_backbone.tiny_backbone_dir(build, paths), threads=1)
+        finally:
+            torch.set_num_threads(threads)
         model, tokenizer = load_backbone(backbone, paths)
         model.eval()
         texts = ["Eva býva v Nitre a rada jedáva halušky. Nitra je krásne mesto."] * 20

@@ -123,9 +123,9 @@ def build_tiny_backbone(build: Any, paths: Any, target: Path) -> None:
 BUILD_THREADS = 2
 
 
-def _build_tiny_backbone(build: dict, toy_data: str, hf_cache: str, target: Path) -> None:
+def _build_tiny_backbone(build: dict, toy_data: str, hf_cache: str, target: Path, threads: int = BUILD_THREADS) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    torch.set_num_threads(BUILD_THREADS)
+    torch.set_num_threads(threads)
     files = _corpus_files(Path(toy_data), build["corpus_langs"])
     task_files = sorted((CONF_DIR / "task").glob("*.yaml"))
     with atomic_dir(target) as tmp:
