@@ -50,30 +50,22 @@ def lang_spec(cfg: Any, code: str | None = None) -> dict | None:
     cfg = with_lang(cfg, code or cfg.lang.code)
     if cfg.lang_stage.get("source"):
         return _imported_lang_spec(cfg, component["kind"], cfg.lang_stage.source)
-    return {
-        "role": "lang",
-        "kind": component["kind"],
-        "lang": cfg.lang.code,
-        "component": component,
-        "backbone": backbone_identity(cfg.backbone, cfg.paths),
-        "data": source_fingerprint(cfg.data.wiki),
-        # How much held-out text scores it does not change what is trained; `source` (null here) was added later.
-        "stage": {k: v for k, v in to_plain(cfg.lang_stage).items() if k not in ("heldout_chunks", "source")},
-        "seed": cfg.seed,
-    }
+    # How much held-out text scores it does not change what is trained.
+    stage = {k: v for k, v in _stage_settings(cfg.lang_stage).items() if k != "heldout_chunks"}
+    return {**_lang_component(cfg, component), "data": source_fingerprint(cfg.data.wiki), "stage": stage,
+            "seed": cfg.seed}
 
 
 def imported_spec(cfg: Any, component: dict, source: str, layout: str, sha256: str) -> dict:
     """Spec of a language component imported from `source` (a Hub name or a directory) for `cfg`'s language and
     backbone: what it is and where its weights came from (their digest), instead of how it was trained."""
-    return {
-        "role": "lang",
-        "kind": component["kind"],
-        "lang": cfg.lang.code,
-        "component": component,
-        "backbone": backbone_identity(cfg.backbone, cfg.paths),
-        "imported": {"source": source, "layout": layout, "sha256": sha256},
-    }
+    return {**_lang_component(cfg, component), "imported": {"source": source, "layout": layout, "sha256": sha256}}
+
+
+def _lang_component(cfg: Any, component: dict) -> dict:
+    """What any language component's spec starts with, trained or imported."""
+    return {"role": "lang", "kind": component["kind"], "lang": cfg.lang.code, "component": component,
+            "backbone": backbone_identity(cfg.backbone, cfg.paths)}
 
 
 def import_source(cfg: Any, kind: str, setting: str) -> str:
@@ -138,9 +130,10 @@ def eval_langs(cfg: Any) -> list[str]:
     return [cfg.lang.code]
 
 
-# task_stage settings added after keys were in use: in a key only when set, so the components and results
-# trained before they existed keep their keys (unset, they change nothing).
-LATER_STAGE_SETTINGS = ("group_by_length",)
+# Stage settings added after keys were in use: in a key only when set, so the components and results trained
+# before they existed keep their keys (unset, they change nothing). lang_stage.source, when set, makes the spec
+# an imported one (imported_spec) instead.
+LATER_STAGE_SETTINGS = ("group_by_length", "source")
 
 
 def _stage_settings(stage: Any) -> dict:

@@ -12,7 +12,6 @@ from typing import Any
 import adapters
 import torch
 from torch import nn
-from transformers.modeling_outputs import BaseModelOutput
 
 from softprompt_xl.model.components import ROLES, Component, component_class
 from softprompt_xl.model.component_header import ComponentHeader
@@ -125,11 +124,16 @@ class ComposedModel(nn.Module):
     def loss_and_generate(self, input_ids, attention_mask, labels, max_new_tokens: int):
         """The teacher-forced loss and `generate_scored`'s answers and scores of one batch, its inputs encoded once for
         both: evaluation would otherwise run the encoder twice, most of its cost when answers are short. (The encoder's
-        output comes back from `generate` as its last hidden state: transformers refuses `encoder_outputs` as an input
-        of `generate` on a model the adapters library has wrapped.)"""
+        output is caught as `generate` computes it: transformers refuses `encoder_outputs` as an input of `generate`
+        on a model the adapters library has wrapped, and `output_hidden_states` would keep every layer's states.)"""
         embeds, mask = self.embed(input_ids, attention_mask)
-        out, score = self._greedy(mask, max_new_tokens, inputs_embeds=embeds, output_hidden_states=True)
-        encoded = BaseModelOutput(last_hidden_state=out.encoder_hidden_states[-1])
+        caught = []
+        hook = self.backbone.get_encoder().register_forward_hook(lambda module, args, output: caught.append(output))
+        try:
+            out, score = self._greedy(mask, max_new_tokens, inputs_embeds=embeds)
+        finally:
+            hook.remove()
+        (encoded,) = caught
         loss = self.backbone(encoder_outputs=encoded, attention_mask=mask, labels=labels).loss
         return loss, out.sequences, score
 
