@@ -3,6 +3,7 @@ local files (so that edited data makes new keys, and moved data does not)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,23 @@ def source_fingerprint(source: Any) -> dict:
         str(p) for v in (files.values() if isinstance(files, dict) else [files])
         for p in ([v] if isinstance(v, str) else v)
     )
-    digest = hashlib.sha256()
-    for p in paths:
-        if Path(p).is_file():
-            _update_with_file(digest, Path(p))
+    stamps = tuple((p, stat.st_size, stat.st_mtime_ns) for p in paths if (stat := _stat(Path(p))) is not None)
     # Paths are left out: the same data moved elsewhere (another checkout, another root) is the same data.
-    return {**{k: v for k, v in source.items() if k != "data_files"}, "content": digest.hexdigest()[:16]}
+    return {**{k: v for k, v in source.items() if k != "data_files"}, "content": _content_digest(stamps)}
+
+
+def _stat(path: Path) -> Any:
+    return path.stat() if path.is_file() else None
+
+
+@functools.lru_cache(maxsize=256)
+def _content_digest(stamps: tuple[tuple[str, int, int], ...]) -> str:
+    """The digest of the files (path, size, modification time) name, once per process for the same files unchanged:
+    every spec of a job, and of every run a sweep plans, fingerprints the same corpus and task files."""
+    digest = hashlib.sha256()
+    for path, _, _ in stamps:
+        _update_with_file(digest, Path(path))
+    return digest.hexdigest()[:16]
 
 
 _WHOLE_FILE_BYTES = 64 << 20
