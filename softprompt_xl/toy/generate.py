@@ -94,8 +94,9 @@ def _person_pieces(lang: Language, subject: str, gender: str, facts: Sequence[tu
     for i, (fact, value) in enumerate(facts):
         if i:
             pieces.append((lang.conj if i == len(facts) - 1 else lang.sep, None))
-        opening = (lang.subject_clauses if subject else lang.initial_clauses) if i == 0 else {}
-        pieces += _clause(lang, fact, value, gender, opening, tag=(*tag_prefix, fact))
+        after_pause = (i == 0 and not subject) or 0 < i < len(facts) - 1  # sentence start or sep, not conj
+        overrides = lang.subject_clauses if i == 0 and subject else lang.pause_clauses if after_pause else {}
+        pieces += _clause(lang, fact, value, gender, overrides, tag=(*tag_prefix, fact))
     pieces.append((lang.stop, None))
     return pieces
 

@@ -60,8 +60,9 @@ class Language:
     given per gender as ``{"f": ..., "m": ...}``.  ``subject_clauses`` overrides
     a clause when it directly follows an explicit subject, which is needed where
     word order depends on it (Czech/Slovak reflexive clitic: "Jana se narodila"
-    but "..., narodila se"); ``initial_clauses`` one that opens a sentence without
-    a subject (Bulgarian: "Родена е ..." there, "... и е родена" elsewhere).
+    but "..., narodila se"); ``pause_clauses`` one after a pause, opening a sentence
+    without a subject or after ``sep`` (a Bulgarian clitic cannot follow a pause:
+    "Родена е ...", "..., родена е ..." but "... и е родена ...").
     """
 
     code: str
@@ -91,7 +92,7 @@ class Language:
     org_sentence: dict[str, str]  # "{per} works for {org}." (NER)
     organisations: tuple[str, ...]  # names that need no inflection after org_sentence's preposition
     subject_clauses: dict[str, dict[str, str]] = field(default_factory=dict)
-    initial_clauses: dict[str, dict[str, str]] = field(default_factory=dict)
+    pause_clauses: dict[str, dict[str, str]] = field(default_factory=dict)
     stop: str = "."  # the full stop ending a person's sentence (Urdu: "۔")
     # Written before a name as subject ("η Μαρία": Greek names take the article), not before a pronoun.
     name_article: dict[str, str] = field(default_factory=lambda: {"f": "", "m": ""})
@@ -117,7 +118,7 @@ def load(path: Path) -> Language:
     """The lexicon in `path` (lexicons/<code>.yaml)."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     templates = {key: {k: _by_gender(v) for k, v in (raw.get(key) or {}).items()}
-                 for key in ("clauses", "questions", "negated", "subject_clauses", "initial_clauses")}
+                 for key in ("clauses", "questions", "negated", "subject_clauses", "pause_clauses")}
     return Language(
         code=path.stem,
         female=tuple(raw["female"]),
