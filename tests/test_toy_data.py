@@ -255,7 +255,7 @@ _RECORD_KEY = {"qa": lambda r: (r["context"], r["question"]), "ner": lambda r: t
 @pytest.mark.parametrize("task", TASK_FILES)
 def test_fresh_pretraining_records_are_reproducible_and_never_a_bundled_record(task):
     key = _RECORD_KEY[task]
-    for lang in ("en", "te"):
+    for lang in ("en", "te", "el", "ur"):  # and a name article (el), a full stop of its own (ur)
         fresh = generate.fresh_records(task, lang, 300)
         assert fresh == generate.fresh_records(task, lang, 300) and len({key(r) for r in fresh}) == 300
         rows = [r for split in SPLITS for r in (_csv_rows(f"{lang}/{task}/{split}.csv.gz") if task == "checkworthy"
