@@ -178,8 +178,8 @@ def make_wiki(lang: Language) -> list[dict]:
                 name, g = names.draw()
             residents.append(name)
             other = rng.choice([f for f in FACTS if f != "city"])
-            p3.add_sentence(_person_pieces(lang, _subject(lang, name, g), g, [("city", city_values[city.nom]),
-                                                           (other, bags[other].draw())]))
+            p3.add_sentence(_person_pieces(lang, _subject(lang, name, g), g,
+                                           [("city", city_values[city.nom]), (other, bags[other].draw())]))
         articles.append((city.nom, "\n".join(p.text for p in (p1, p2, p3))))
 
     rng.shuffle(articles)
@@ -297,7 +297,7 @@ def _entity_part(phrase: str, adpositions: Sequence[str] = ()) -> tuple[int, str
         while k < len(words) - 1 and words[k] == words[k].lower() and words[k] != words[k].upper():
             k += 1
     rest = " ".join(words[k:end])
-    return len(" ".join(words[:k] + [""])) if k else 0, rest
+    return sum(len(w) + 1 for w in words[:k]), rest
 
 
 def _tokens_and_tags(text: str, entities: list[tuple[int, int, str]]) -> tuple[list[str], list[int]]:
