@@ -15,7 +15,20 @@ import pytest
 from softprompt_xl.toy import generate, make_toy
 
 TOY = Path(make_toy.__file__).resolve().parent / "data"
-LANGS = ("en", "de", "es", "cs", "sk", "te")
+LANGS = tuple(generate.LANGUAGES)  # every lexicon of toy/lexicons/
+# The Unicode range most letters of each language's text fall in: a lexicon in the wrong script (or a Latin
+# transliteration) fails test_text_is_in_its_script.
+SCRIPTS = {
+    **dict.fromkeys(("en", "de", "es", "cs", "sk"), ("\u0041", "\u024f")),  # Latin, with Latin-1 and Extended-A/B
+    "te": ("\u0c00", "\u0c7f"),  # Telugu
+    "ar": ("\u0600", "\u06ff"),  # Arabic (Urdu's own letters are in this block too)
+    "ur": ("\u0600", "\u06ff"),
+    "ru": ("\u0400", "\u04ff"),  # Cyrillic
+    "bg": ("\u0400", "\u04ff"),
+    "el": ("\u0370", "\u03ff"),  # Greek and Coptic
+}
+# Each language's share of the bundle: today 44-56 KB of gzipped files (Telugu, 3-byte UTF-8, the largest).
+LANG_BUDGET = 100_000
 SPLITS = {"train": 400, "validation": 50, "test": 100}
 TASK_FILES = {"qa": "jsonl.gz", "ner": "jsonl.gz", "nli": "jsonl.gz", "checkworthy": "csv.gz"}
 EXPECTED_FILES = sorted(
@@ -66,7 +79,11 @@ def test_committed_files_match_regeneration(tmp_path):
 
 
 def test_all_toy_data_is_small():
-    assert sum((TOY / rel).stat().st_size for rel in EXPECTED_FILES) < 1_000_000
+    # Per language, so the budget grows with the languages (16 in the paper's v2: 1.6 MB in all) but not per file.
+    sizes = Counter()
+    for rel in EXPECTED_FILES:
+        sizes[rel.split("/")[0]] += (TOY / rel).stat().st_size
+    assert set(sizes) == set(LANGS) and max(sizes.values()) < LANG_BUDGET, sizes
 
 
 def test_files_are_plain_utf8_jsonl():
@@ -85,7 +102,7 @@ def test_wiki_schema(lang):
         assert all(isinstance(v, str) and v for v in row.values())
         paragraphs = row["text"].split("\n")
         assert all(p.strip() == p and p for p in paragraphs)
-        assert 3 <= row["text"].count(".") <= 8
+        assert 3 <= row["text"].count(generate.LANGUAGES[lang].stop) <= 8
     assert len({r["id"] for r in rows}) == len(rows)
     assert len({r["title"] for r in rows}) == len(rows)
 
@@ -140,12 +157,22 @@ def test_wiki_covers_qa_answers(lang):
     assert not {a for a in answers if a not in wiki}
 
 
-def test_telugu_is_in_telugu_script():
-    for rel in ("te/wiki.jsonl.gz", "te/qa/train.jsonl.gz"):
+@pytest.mark.parametrize("lang", LANGS)
+def test_text_is_in_its_script(lang):
+    low, high = SCRIPTS[lang]
+    for rel in (f"{lang}/wiki.jsonl.gz", f"{lang}/qa/train.jsonl.gz"):
         text = "".join(r.get("text", "") + r.get("context", "") + r.get("question", "") for r in _rows(rel))
         letters = [c for c in text if c.isalpha()]
-        telugu = sum("\u0c00" <= c <= "\u0c7f" for c in letters)
-        assert telugu / len(letters) > 0.5, rel
+        assert sum(low <= c <= high for c in letters) / len(letters) > 0.9, rel
+
+
+def test_urdu_and_arabic_use_their_own_letters():
+    # Urdu writes ی ک ہ where Arabic writes ي ك ه: a lexicon typed with the other language's keyboard
+    # would look right and tokenize wrong.
+    own = {"ur": set("یکہ"), "ar": set("يكه")}
+    for lang, other in (("ur", "ar"), ("ar", "ur")):
+        text = "".join(r["text"] for r in _rows(f"{lang}/wiki.jsonl.gz"))
+        assert own[lang] <= set(text) and not own[other] & set(text), lang
 
 
 def test_languages_have_distinct_text():
@@ -179,6 +206,11 @@ def test_ner_tags_are_wikiann_iob2_and_match_the_spans(lang):
             tags = [generate.NER_TAGS[t] for t in row["ner_tags"]]
             spans = iob2_spans(row["tokens"], tags)
             assert [f"{kind}: {text}" for kind, text in spans] == row["spans"], row
+            # WikiANN tags the name alone: not "في" / "میں" around a place, nor the article before a Greek name.
+            language = generate.LANGUAGES[lang]
+            for kind, text in spans:
+                assert not set(text.split(" ")) & set(language.adpositions), row
+                assert not any(a and text.lower().startswith(a) for a in language.name_article.values()), row
             types.update(kind for kind, _ in spans)
     assert set(types) == {"PER", "ORG", "LOC"}
 
@@ -198,7 +230,7 @@ def test_nli_labels_are_balanced_and_entailments_are_in_the_premise(lang):
         for row in rows:
             assert row["premise"] != row["hypothesis"]
             if row["label"] == 0:  # the hypothesis restates one clause of the premise
-                clause = row["hypothesis"].rstrip(".").split(" ", 1)[1]
+                clause = row["hypothesis"].removesuffix(generate.LANGUAGES[lang].stop).split(" ", 1)[1]
                 assert clause.split(" ")[-1] in row["premise"], row
             if row["label"] == 2:  # it denies a clause of the premise: in its own words, a denial
                 assert any(_denial(lang, fact, g) in row["hypothesis"] for fact in generate.FACTS for g in "fm"), row
@@ -223,7 +255,7 @@ _RECORD_KEY = {"qa": lambda r: (r["context"], r["question"]), "ner": lambda r: t
 @pytest.mark.parametrize("task", TASK_FILES)
 def test_fresh_pretraining_records_are_reproducible_and_never_a_bundled_record(task):
     key = _RECORD_KEY[task]
-    for lang in ("en", "te"):
+    for lang in ("en", "te", "el", "ur"):  # and a name article (el), a full stop of its own (ur)
         fresh = generate.fresh_records(task, lang, 300)
         assert fresh == generate.fresh_records(task, lang, 300) and len({key(r) for r in fresh}) == 300
         rows = [r for split in SPLITS for r in (_csv_rows(f"{lang}/{task}/{split}.csv.gz") if task == "checkworthy"

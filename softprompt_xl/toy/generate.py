@@ -74,9 +74,13 @@ class _Doc:
         return offsets
 
 
-def _clause(lang: Language, fact: str, value: Value, gender: str, after_subject: bool, tag: object):
-    templates = lang.subject_clauses.get(fact) if after_subject else None
-    pre, post = (templates or lang.clauses[fact])[gender].split("{v}")
+def _subject(lang: Language, name: str, gender: str) -> str:
+    """A name as the subject of a sentence: with the article where the language puts one there (Greek)."""
+    return lang.name_article[gender] + name
+
+
+def _clause(lang: Language, fact: str, value: Value, gender: str, overrides: dict, tag: object):
+    pre, post = (overrides.get(fact) or lang.clauses[fact])[gender].split("{v}")
     return [(pre, None), (value.text(gender), tag), (post, None)]
 
 
@@ -90,9 +94,10 @@ def _person_pieces(lang: Language, subject: str, gender: str, facts: Sequence[tu
     for i, (fact, value) in enumerate(facts):
         if i:
             pieces.append((lang.conj if i == len(facts) - 1 else lang.sep, None))
-        pieces += _clause(lang, fact, value, gender, after_subject=(i == 0 and bool(subject)),
-                          tag=(*tag_prefix, fact))
-    pieces.append((".", None))
+        after_pause = (i == 0 and not subject) or 0 < i < len(facts) - 1  # sentence start or sep, not conj
+        overrides = lang.subject_clauses if i == 0 and subject else lang.pause_clauses if after_pause else {}
+        pieces += _clause(lang, fact, value, gender, overrides, tag=(*tag_prefix, fact))
+    pieces.append((lang.stop, None))
     return pieces
 
 
@@ -147,7 +152,7 @@ def make_wiki(lang: Language) -> list[dict]:
     for full, first, g in full_names[:n_people]:
         pron = lang.pronoun[g]
         p1, p2, p3 = _Doc(), _Doc(), _Doc()
-        p1.add_sentence(_person_pieces(lang, full, g, [("born", bags["born"].draw())]))
+        p1.add_sentence(_person_pieces(lang, _subject(lang, full, g), g, [("born", bags["born"].draw())]))
         p1.add_sentence(_person_pieces(lang, pron, g, [("city", bags["city"].draw()), ("job", bags["job"].draw())]))
         extras = rng.sample(("food", "pet", "colour"), rng.randint(1, 3))
         p2.add_sentence(_person_pieces(lang, pron, g, [(f, bags[f].draw()) for f in extras]))
@@ -173,8 +178,8 @@ def make_wiki(lang: Language) -> list[dict]:
                 name, g = names.draw()
             residents.append(name)
             other = rng.choice([f for f in FACTS if f != "city"])
-            p3.add_sentence(_person_pieces(lang, name, g, [("city", city_values[city.nom]),
-                                                           (other, bags[other].draw())]))
+            p3.add_sentence(_person_pieces(lang, _subject(lang, name, g), g,
+                                           [("city", city_values[city.nom]), (other, bags[other].draw())]))
         articles.append((city.nom, "\n".join(p.text for p in (p1, p2, p3))))
 
     rng.shuffle(articles)
@@ -208,7 +213,7 @@ def _qa_item(lang: Language, rng: random.Random, fact: str, multi: bool) -> dict
     rng.shuffle(facts)
     values = {f: rng.choice(lang.values(f)) for f in facts}
     doc = _Doc()
-    offsets = doc.add_sentence(_person_pieces(lang, name, g, [(f, values[f]) for f in facts]))
+    offsets = doc.add_sentence(_person_pieces(lang, _subject(lang, name, g), g, [(f, values[f]) for f in facts]))
     # A sentence on the person's city gives a city question a second gold answer, so outside multi-answer items
     # it only follows when the question is about something else.
     if "city" in facts and (multi if fact == "city" else rng.random() < 0.2):
@@ -229,7 +234,7 @@ def _qa_item(lang: Language, rng: random.Random, fact: str, multi: bool) -> dict
     for t, s in zip(texts, starts):
         assert doc.text[s:s + len(t)] == t, (lang.code, doc.text, t, s)
     statement = _Doc()
-    statement.add_sentence(_person_pieces(lang, name, g, [(fact, value)]))
+    statement.add_sentence(_person_pieces(lang, _subject(lang, name, g), g, [(fact, value)]))
     return {
         "title": name,
         "context": doc.text,
@@ -273,18 +278,26 @@ def make_qa(lang: Language, sizes: dict[str, int] = QA_SIZES) -> dict[str, list[
 
 NER_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")  # WikiANN's ner_tags ids
 
-_PUNCT = ".,?!"
+_PUNCT = ".,?!،۔"  # Arabic-script comma and Urdu full stop too: WikiANN splits them off as tokens
 
 
-def _entity_part(phrase: str) -> tuple[int, str]:
+def _entity_part(phrase: str, adpositions: Sequence[str] = ()) -> tuple[int, str]:
     """(offset, text) of the name inside a place phrase: leading lower-case words ("in the", "v", "na") are
-    prepositions and articles; Telugu has no case, and its suffixed token is the entity, as in WikiANN."""
+    prepositions and articles; Telugu has no case, and its suffixed token is the entity, as in WikiANN.
+    Arabic and Urdu have no case either but a separate preposition ("في القاهرة") or postposition ("کراچی میں"),
+    which WikiANN leaves outside the entity: their lexicons list those words (adpositions), stripped at either end."""
     words = phrase.split(" ")
-    k = 0
-    while k < len(words) - 1 and words[k] == words[k].lower() and words[k] != words[k].upper():
-        k += 1
-    rest = " ".join(words[k:])
-    return len(phrase) - len(rest), rest
+    k, end = 0, len(words)
+    if adpositions:
+        while k < end - 1 and words[k] in adpositions:
+            k += 1
+        while end > k + 1 and words[end - 1] in adpositions:
+            end -= 1
+    else:
+        while k < len(words) - 1 and words[k] == words[k].lower() and words[k] != words[k].upper():
+            k += 1
+    rest = " ".join(words[k:end])
+    return sum(len(w) + 1 for w in words[:k]), rest
 
 
 def _tokens_and_tags(text: str, entities: list[tuple[int, int, str]]) -> tuple[list[str], list[int]]:
@@ -330,25 +343,26 @@ def _ner_sentence(lang: Language, rng: random.Random, bags: dict, names: _Bag) -
             entities = [(offsets["city"], offsets["city"] + len(city.nom), "LOC")]
             if "{region}" in template:
                 at = doc.text.index(city.region, offsets["city"] + len(city.nom))
-                skip, region = _entity_part(city.region)
+                skip, region = _entity_part(city.region, lang.adpositions)
                 entities.append((at + skip, at + skip + len(region), "LOC"))
             return doc.text, entities
         doc = _Doc()
         doc.add_sentence(_city_pieces(lang.city_feature, city, feature=rng.choice(lang.features)))
-        skip, place = _entity_part(city.loc)
+        skip, place = _entity_part(city.loc, lang.adpositions)
         at = doc.text.lower().index(city.loc.lower())
         return doc.text, [(at + skip, at + skip + len(place), "LOC")]
     facts = rng.sample([f for f in FACTS if kind == "person" or f != "city"], rng.randint(1, 2))
     if kind == "person" and "city" not in facts and rng.random() < 0.5:
         facts[0] = "city"
-    subject = name if kind == "person" else lang.pronoun[g]
+    subject = _subject(lang, name, g) if kind == "person" else lang.pronoun[g]
     doc = _Doc()
     offsets = doc.add_sentence(_person_pieces(lang, subject, g, [(f, bags[f].draw()) for f in facts], tag_prefix=("x",)))
-    entities = [(0, len(name), "PER")] if kind == "person" else []
+    article = len(lang.name_article[g])
+    entities = [(article, article + len(name), "PER")] if kind == "person" else []
     if ("x", "city") in offsets:
         at = offsets[("x", "city")]
         loc = doc.text[at:at + len(next(v for v in lang.values("city") if doc.text.startswith(v.text_m, at)).text_m)]
-        skip, place = _entity_part(loc)
+        skip, place = _entity_part(loc, lang.adpositions)
         entities.append((at + skip, at + skip + len(place), "LOC"))
     return doc.text, sorted(entities)
 
@@ -390,7 +404,7 @@ def _nli_item(lang: Language, rng: random.Random, label: int) -> dict:
     facts = rng.sample(FACTS, rng.randint(2, 3))
     values = {f: rng.choice(lang.values(f)) for f in facts}
     premise = _Doc()
-    premise.add_sentence(_person_pieces(lang, name, g, [(f, values[f]) for f in facts]))
+    premise.add_sentence(_person_pieces(lang, _subject(lang, name, g), g, [(f, values[f]) for f in facts]))
     if label == 1:
         fact = rng.choice([f for f in FACTS if f not in facts])
         value, denied = rng.choice(lang.values(fact)), rng.random() < 0.5
@@ -400,9 +414,10 @@ def _nli_item(lang: Language, rng: random.Random, label: int) -> dict:
     hypothesis = _Doc()
     if denied:
         pre, post = lang.negated[fact][g].split("{v}")
-        hypothesis.add_sentence([(f"{name} {pre}", None), (value.text(g), None), (f"{post}.", None)])
+        hypothesis.add_sentence([(f"{_subject(lang, name, g)} {pre}", None), (value.text(g), None),
+                                 (f"{post}{lang.stop}", None)])
     else:
-        hypothesis.add_sentence(_person_pieces(lang, name, g, [(fact, value)]))
+        hypothesis.add_sentence(_person_pieces(lang, _subject(lang, name, g), g, [(fact, value)]))
     return {"premise": premise.text, "hypothesis": hypothesis.text, "label": label}
 
 
@@ -445,7 +460,8 @@ def _claim(lang: Language, rng: random.Random, checkworthy: bool) -> str:
         k = rng.randrange(len(lang.surnames))
         full = f"{name} {lang.surnames[k][0 if g == 'f' else 1]}"
         facts = rng.sample(VERIFIABLE_FACTS, rng.randint(1, 2))
-        doc.add_sentence(_person_pieces(lang, full, g, [(f, rng.choice(lang.values(f))) for f in facts]))
+        doc.add_sentence(_person_pieces(lang, _subject(lang, full, g), g,
+                                        [(f, rng.choice(lang.values(f))) for f in facts]))
         return doc.text
     style = rng.choices(("preference", "beautiful", "question"), weights=(3, 1, 1))[0]
     if style == "beautiful":
@@ -453,7 +469,7 @@ def _claim(lang: Language, rng: random.Random, checkworthy: bool) -> str:
         return doc.text
     if style == "question":
         return lang.questions[rng.choice(FACTS)][g].format(name=name)
-    subject = rng.choice((name, lang.pronoun[g]))
+    subject = rng.choice((_subject(lang, name, g), lang.pronoun[g]))
     facts = rng.sample(PREFERENCES, rng.randint(1, 2))
     doc.add_sentence(_person_pieces(lang, subject, g, [(f, rng.choice(lang.values(f))) for f in facts]))
     return doc.text

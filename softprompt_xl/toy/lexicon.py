@@ -60,7 +60,9 @@ class Language:
     given per gender as ``{"f": ..., "m": ...}``.  ``subject_clauses`` overrides
     a clause when it directly follows an explicit subject, which is needed where
     word order depends on it (Czech/Slovak reflexive clitic: "Jana se narodila"
-    but "..., narodila se").
+    but "..., narodila se"); ``pause_clauses`` one after a pause, opening a sentence
+    without a subject or after ``sep`` (a Bulgarian clitic cannot follow a pause:
+    "Родена е ...", "..., родена е ..." but "... и е родена ...").
     """
 
     code: str
@@ -90,6 +92,13 @@ class Language:
     org_sentence: dict[str, str]  # "{per} works for {org}." (NER)
     organisations: tuple[str, ...]  # names that need no inflection after org_sentence's preposition
     subject_clauses: dict[str, dict[str, str]] = field(default_factory=dict)
+    pause_clauses: dict[str, dict[str, str]] = field(default_factory=dict)
+    stop: str = "."  # the full stop ending a person's sentence (Urdu: "۔")
+    # Written before a name as subject ("η Μαρία": Greek names take the article), not before a pronoun.
+    name_article: dict[str, str] = field(default_factory=lambda: {"f": "", "m": ""})
+    # Words of a place phrase that are not the name ("في", "میں"), for scripts without case, where the name
+    # cannot be told from a preposition by its capital (generate._entity_part).
+    adpositions: tuple[str, ...] = ()
 
     def names(self) -> list[tuple[str, str]]:
         return [(n, "f") for n in self.female] + [(n, "m") for n in self.male]
@@ -109,7 +118,7 @@ def load(path: Path) -> Language:
     """The lexicon in `path` (lexicons/<code>.yaml)."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     templates = {key: {k: _by_gender(v) for k, v in (raw.get(key) or {}).items()}
-                 for key in ("clauses", "questions", "negated", "subject_clauses")}
+                 for key in ("clauses", "questions", "negated", "subject_clauses", "pause_clauses")}
     return Language(
         code=path.stem,
         female=tuple(raw["female"]),
@@ -128,6 +137,9 @@ def load(path: Path) -> Language:
         features=tuple(raw["features"]),
         org_sentence=_by_gender(raw["org_sentence"]),
         organisations=tuple(raw["organisations"]),
+        stop=raw.get("stop", "."),
+        name_article=_by_gender(raw.get("name_article", "")),
+        adpositions=tuple(raw.get("adpositions", ())),
     )
 
 
