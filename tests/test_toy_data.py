@@ -15,7 +15,7 @@ import pytest
 from softprompt_xl.toy import generate, make_toy
 
 TOY = Path(make_toy.__file__).resolve().parent / "data"
-LANGS = ("en", "de", "es", "cs", "sk", "te")
+LANGS = tuple(generate.LANGUAGES)  # every lexicon of toy/lexicons/
 SPLITS = {"train": 400, "validation": 50, "test": 100}
 TASK_FILES = {"qa": "jsonl.gz", "ner": "jsonl.gz", "nli": "jsonl.gz", "checkworthy": "csv.gz"}
 EXPECTED_FILES = sorted(
@@ -65,8 +65,10 @@ def test_committed_files_match_regeneration(tmp_path):
         assert _text(tmp_path / rel) == _text(TOY / rel), f"{rel} is stale: rerun make_toy"
 
 
-def test_all_toy_data_is_small():
-    assert sum((TOY / rel).stat().st_size for rel in EXPECTED_FILES) < 1_000_000
+@pytest.mark.parametrize("lang", LANGS)
+def test_all_toy_data_is_small(lang):
+    # The package ships every language's data: each stays under 100 kB (about 50 kB gzipped today).
+    assert sum((TOY / rel).stat().st_size for rel in EXPECTED_FILES if rel.startswith(f"{lang}/")) < 100_000
 
 
 def test_files_are_plain_utf8_jsonl():
@@ -85,7 +87,7 @@ def test_wiki_schema(lang):
         assert all(isinstance(v, str) and v for v in row.values())
         paragraphs = row["text"].split("\n")
         assert all(p.strip() == p and p for p in paragraphs)
-        assert 3 <= row["text"].count(".") <= 8
+        assert 3 <= row["text"].count(generate.LANGUAGES[lang].full_stop) <= 8
     assert len({r["id"] for r in rows}) == len(rows)
     assert len({r["title"] for r in rows}) == len(rows)
 
@@ -140,12 +142,33 @@ def test_wiki_covers_qa_answers(lang):
     assert not {a for a in answers if a not in wiki}
 
 
-def test_telugu_is_in_telugu_script():
-    for rel in ("te/wiki.jsonl.gz", "te/qa/train.jsonl.gz"):
+SCRIPTS = {"te": ("\u0c00", "\u0c7f"), "ml": ("\u0d00", "\u0d7f"), "zh": ("\u4e00", "\u9fff")}  # Unicode blocks
+
+
+@pytest.mark.parametrize("lang", SCRIPTS)
+def test_language_is_in_its_own_script(lang):
+    low, high = SCRIPTS[lang]
+    for rel in (f"{lang}/wiki.jsonl.gz", f"{lang}/qa/train.jsonl.gz"):
         text = "".join(r.get("text", "") + r.get("context", "") + r.get("question", "") for r in _rows(rel))
         letters = [c for c in text if c.isalpha()]
-        telugu = sum("\u0c00" <= c <= "\u0c7f" for c in letters)
-        assert telugu / len(letters) > 0.5, rel
+        own = sum(low <= c <= high for c in letters)
+        assert own / len(letters) > 0.9, rel
+
+
+def test_chinese_is_written_without_spaces_and_ner_tokens_are_characters():
+    from softprompt_xl.data.tasks.ner import spans_to_tags
+
+    for rel in ("zh/wiki.jsonl.gz", "zh/qa/train.jsonl.gz", "zh/nli/train.jsonl.gz"):
+        for row in _rows(rel):
+            assert not any(" " in row.get(k, "") for k in ("text", "context", "question", "premise", "hypothesis"))
+    for split in SPLITS:
+        for row in _rows(f"zh/ner/{split}.jsonl.gz"):
+            assert all(len(token) == 1 and not token.isspace() for token in row["tokens"]), row
+            # WikiANN writes an entity as its tokens joined by spaces ("PER: 王 晓 燕"); the task reads the
+            # tags back from such spans, and each span is a run of the sentence's characters.
+            assert spans_to_tags(row["tokens"], row["spans"]) == [generate.NER_TAGS[t] for t in row["ner_tags"]]
+            sentence = "".join(row["tokens"])
+            assert all(span.partition(": ")[2].replace(" ", "") in sentence for span in row["spans"]), row
 
 
 def test_languages_have_distinct_text():
@@ -197,9 +220,12 @@ def test_nli_labels_are_balanced_and_entailments_are_in_the_premise(lang):
         assert set(counts) == {0, 1, 2} and max(counts.values()) - min(counts.values()) <= 1
         for row in rows:
             assert row["premise"] != row["hypothesis"]
-            if row["label"] == 0:  # the hypothesis restates one clause of the premise
-                clause = row["hypothesis"].rstrip(".").split(" ", 1)[1]
-                assert clause.split(" ")[-1] in row["premise"], row
+            if row["label"] == 0:  # the hypothesis restates one clause of the premise: its last word is there
+                stop = generate.LANGUAGES[lang].full_stop
+                words = row["hypothesis"].removesuffix(stop).split(" ")
+                last = words[-1] if generate.LANGUAGES[lang].word_sep else words[-1][-2:]  # zh: no spaces
+                assert len(words) > 1 or not generate.LANGUAGES[lang].word_sep
+                assert last in row["premise"], row
             if row["label"] == 2:  # it denies a clause of the premise: in its own words, a denial
                 assert any(_denial(lang, fact, g) in row["hypothesis"] for fact in generate.FACTS for g in "fm"), row
 
@@ -223,7 +249,7 @@ _RECORD_KEY = {"qa": lambda r: (r["context"], r["question"]), "ner": lambda r: t
 @pytest.mark.parametrize("task", TASK_FILES)
 def test_fresh_pretraining_records_are_reproducible_and_never_a_bundled_record(task):
     key = _RECORD_KEY[task]
-    for lang in ("en", "te"):
+    for lang in ("en", "te", "zh"):
         fresh = generate.fresh_records(task, lang, 300)
         assert fresh == generate.fresh_records(task, lang, 300) and len({key(r) for r in fresh}) == 300
         rows = [r for split in SPLITS for r in (_csv_rows(f"{lang}/{task}/{split}.csv.gz") if task == "checkworthy"
