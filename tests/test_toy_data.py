@@ -19,13 +19,16 @@ LANGS = tuple(generate.LANGUAGES)  # every lexicon of toy/lexicons/
 # The Unicode range most letters of each language's text fall in: a lexicon in the wrong script (or a Latin
 # transliteration) fails test_text_is_in_its_script.
 SCRIPTS = {
-    **dict.fromkeys(("en", "de", "es", "cs", "sk"), ("\u0041", "\u024f")),  # Latin, with Latin-1 and Extended-A/B
+    # Latin, with Latin-1 and Extended-A/B
+    **dict.fromkeys(("en", "de", "es", "cs", "sk", "ro", "sl", "sw"), ("\u0041", "\u024f")),
     "te": ("\u0c00", "\u0c7f"),  # Telugu
     "ar": ("\u0600", "\u06ff"),  # Arabic (Urdu's own letters are in this block too)
     "ur": ("\u0600", "\u06ff"),
     "ru": ("\u0400", "\u04ff"),  # Cyrillic
     "bg": ("\u0400", "\u04ff"),
     "el": ("\u0370", "\u03ff"),  # Greek and Coptic
+    "ml": ("\u0d00", "\u0d7f"),  # Malayalam
+    "zh": ("\u4e00", "\u9fff"),  # CJK Unified Ideographs
 }
 # Each language's share of the bundle: today 44-56 KB of gzipped files (Telugu, 3-byte UTF-8, the largest).
 LANG_BUDGET = 100_000
@@ -102,7 +105,7 @@ def test_wiki_schema(lang):
         assert all(isinstance(v, str) and v for v in row.values())
         paragraphs = row["text"].split("\n")
         assert all(p.strip() == p and p for p in paragraphs)
-        assert 3 <= row["text"].count(generate.LANGUAGES[lang].stop) <= 8
+        assert 3 <= row["text"].count(generate.LANGUAGES[lang].full_stop) <= 8
     assert len({r["id"] for r in rows}) == len(rows)
     assert len({r["title"] for r in rows}) == len(rows)
 
@@ -175,6 +178,22 @@ def test_urdu_and_arabic_use_their_own_letters():
         assert own[lang] <= set(text) and not own[other] & set(text), lang
 
 
+def test_chinese_is_written_without_spaces_and_ner_tokens_are_characters():
+    from softprompt_xl.data.tasks.ner import spans_to_tags
+
+    for rel in ("zh/wiki.jsonl.gz", "zh/qa/train.jsonl.gz", "zh/nli/train.jsonl.gz"):
+        for row in _rows(rel):
+            assert not any(" " in row.get(k, "") for k in ("text", "context", "question", "premise", "hypothesis"))
+    for split in SPLITS:
+        for row in _rows(f"zh/ner/{split}.jsonl.gz"):
+            assert all(len(token) == 1 and not token.isspace() for token in row["tokens"]), row
+            # WikiANN writes an entity as its tokens joined by spaces ("PER: 王 晓 燕"); the task reads the
+            # tags back from such spans, and each span is a run of the sentence's characters.
+            assert spans_to_tags(row["tokens"], row["spans"]) == [generate.NER_TAGS[t] for t in row["ner_tags"]]
+            sentence = "".join(row["tokens"])
+            assert all(span.partition(": ")[2].replace(" ", "") in sentence for span in row["spans"]), row
+
+
 def test_languages_have_distinct_text():
     vocab = {}
     for lang in LANGS:
@@ -229,9 +248,12 @@ def test_nli_labels_are_balanced_and_entailments_are_in_the_premise(lang):
         assert set(counts) == {0, 1, 2} and max(counts.values()) - min(counts.values()) <= 1
         for row in rows:
             assert row["premise"] != row["hypothesis"]
-            if row["label"] == 0:  # the hypothesis restates one clause of the premise
-                clause = row["hypothesis"].removesuffix(generate.LANGUAGES[lang].stop).split(" ", 1)[1]
-                assert clause.split(" ")[-1] in row["premise"], row
+            if row["label"] == 0:  # the hypothesis restates one clause of the premise: its last word is there
+                stop = generate.LANGUAGES[lang].full_stop
+                words = row["hypothesis"].removesuffix(stop).split(" ")
+                last = words[-1] if generate.LANGUAGES[lang].word_sep else words[-1][-2:]  # zh: no spaces
+                assert len(words) > 1 or not generate.LANGUAGES[lang].word_sep
+                assert last in row["premise"], row
             if row["label"] == 2:  # it denies a clause of the premise: in its own words, a denial
                 assert any(_denial(lang, fact, g) in row["hypothesis"] for fact in generate.FACTS for g in "fm"), row
 
@@ -255,7 +277,7 @@ _RECORD_KEY = {"qa": lambda r: (r["context"], r["question"]), "ner": lambda r: t
 @pytest.mark.parametrize("task", TASK_FILES)
 def test_fresh_pretraining_records_are_reproducible_and_never_a_bundled_record(task):
     key = _RECORD_KEY[task]
-    for lang in ("en", "te", "el", "ur"):  # and a name article (el), a full stop of its own (ur)
+    for lang in ("en", "te", "el", "ur", "zh"):  # and a name article (el), full stops of their own (ur, zh)
         fresh = generate.fresh_records(task, lang, 300)
         assert fresh == generate.fresh_records(task, lang, 300) and len({key(r) for r in fresh}) == 300
         rows = [r for split in SPLITS for r in (_csv_rows(f"{lang}/{task}/{split}.csv.gz") if task == "checkworthy"

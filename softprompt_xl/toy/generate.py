@@ -54,7 +54,7 @@ class _Doc:
     so repeated or overlapping strings can never yield a wrong offset.
     """
 
-    def __init__(self, sentence_sep: str = " ") -> None:
+    def __init__(self, sentence_sep: str) -> None:
         self.text = ""
         self.sentence_sep = sentence_sep
 
@@ -90,14 +90,14 @@ def _person_pieces(lang: Language, subject: str, gender: str, facts: Sequence[tu
     An empty subject means a pro-drop sentence ("Bydlí v Praze."), where the
     first clause is in its non-initial form and gets capitalised.
     """
-    pieces: list[tuple[str, object]] = [(subject + " ", None)] if subject else []
+    pieces: list[tuple[str, object]] = [(subject + lang.word_sep, None)] if subject else []
     for i, (fact, value) in enumerate(facts):
         if i:
             pieces.append((lang.conj if i == len(facts) - 1 else lang.sep, None))
         after_pause = (i == 0 and not subject) or 0 < i < len(facts) - 1  # sentence start or sep, not conj
         overrides = lang.subject_clauses if i == 0 and subject else lang.pause_clauses if after_pause else {}
         pieces += _clause(lang, fact, value, gender, overrides, tag=(*tag_prefix, fact))
-    pieces.append((lang.stop, None))
+    pieces.append((lang.full_stop, None))
     return pieces
 
 
@@ -142,7 +142,7 @@ def make_wiki(lang: Language) -> list[dict]:
     names = _Bag(lang.names(), rng)
     city_values = {v.nom: v for v in lang.values("city")}
 
-    full_names = [(f"{first} {lang.surnames[k][0 if g == 'f' else 1]}", first, g)
+    full_names = [(lang.full_name(first, g, k), first, g)
                   for first, g in lang.names() for k in range(len(lang.surnames))]
     rng.shuffle(full_names)
     n_people = WIKI_SIZE - len(lang.cities)
@@ -151,7 +151,7 @@ def make_wiki(lang: Language) -> list[dict]:
     articles: list[tuple[str, str]] = []
     for full, first, g in full_names[:n_people]:
         pron = lang.pronoun[g]
-        p1, p2, p3 = _Doc(), _Doc(), _Doc()
+        p1, p2, p3 = (_Doc(lang.sentence_sep) for _ in range(3))
         p1.add_sentence(_person_pieces(lang, _subject(lang, full, g), g, [("born", bags["born"].draw())]))
         p1.add_sentence(_person_pieces(lang, pron, g, [("city", bags["city"].draw()), ("job", bags["job"].draw())]))
         extras = rng.sample(("food", "pet", "colour"), rng.randint(1, 3))
@@ -161,12 +161,12 @@ def make_wiki(lang: Language) -> list[dict]:
             while not _compatible([first, sib]):
                 sib, sib_g = names.draw()
             facts = rng.sample(FACTS, rng.randint(1, 2))
-            p3.add_sentence(_person_pieces(lang, f"{lang.sibling[(g, sib_g)]} {sib}", sib_g,
+            p3.add_sentence(_person_pieces(lang, f"{lang.sibling[(g, sib_g)]}{lang.word_sep}{sib}", sib_g,
                                            [(f, bags[f].draw()) for f in facts]))
         articles.append((full, "\n".join(p.text for p in (p1, p2, p3) if p.text)))
 
     for city in lang.cities:
-        p1, p2, p3 = _Doc(), _Doc(), _Doc()
+        p1, p2, p3 = (_Doc(lang.sentence_sep) for _ in range(3))
         p1.add_sentence(_city_pieces(lang.city_intro, city))
         p1.add_sentence(_city_pieces(lang.city_many, city))
         p2.add_sentence(_city_pieces(lang.city_feature, city, feature=rng.choice(lang.features)))
@@ -212,7 +212,7 @@ def _qa_item(lang: Language, rng: random.Random, fact: str, multi: bool) -> dict
     facts = [fact] + rng.sample([f for f in FACTS if f != fact], rng.choice((1, 2)))
     rng.shuffle(facts)
     values = {f: rng.choice(lang.values(f)) for f in facts}
-    doc = _Doc()
+    doc = _Doc(lang.sentence_sep)
     offsets = doc.add_sentence(_person_pieces(lang, _subject(lang, name, g), g, [(f, values[f]) for f in facts]))
     # A sentence on the person's city gives a city question a second gold answer, so outside multi-answer items
     # it only follows when the question is about something else.
@@ -233,7 +233,7 @@ def _qa_item(lang: Language, rng: random.Random, fact: str, multi: bool) -> dict
         starts.append(slot)
     for t, s in zip(texts, starts):
         assert doc.text[s:s + len(t)] == t, (lang.code, doc.text, t, s)
-    statement = _Doc()
+    statement = _Doc(lang.sentence_sep)
     statement.add_sentence(_person_pieces(lang, _subject(lang, name, g), g, [(fact, value)]))
     return {
         "title": name,
@@ -300,10 +300,12 @@ def _entity_part(phrase: str, adpositions: Sequence[str] = ()) -> tuple[int, str
     return sum(len(w) + 1 for w in words[:k]), rest
 
 
-def _tokens_and_tags(text: str, entities: list[tuple[int, int, str]]) -> tuple[list[str], list[int]]:
-    """Whitespace tokens with trailing punctuation split off, tagged from character spans."""
+def _tokens_and_tags(text: str, entities: list[tuple[int, int, str]], by_character: bool = False):
+    """Tokens, their IOB2 tag ids and the entities as WikiANN's `spans` (each "TYPE: " + its tokens joined by
+    spaces), tagged from character spans. Tokens are whitespace words with trailing punctuation split off, or,
+    `by_character` (a script written without spaces), every character but a space, as in WikiANN's zh split."""
     tokens, starts = [], []
-    for match in re.finditer(r"\S+", text):
+    for match in re.finditer(r"\S" if by_character else r"\S+", text):
         word, start = match.group(), match.start()
         core = word.rstrip(_PUNCT)
         if core:
@@ -313,12 +315,14 @@ def _tokens_and_tags(text: str, entities: list[tuple[int, int, str]]) -> tuple[l
             tokens.append(ch)
             starts.append(start + len(core) + i)
     tags = [0] * len(tokens)
+    spans = []
     for begin, end, kind in entities:
         inside = [i for i, s in enumerate(starts) if begin <= s < end]
         assert inside and text[starts[inside[0]]:].startswith(tokens[inside[0]]), (text, begin, end)
         for j, i in enumerate(inside):
             tags[i] = NER_TAGS.index(("B-" if j == 0 else "I-") + kind)
-    return tokens, tags
+        spans.append(f"{kind}: {' '.join(tokens[i] for i in inside)}")
+    return tokens, tags, spans
 
 
 def _ner_sentence(lang: Language, rng: random.Random, bags: dict, names: _Bag) -> tuple[str, list]:
@@ -327,7 +331,7 @@ def _ner_sentence(lang: Language, rng: random.Random, bags: dict, names: _Bag) -
     name, g = names.draw()
     if rng.random() < 0.5:  # full name
         k = rng.randrange(len(lang.surnames))
-        name = f"{name} {lang.surnames[k][0 if g == 'f' else 1]}"
+        name = lang.full_name(name, g, k)
     if kind == "org":
         org = rng.choice(lang.organisations)
         pre, rest = lang.org_sentence[g].split("{per}")
@@ -338,7 +342,7 @@ def _ner_sentence(lang: Language, rng: random.Random, bags: dict, names: _Bag) -
         city = rng.choice(lang.cities)
         if kind == "city":
             template = rng.choice((lang.city_intro, lang.city_beautiful))
-            doc = _Doc()
+            doc = _Doc(lang.sentence_sep)
             offsets = doc.add_sentence(_city_pieces(template, city, tag="city"))
             entities = [(offsets["city"], offsets["city"] + len(city.nom), "LOC")]
             if "{region}" in template:
@@ -346,7 +350,7 @@ def _ner_sentence(lang: Language, rng: random.Random, bags: dict, names: _Bag) -
                 skip, region = _entity_part(city.region, lang.adpositions)
                 entities.append((at + skip, at + skip + len(region), "LOC"))
             return doc.text, entities
-        doc = _Doc()
+        doc = _Doc(lang.sentence_sep)
         doc.add_sentence(_city_pieces(lang.city_feature, city, feature=rng.choice(lang.features)))
         skip, place = _entity_part(city.loc, lang.adpositions)
         at = doc.text.lower().index(city.loc.lower())
@@ -355,7 +359,7 @@ def _ner_sentence(lang: Language, rng: random.Random, bags: dict, names: _Bag) -
     if kind == "person" and "city" not in facts and rng.random() < 0.5:
         facts[0] = "city"
     subject = _subject(lang, name, g) if kind == "person" else lang.pronoun[g]
-    doc = _Doc()
+    doc = _Doc(lang.sentence_sep)
     offsets = doc.add_sentence(_person_pieces(lang, subject, g, [(f, bags[f].draw()) for f in facts], tag_prefix=("x",)))
     article = len(lang.name_article[g])
     entities = [(article, article + len(name), "PER")] if kind == "person" else []
@@ -380,8 +384,7 @@ def make_ner(lang: Language, sizes: dict[str, int] = QA_SIZES) -> dict[str, list
             if text in seen:
                 continue
             seen.add(text)
-            tokens, tags = _tokens_and_tags(text, entities)
-            spans = [f"{kind}: {text[b:e]}" for b, e, kind in entities]
+            tokens, tags, spans = _tokens_and_tags(text, entities, by_character=lang.spaceless)
             rows.append({"tokens": tokens, "ner_tags": tags, "langs": [lang.code] * len(tokens), "spans": spans})
         splits[split] = rows
     return splits
@@ -403,7 +406,7 @@ def _nli_item(lang: Language, rng: random.Random, label: int) -> dict:
     name, g = rng.choice(lang.names())
     facts = rng.sample(FACTS, rng.randint(2, 3))
     values = {f: rng.choice(lang.values(f)) for f in facts}
-    premise = _Doc()
+    premise = _Doc(lang.sentence_sep)
     premise.add_sentence(_person_pieces(lang, _subject(lang, name, g), g, [(f, values[f]) for f in facts]))
     if label == 1:
         fact = rng.choice([f for f in FACTS if f not in facts])
@@ -411,11 +414,11 @@ def _nli_item(lang: Language, rng: random.Random, label: int) -> dict:
     else:
         fact = rng.choice(facts)
         value, denied = values[fact], label == 2
-    hypothesis = _Doc()
+    hypothesis = _Doc(lang.sentence_sep)
     if denied:
         pre, post = lang.negated[fact][g].split("{v}")
-        hypothesis.add_sentence([(f"{_subject(lang, name, g)} {pre}", None), (value.text(g), None),
-                                 (f"{post}{lang.stop}", None)])
+        hypothesis.add_sentence([(f"{_subject(lang, name, g)}{lang.word_sep}{pre}", None), (value.text(g), None),
+                                 (f"{post}{lang.full_stop}", None)])
     else:
         hypothesis.add_sentence(_person_pieces(lang, _subject(lang, name, g), g, [(fact, value)]))
     return {"premise": premise.text, "hypothesis": hypothesis.text, "label": label}
@@ -451,14 +454,14 @@ PREFERENCES = ("food", "pet", "colour")
 
 def _claim(lang: Language, rng: random.Random, checkworthy: bool) -> str:
     """A verifiable statement about a named person or a place, or an opinion, preference or question."""
-    doc = _Doc()
+    doc = _Doc(lang.sentence_sep)
     name, g = rng.choice(lang.names())
     if checkworthy:
         if rng.random() < 0.2:
             doc.add_sentence(_city_pieces(lang.city_intro, rng.choice(lang.cities)))
             return doc.text
         k = rng.randrange(len(lang.surnames))
-        full = f"{name} {lang.surnames[k][0 if g == 'f' else 1]}"
+        full = lang.full_name(name, g, k)
         facts = rng.sample(VERIFIABLE_FACTS, rng.randint(1, 2))
         doc.add_sentence(_person_pieces(lang, _subject(lang, full, g), g,
                                         [(f, rng.choice(lang.values(f))) for f in facts]))

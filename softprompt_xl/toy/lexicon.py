@@ -4,6 +4,9 @@ language (names, cities, professions, clause and question templates, ...), read 
 A value in a lexicon file is a string (the same in every clause, and its own QA answer), {text, answer} (the
 answer a shorter span of the text: "a teacher" -> "teacher"), or {f, m} (agreeing with the subject's gender,
 each form its own answer). A template is a string, or {f, m} where the verb agrees.
+
+A script written without spaces (Chinese) sets `word_sep: ""` and `sentence_sep: ""`, its own `full_stop`
+("。") and `name_order: surname_first` (王芳); the defaults are those of the languages written with spaces.
 """
 
 from __future__ import annotations
@@ -93,12 +96,25 @@ class Language:
     organisations: tuple[str, ...]  # names that need no inflection after org_sentence's preposition
     subject_clauses: dict[str, dict[str, str]] = field(default_factory=dict)
     pause_clauses: dict[str, dict[str, str]] = field(default_factory=dict)
-    stop: str = "."  # the full stop ending a person's sentence (Urdu: "۔")
     # Written before a name as subject ("η Μαρία": Greek names take the article), not before a pronoun.
     name_article: dict[str, str] = field(default_factory=lambda: {"f": "", "m": ""})
     # Words of a place phrase that are not the name ("في", "میں"), for scripts without case, where the name
     # cannot be told from a preposition by its capital (generate._entity_part).
     adpositions: tuple[str, ...] = ()
+    word_sep: str = " "  # between a subject and its clause, a sibling phrase and the name
+    sentence_sep: str = " "  # between the sentences of a paragraph
+    full_stop: str = "."  # ends a person's sentence (templates carry their own; Urdu "۔", Chinese "。")
+    name_order: str = "given_first"  # or "surname_first"
+
+    @property
+    def spaceless(self) -> bool:
+        """Written without spaces between words: WikiANN tokenises such a language (zh) per character."""
+        return self.word_sep == ""
+
+    def full_name(self, first: str, gender: str, surname: int) -> str:
+        family = self.surnames[surname][0 if gender == "f" else 1]
+        parts = (family, first) if self.name_order == "surname_first" else (first, family)
+        return self.word_sep.join(parts)
 
     def names(self) -> list[tuple[str, str]]:
         return [(n, "f") for n in self.female] + [(n, "m") for n in self.male]
@@ -117,6 +133,8 @@ class Language:
 def load(path: Path) -> Language:
     """The lexicon in `path` (lexicons/<code>.yaml)."""
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if raw.get("name_order", "given_first") not in ("given_first", "surname_first"):
+        raise ValueError(f"{path}: name_order is {raw['name_order']!r}, not given_first or surname_first")
     templates = {key: {k: _by_gender(v) for k, v in (raw.get(key) or {}).items()}
                  for key in ("clauses", "questions", "negated", "subject_clauses", "pause_clauses")}
     return Language(
@@ -137,9 +155,9 @@ def load(path: Path) -> Language:
         features=tuple(raw["features"]),
         org_sentence=_by_gender(raw["org_sentence"]),
         organisations=tuple(raw["organisations"]),
-        stop=raw.get("stop", "."),
         name_article=_by_gender(raw.get("name_article", "")),
         adpositions=tuple(raw.get("adpositions", ())),
+        **{key: raw[key] for key in ("word_sep", "sentence_sep", "full_stop", "name_order") if key in raw},
     )
 
 
