@@ -6,6 +6,7 @@ import copy
 import gc
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -190,24 +191,32 @@ def every_combo(make_cfg, tmp_path_factory):
 
 # --- the everyday command, started with the session ------------------------------------------------------------
 # `python -m softprompt_xl.train +combo=lp_ta lang=sk -m` at its default budget is the longest test, and a process
-# of its own: started as soon as the session knows a test wants it, it runs on the second core while this process
-# runs the other tests. `everyday_command` waits for it.
+# of its own: started as soon as the session has collected its test, it runs beside the other tests, and its test
+# runs last (pytest_collection_modifyitems), when the command has finished. Under pytest-xdist the first worker
+# starts it, in a directory named by the test run, and the worker that gets the test waits for its exit code there.
 EVERYDAY_ARGS = ("+combo=lp_ta", "lang=sk", "-m")
+EVERYDAY_TEST = "test_the_everyday_command_end_to_end"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _everyday: dict = {}
 
 
-def _start_everyday() -> None:
+def _everyday_base() -> Path:
     import tempfile
 
-    base = Path(tempfile.mkdtemp(prefix="softprompt_xl-everyday-"))
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+    return Path(tempfile.gettempdir()) / f"softprompt_xl-everyday-{run}"
+
+
+def _start_everyday() -> None:
+    base = _everyday_base()
     root, home, cwd = base / "root", base / "home", base / "cwd"
-    home.mkdir()
+    home.mkdir(parents=True)
     cwd.mkdir()
     env = {"SOFTPROMPT_XL_ROOT": str(root), "HOME": str(home)}
-    log = (base / "stdout.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "softprompt_xl.train", *EVERYDAY_ARGS], cwd=cwd, env=cli_env(env),
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
-    _everyday.update(base=base, root=root, home=home, cwd=cwd, env=env, proc=proc, log=log)
+    # Through sh, which writes the exit code when the command ends: whichever worker runs the test reads it there.
+    script = '"$@" > ../stdout.log 2>&1; echo $? > ../rc.tmp && mv ../rc.tmp ../rc'
+    _everyday["proc"] = subprocess.Popen(["sh", "-c", script, "sh", sys.executable, "-m", "softprompt_xl.train",
+                                          *EVERYDAY_ARGS], cwd=cwd, env=cli_env(env), start_new_session=True)
 
 
 def pytest_collection_finish(session) -> None:
@@ -215,9 +224,7 @@ def pytest_collection_finish(session) -> None:
     # collection, and load_backbone's gc.collect() at each stage scans only what the tests made (0.33 s -> ~0.01 s;
     # a few hundred stages run in the suite).
     gc.freeze()
-    # Alone, this process starts the command at once and runs the other tests meanwhile; each of several workers
-    # collects every test, so there the worker that gets the test starts it (the other workers use the cores).
-    if WORKERS == 1 and any("everyday_command" in getattr(item, "fixturenames", ()) for item in session.items):
+    if WORKER == "gw0" and any(item.name == EVERYDAY_TEST for item in session.items):
         _start_everyday()
 
 
@@ -228,6 +235,7 @@ SHARED_FIXTURES = ("every_combo", "venv", "mt0_base_shaped", "fixture_root")
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items) -> None:
+    items.sort(key=lambda item: item.name == EVERYDAY_TEST)  # last: it waits for the command started at collection
     for item in items:
         shared = [name for name in SHARED_FIXTURES if name in getattr(item, "fixturenames", ())]
         if item.get_closest_marker("slurm"):
@@ -240,25 +248,24 @@ def pytest_collection_modifyitems(config, items) -> None:
 def everyday_command():
     """The everyday command, run from an empty directory with an empty HOME (SOFTPROMPT_XL_ROOT sets the root):
     a dict of base, root, home, cwd, env, returncode and stdout (both streams)."""
-    if not _everyday:
-        _start_everyday()
-    proc = _everyday["proc"]
-    try:
-        proc.wait(timeout=900)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        _everyday["log"].close()
-    yield {**_everyday, "returncode": proc.returncode, "stdout": (_everyday["base"] / "stdout.log").read_text()}
-    shutil.rmtree(_everyday["base"], ignore_errors=True)
+    import time
+
+    base = _everyday_base()
+    deadline = time.time() + 900
+    while not (base / "rc").exists():
+        assert time.time() < deadline, f"the everyday command has not ended in 15 minutes: {base / 'stdout.log'}"
+        time.sleep(0.5)
+    yield {"base": base, "root": base / "root", "home": base / "home", "cwd": base / "cwd",
+           "env": {"SOFTPROMPT_XL_ROOT": str(base / "root"), "HOME": str(base / "home")},
+           "returncode": int((base / "rc").read_text()), "stdout": (base / "stdout.log").read_text()}
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    """A session that ends before `everyday_command` waited for the command (-x, Ctrl-C) leaves no process behind."""
+    """A session that ends before the everyday command did (-x, Ctrl-C) leaves no process behind, nor its files."""
     proc = _everyday.get("proc")
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    if _everyday:
-        _everyday["log"].close()
-        shutil.rmtree(_everyday["base"], ignore_errors=True)
+    if proc is not None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            shutil.rmtree(_everyday_base(), ignore_errors=True)
