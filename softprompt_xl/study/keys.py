@@ -15,7 +15,7 @@ from softprompt_xl.model.backbone import backbone_identity
 from softprompt_xl.config import load_option, stable_hash, to_plain
 from softprompt_xl.data.sources import task_source
 from softprompt_xl.errors import UserError
-from softprompt_xl.study.schema import unknown_language
+from softprompt_xl.study.schema import has_task_data, no_test_set, unknown_language
 from softprompt_xl.study.store import Store
 from softprompt_xl.data.fingerprint import source_fingerprint
 
@@ -119,15 +119,33 @@ def task_spec(cfg: Any) -> dict:
 
 
 def eval_langs(cfg: Any) -> list[str]:
-    """The languages a run is evaluated on: `eval_langs`, else the transfer targets when the run's language
-    is a transfer source, else its own language."""
+    """The languages a run is evaluated on: `eval_langs`, else its own language followed by the transfer targets
+    when the run's language is a transfer source and the run trains something, else its own language. A language
+    with no data set for the run's task (`sources.<task>: null` in its conf/lang file: Bulgarian QA) is left out
+    (`unevaluated` names it)."""
+    return [code for code in _candidate_langs(cfg) if has_task_data(cfg, code)]
+
+
+def unevaluated(cfg: Any) -> list[str]:
+    """Why each language `eval_langs` leaves out is left out, one line each (the plan and the run say them)."""
+    return [no_test_set(code, cfg.task.name) for code in _candidate_langs(cfg) if not has_task_data(cfg, code)]
+
+
+def _candidate_langs(cfg: Any) -> list[str]:
     chosen = to_plain(cfg.get("eval_langs"))
     if chosen:
         return list(dict.fromkeys([chosen] if isinstance(chosen, str) else chosen))
     transfer = to_plain(cfg.get("transfer")) or {}
-    if cfg.lang.code in (transfer.get("sources") or []):
-        return list(dict.fromkeys(transfer.get("targets") or [cfg.lang.code]))
+    # A combo that trains nothing (zero_shot) is the same model in every language: its transfer to a target would
+    # only repeat that target's own zero_shot run, so it is evaluated on its own language alone.
+    if cfg.lang.code in (transfer.get("sources") or []) and trains_task_part(cfg.combo):
+        return list(dict.fromkeys([cfg.lang.code, *(transfer.get("targets") or [])]))
     return [cfg.lang.code]
+
+
+def trains_task_part(combo: Any) -> bool:
+    """Whether stage 2 trains anything for the combo: a task component, or the whole backbone (full_ft)."""
+    return bool(combo.components.get("task") or combo.get("train_backbone"))
 
 
 # Stage settings added after keys were in use: in a key only when set, so the components and results trained

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from softprompt_xl.config import group_options, has_option, to_plain
+from omegaconf import OmegaConf
+
+from softprompt_xl.config import group_options, has_option, load_option, to_plain
 from softprompt_xl.data.loaders import check_subset_size
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError
@@ -56,6 +58,10 @@ def check(cfg: Any) -> None:
     check_subset_size(cfg.task_stage.val_max_examples)
     DivergenceRule.from_config(cfg.trainer.divergence)
     _languages(cfg)
+    if not has_task_data(cfg, cfg.lang.code):
+        raise UserError(f"{cfg.lang.code} has no {cfg.task.name} data set: conf/lang/{cfg.lang.code}.yaml names no "
+                        f"sources.{cfg.task.name}. Choose another task or language, name a source there, or give "
+                        "the run files of your own with data.files={train:...,validation:...,test:...}.")
 
 
 def _one_of(setting: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -112,3 +118,16 @@ def unknown_language(code: str) -> str:
 def _codes(value: Any) -> list[str]:
     value = to_plain(value)
     return [] if not value else [value] if isinstance(value, str) else list(value)
+
+
+def has_task_data(cfg: Any, code: str) -> bool:
+    """Whether language `code` has a data set for the run's task: its conf/lang file names one
+    (`sources.<task>`, not null), or for the run's own language, files were given (`data.files`)."""
+    if code == cfg.lang.code and to_plain(OmegaConf.select(cfg, "data.files", default=None)):
+        return True
+    lang = cfg.lang if code == cfg.lang.code else load_option("lang", code)
+    return lang is None or OmegaConf.select(lang, f"sources.{cfg.task.name}", default=None) is not None
+
+
+def no_test_set(code: str, task: str) -> str:
+    return f"{code} has no {task} test set: not evaluated (conf/lang/{code}.yaml)"
