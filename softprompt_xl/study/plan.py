@@ -65,16 +65,25 @@ class SweepPlan:
             f"Sweep plan: {self.runs} run(s).",
             f"  stage 1, language components: {len(self.lang_needed)} needed, "
             f"{len(self.lang_needed) - len(self.lang_jobs)} already in the store, {len(self.lang_jobs)} to train"
-            + (": " + ", ".join(job.describe() for job in self.lang_jobs) if self.lang_jobs else ""),
+            + (": " + self._lang_jobs_by_kind() if self.lang_jobs else ""),
             f"  stage 2, runs: {len(self.finished)} finished (skipped), {len(self.todo)} to run"
             + (f", {len(self.no_data)} not run (no data set for the task)" if self.no_data else ""),
             f"  evaluations: {self.evaluations} test sets scored by the runs to run ({self.evaluations - self.transfer}"
             f" in the run's own language, {self.transfer} cross-lingual)",
         ]
-        lines += [f"  {why} ({count} run(s))" for why, count in self.not_evaluated.items()]
+        lines += [f"  {why}; in {count} run(s)" for why, count in self.not_evaluated.items()]
         lines += [f"  found {what}: imported ({k}), not trained" for k, what in self.imported.items()]
         lines += [f"  skip {run}: finished before (force=true recomputes it)" for run in self.finished]
         return "\n".join(lines)
+
+    def _lang_jobs_by_kind(self) -> str:
+        """"prompt sk, prompt cs", or for many, "16 adapters (en, cs, ...); 16 prompts (en, cs, ...)"."""
+        if len(self.lang_jobs) <= 4:
+            return ", ".join(job.describe() for job in self.lang_jobs)
+        kinds: dict[str, list[str]] = {}
+        for job in self.lang_jobs:
+            kinds.setdefault(job.kind, []).append(job.lang)
+        return "; ".join(f"{len(langs)} {kind}s ({', '.join(langs)})" for kind, langs in kinds.items())
 
     def runs_after(self, failed: set[str]) -> tuple[list[RunJob], list[tuple[RunJob, list[str]]]]:
         """The runs to launch once stage 1 is done, and those left out, each with the keys of the language

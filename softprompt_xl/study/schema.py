@@ -112,7 +112,8 @@ def _languages(cfg: Any) -> None:
 def unknown_language(code: str) -> str:
     return (f"Unknown language '{code}': there is no conf/lang/{code}.yaml. Known languages: "
             f"{', '.join(group_options('lang'))}. A new language is one small file there (code, name, resource "
-            "level, data sources; copy conf/lang/sk.yaml), or in a config directory of your own (--config-dir DIR).")
+            "level, data sources; copy conf/lang/sk.yaml; README: \"A seventeenth language\"), or in a config directory "
+            "of your own (--config-dir DIR).")
 
 
 def _codes(value: Any) -> list[str]:
