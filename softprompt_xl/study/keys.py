@@ -15,7 +15,7 @@ from softprompt_xl.model.backbone import backbone_identity
 from softprompt_xl.config import load_option, stable_hash, to_plain
 from softprompt_xl.data.sources import task_source
 from softprompt_xl.errors import UserError
-from softprompt_xl.study.schema import has_task_data, no_test_set, unknown_language
+from softprompt_xl.study.schema import has_task_data, no_test_set, trains_task_part, unknown_language
 from softprompt_xl.study.store import Store
 from softprompt_xl.data.fingerprint import source_fingerprint
 
@@ -141,11 +141,6 @@ def _candidate_langs(cfg: Any) -> list[str]:
     if cfg.lang.code in (transfer.get("sources") or []) and trains_task_part(cfg.combo):
         return list(dict.fromkeys([cfg.lang.code, *(transfer.get("targets") or [])]))
     return [cfg.lang.code]
-
-
-def trains_task_part(combo: Any) -> bool:
-    """Whether stage 2 trains anything for the combo: a task component, or the whole backbone (full_ft)."""
-    return bool(combo.components.get("task") or combo.get("train_backbone"))
 
 
 # Stage settings added after keys were in use: in a key only when set, so the components and results trained

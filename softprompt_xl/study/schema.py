@@ -43,7 +43,7 @@ def check(cfg: Any) -> None:
     if combo.get("train_backbone"):
         _optimizer("combo.optimizer", to_plain(combo.optimizer))
     get_task(cfg.task)  # an unknown task kind
-    trains_task = bool(combo.components.get("task") or combo.get("train_backbone"))
+    trains_task = trains_task_part(combo)
     _at_least_one("task_stage.max_steps", cfg.task_stage.max_steps, trains_task,
                   "trains the task part" if trains_task else "")
     _at_least_one("lang_stage.max_steps", cfg.lang_stage.max_steps, bool(combo.components.get("lang")),
@@ -112,13 +112,18 @@ def _languages(cfg: Any) -> None:
 def unknown_language(code: str) -> str:
     return (f"Unknown language '{code}': there is no conf/lang/{code}.yaml. Known languages: "
             f"{', '.join(group_options('lang'))}. A new language is one small file there (code, name, resource "
-            "level, data sources; copy conf/lang/sk.yaml; README: \"A seventeenth language\"), or in a config directory "
-            "of your own (--config-dir DIR).")
+            "level, data sources; copy conf/lang/sk.yaml; README: \"A seventeenth language\"), or in a config "
+            "directory of your own (--config-dir DIR).")
 
 
 def _codes(value: Any) -> list[str]:
     value = to_plain(value)
     return [] if not value else [value] if isinstance(value, str) else list(value)
+
+
+def trains_task_part(combo: Any) -> bool:
+    """Whether stage 2 trains anything for the combo: a task component, or the whole backbone (full_ft)."""
+    return bool(combo.components.get("task") or combo.get("train_backbone"))
 
 
 def has_task_data(cfg: Any, code: str) -> bool:
