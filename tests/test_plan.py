@@ -109,14 +109,14 @@ def test_one_bad_run_stops_the_whole_plan_before_anything_is_planned(make_cfg, t
 # --- the paper's second version (conf/experiment/paper_v2.yaml) ------------------------------------------------
 
 
-def test_paper_v2_is_six_combos_by_six_source_languages_by_four_tasks_to_ten_targets():
+def test_paper_v2_is_six_combos_and_zero_shot_by_six_source_languages_by_four_tasks_to_ten_targets():
     from omegaconf import OmegaConf
 
     from softprompt_xl.config import CONF_DIR, group_options
 
     experiment = OmegaConf.load(CONF_DIR / "experiment" / "paper_v2.yaml")
     grid = {k: str(v).split(",") for k, v in experiment.hydra.sweeper.params.items()}
-    assert grid == {"+combo": ["ta", "tp", "la_ta", "la_tp", "lp_ta", "lp_tp"],
+    assert grid == {"+combo": ["ta", "tp", "la_ta", "la_tp", "lp_ta", "lp_tp", "zero_shot"],
                     "lang": ["en", "de", "es", "ar", "ru", "zh"], "task": ["qa", "ner", "nli", "checkworthy"]}
     assert experiment.transfer.sources == grid["lang"]
     assert experiment.transfer.targets == ["bg", "cs", "el", "ml", "ro", "sk", "sl", "sw", "te", "ur"]
@@ -127,22 +127,24 @@ def test_paper_v2_is_six_combos_by_six_source_languages_by_four_tasks_to_ten_tar
 def test_paper_v2_plan_counts_evaluations_and_says_bulgarian_qa_is_not_evaluated(make_cfg, tmp_path):
     base = [f"paths.root={tmp_path}", "experiment=paper_v2"]
     runs = [[*base, "+combo=lp_ta", "lang=en", "task=qa"], [*base, "+combo=ta", "lang=ar", "task=nli"],
-            [*base, "+combo=zero_shot", "lang=bg", "task=qa"], [*base, "+combo=zero_shot", "lang=sk", "task=nli"]]
+            [*base, "+combo=zero_shot", "lang=en", "task=ner"], [*base, "+combo=zero_shot", "lang=de", "task=ner"],
+            [*base, "+combo=zero_shot", "lang=bg", "task=qa"]]
     configs = [make_cfg(*run) for run in runs]
+    targets = ["bg", "cs", "el", "ml", "ro", "sk", "sl", "sw", "te", "ur"]
     # a source run: its own language first, then the targets, each with its own component (bg has no QA set)
-    assert eval_langs(configs[0]) == ["en", "cs", "el", "ml", "ro", "sk", "sl", "sw", "te", "ur"]
+    assert eval_langs(configs[0]) == ["en", *targets[1:]]
     assert unevaluated(configs[0]) == ["bg has no qa test set: not evaluated (conf/lang/bg.yaml)"]
-    assert eval_langs(configs[1]) == ["ar", "bg", "cs", "el", "ml", "ro", "sk", "sl", "sw", "te", "ur"]
-    assert eval_langs(configs[3]) == ["sk"]  # zero_shot is the same model everywhere: scored in its own language
+    assert eval_langs(configs[1]) == ["ar", *targets]
+    # zero_shot is the same model in every language: the targets are scored once, by the first source's run
+    assert (eval_langs(configs[2]), eval_langs(configs[3])) == (["en", *targets], ["de"])
     plan = plan_sweep(runs, lambda job: make_cfg(*job))
-    assert (plan.runs, len(plan.todo), plan.no_data) == (4, 3, ["zero_shot bg qa"])
-    assert (plan.evaluations, plan.transfer) == (22, 19)
-    assert sorted(what for what in plan.lang_needed.values()) == sorted(
-        f"prompt {code}" for code in ("en", "cs", "el", "ml", "ro", "sk", "sl", "sw", "te", "ur"))
+    assert (plan.runs, len(plan.todo), plan.no_data) == (5, 4, ["zero_shot bg qa"])
+    assert (plan.evaluations, plan.transfer) == (10 + 11 + 11 + 1, 9 + 10 + 10)
+    assert sorted(what for what in plan.lang_needed.values()) == sorted(f"prompt {code}" for code in ["en", *targets[1:]])
     described = plan.describe()
     assert "10 to train: 10 prompts (en, cs, el, ml, ro, sk, sl, sw, te, ur)" in described
-    assert "3 to run, 1 not run (no data set for the task)" in described
-    assert "evaluations: 22 test sets scored by the runs to run (3 in the run's own language, 19 cross-lingual)" in described
+    assert "4 to run, 1 not run (no data set for the task)" in described
+    assert "evaluations: 33 test sets scored by the runs to run (4 in the run's own language, 29 cross-lingual)" in described
     assert "bg has no qa test set: not evaluated (conf/lang/bg.yaml); in 2 run(s)" in described
 
 

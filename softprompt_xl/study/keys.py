@@ -120,7 +120,8 @@ def task_spec(cfg: Any) -> dict:
 
 def eval_langs(cfg: Any) -> list[str]:
     """The languages a run is evaluated on: `eval_langs`, else its own language followed by the transfer targets
-    when the run's language is a transfer source and the run trains something, else its own language. A language
+    when the run's language is a transfer source (for a combo that trains nothing, the first source only), else
+    its own language. A language
     with no data set for the run's task (`sources.<task>: null` in its conf/lang file: Bulgarian QA) is left out
     (`unevaluated` names it)."""
     return [code for code in _candidate_langs(cfg) if has_task_data(cfg, code)]
@@ -136,9 +137,10 @@ def _candidate_langs(cfg: Any) -> list[str]:
     if chosen:
         return list(dict.fromkeys([chosen] if isinstance(chosen, str) else chosen))
     transfer = to_plain(cfg.get("transfer")) or {}
-    # A combo that trains nothing (zero_shot) is the same model in every language: its transfer to a target would
-    # only repeat that target's own zero_shot run, so it is evaluated on its own language alone.
-    if cfg.lang.code in (transfer.get("sources") or []) and trains_task_part(cfg.combo):
+    sources = transfer.get("sources") or []
+    # A combo that trains nothing (zero_shot) is the same model whatever its language: the targets are scored once,
+    # by its run in the first source language, not once per source with the same numbers.
+    if cfg.lang.code in sources and (trains_task_part(cfg.combo) or cfg.lang.code == sources[0]):
         return list(dict.fromkeys([cfg.lang.code, *(transfer.get("targets") or [])]))
     return [cfg.lang.code]
 
