@@ -35,7 +35,8 @@ def with_lang(cfg: Any, code: str) -> Any:
     lang = load_option("lang", code)
     if lang is None:
         raise UserError(unknown_language(code))
-    other = cfg.copy()
+    # Hydra's own node (a sweep's job config carries it) is what a language's spec never reads and most of the copy.
+    other = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg.copy()
     OmegaConf.set_struct(other, False)
     other.lang = lang
     other.data.files = None
