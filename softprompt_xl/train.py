@@ -195,6 +195,27 @@ def multirun_flag_last(argv: list[str]) -> list[str]:
     return [argv[0], *(a for a in argv[1:] if a not in ("-m", "--multirun")), *flags]
 
 
+def unknown_language_named(argv: list[str]) -> str | None:
+    """The message for a `lang=CODE` (or `lang=a,b`) override naming a language with no config file, else None.
+    Hydra's own error for it lists the options but not how to add one (schema.unknown_language says both)."""
+    from softprompt_xl.config import CONF_DIR
+    from softprompt_xl.study.schema import unknown_language
+
+    dirs = [CONF_DIR] + [Path(argv[i + 1]) for i, a in enumerate(argv[:-1]) if a in ("--config-dir", "-cd")]
+    dirs += [Path(a.split("=", 1)[1]) for a in argv if a.startswith("--config-dir=")]
+    for arg in argv[1:]:
+        name, _, value = arg.lstrip("+~").partition("=")
+        if name != "lang" or not value or any(c in value for c in "()[]{}$*"):  # sweeps by function: Hydra's to check
+            continue
+        for code in value.split(","):
+            if code and not any((d / "lang" / f"{code}.yaml").is_file() for d in dirs):
+                return unknown_language(code)
+    return None
+
+
 if __name__ == "__main__":
     sys.argv = multirun_flag_last(sys.argv)
+    if unknown := unknown_language_named(sys.argv):
+        print(unknown, file=sys.stderr)
+        sys.exit(2)
     main()

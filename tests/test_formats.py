@@ -586,3 +586,123 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path, cache, make_cfg, name, task)
     path.write_bytes("Košice\tB-LOC\n".encode("cp1250") if task == "ner" else "premise\thypo\tlabel\nKošice\tx\tneutral\n".encode("cp1250"))
     with pytest.raises(UserError, match=rf"{path} is not UTF-8 text"):
         run_records(with_files(make_cfg, task, "sk", {"test": path}), "test", cache)
+
+
+# --- the second version's sources (conf/lang/<code>.yaml of experiment=paper_v2), on local copies -------------------
+
+
+def lang_file_source(make_cfg, lang, task, **local):
+    """A run on `lang`'s own source for `task` as conf/lang/<lang>.yaml writes it (splits, carve, columns,
+    answer_columns, label_map), with the hub dataset replaced by local files in its published format (`local`)."""
+    cfg = make_cfg("+combo=lp_ta", f"task={task}", f"lang={lang}", "data=hub")
+    source = OmegaConf.to_container(cfg.lang.sources[task])
+    for hub_only in ("name", "revision", "data_dir"):
+        source.pop(hub_only, None)
+    cfg.lang.sources[task] = OmegaConf.create({**source, **local})
+    return cfg
+
+
+def test_arabic_squad_rows_become_questions_carved_as_the_authors_did(tmp_path, cache, make_cfg):
+    # Mostafa3zazi/Arabic_SQuAD: one parquet split, the answer in flat columns text / answer_start
+    rows = [{"index": i, "question": f"سؤال {i}؟", "context": f"النص رقم {i} هنا.", "text": f"رقم {i}",
+             "answer_start": 5, "c_id": i // 3} for i in range(40)]
+    path = tmp_path / "train.parquet"
+    datasets.Dataset.from_list(rows).to_parquet(str(path))
+    cfg = lang_file_source(make_cfg, "ar", "qa", path="parquet", data_files={"train": str(path)})
+    got = {split: run_records(cfg, split, cache) for split in ("train", "validation", "test")}
+    first = datasets.Dataset.from_list(rows).train_test_split(test_size=0.15, seed=42)  # the authors' two calls
+    second = first["train"].train_test_split(test_size=0.15, seed=42)
+    assert [r["id"] for r in got["test"]] == list(first["test"]["index"])
+    assert [r["id"] for r in got["validation"]] == list(second["test"]["index"])
+    assert [r["id"] for r in got["train"]] == list(second["train"]["index"])
+    task = get_task(cfg.task)
+    record = got["test"][0]
+    assert record["answers"] == {"text": [f"رقم {record['id']}"], "answer_start": [5]}
+    assert task.target(record) == record["context"][5:5 + len(task.target(record))]
+
+
+def test_uqa_answers_are_gathered_by_question_and_unanswerable_questions_left_out(tmp_path, cache, make_cfg):
+    # uqa/UQA: one row per gold answer (validation: several rows of one id), is_impossible with a blank answer
+    def row(qid, answer, start, impossible=False):
+        return {"id": qid, "title": "T", "context": "لاہور پنجاب کا دارالحکومت ہے۔", "question": f"سوال {qid}",
+                "is_impossible": impossible, "answer": answer, "answer_start": start}
+
+    validation = [row("a", "لاہور", 0), row("b", "پنجاب", 6), row("a", "لاہور", 0), row("c", "", -1, True),
+                  row("b", "پنجاب کا", 6)]
+    train = [row(f"t{i}", "لاہور", 0) for i in range(20)]
+    paths = {}
+    for split, rows in (("train", train), ("validation", validation)):
+        paths[split] = str(tmp_path / f"{split}.parquet")
+        datasets.Dataset.from_list(rows).to_parquet(paths[split])
+    cfg = lang_file_source(make_cfg, "ur", "qa", path="parquet", data_files=paths)
+    test = run_records(cfg, "test", cache)  # UQA's validation split is the test split
+    assert [(r["id"], r["answers"]["text"]) for r in test] == [("a", ["لاہور", "لاہور"]), ("b", ["پنجاب", "پنجاب کا"])]
+    task = get_task(cfg.task)
+    assert [task.reference(r)["answers"] for r in test] == [["لاہور", "لاہور"], ["پنجاب", "پنجاب کا"]]
+    assert len(run_records(cfg, "validation", cache)) == 3  # 15 % of train, after gathering
+
+
+def test_chinese_and_slovenian_squad_keep_answerable_questions_only(tmp_path, cache, make_cfg):
+    # ChineseSquad squad_1.1/*-zh.json: SQuAD v1.1 JSON; a question with no answer, one with a blank one
+    squad = {"version": "1.1", "data": [{"title": "北京", "paragraphs": [{"context": "北京是中国的首都。", "qas": [
+        {"id": "z1", "question": "中国的首都是哪里？", "answers": [{"text": "北京", "answer_start": 0}]},
+        {"id": "z2", "question": "上海在哪里？", "answers": []},
+        {"id": "z3", "question": "人口多少？", "answers": [{"text": " ", "answer_start": -1}]}]}]}]}
+    path = tmp_path / "dev-v1.1-zh.json"
+    path.write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
+    cfg = lang_file_source(make_cfg, "zh", "qa", data_files={"train": str(path), "test": str(path)})
+    assert [r["id"] for r in run_records(cfg, "test", cache)] == ["z1"]
+    # SlovenianSQuAD squad2-slo-mt-*.json: `data` holds flat SQuAD v2.0 records, read as they are
+    flat = {"version": "v2.0", "data": [
+        {"id": "s1", "title": "T", "context": "Ljubljana je glavno mesto.", "question": "Kaj je glavno mesto?",
+         "answers": {"text": ["Ljubljana"], "answer_start": [0]}},
+        {"id": "s2", "title": "T", "context": "Ljubljana je glavno mesto.", "question": "Kje je Maribor?",
+         "answers": {"text": [], "answer_start": []}}]}
+    path = tmp_path / "squad2-slo-mt-dev.json"
+    path.write_text(json.dumps(flat, ensure_ascii=False), encoding="utf-8")
+    cfg = lang_file_source(make_cfg, "sl", "qa", data_files={"train": str(path), "test": str(path)})
+    assert [(r["id"], r["answers"]["text"]) for r in run_records(cfg, "test", cache)] == [("s1", ["Ljubljana"])]
+
+
+def test_kenswquad_answers_without_a_start_are_found_in_the_context(tmp_path, cache, make_cfg, tiny):
+    # lightblue/KenSwQuAD: answers {text} only; a context longer than the input is cut into windows in training
+    context = " ".join(f"neno{i}" for i in range(300)) + " Nairobi ni mji mkuu wa Kenya."
+    rows = [{"Story_ID": str(i), "context": context, "question": "Mji mkuu wa Kenya ni upi?",
+             "answers": {"text": ["Nairobi"]}} for i in range(20)]
+    path = tmp_path / "train.parquet"
+    datasets.Dataset.from_list(rows).to_parquet(str(path))
+    cfg = lang_file_source(make_cfg, "sw", "qa", path="parquet", data_files={"train": str(path)})
+    test = run_records(cfg, "test", cache)
+    assert len(test) == 3 and all(get_task(cfg.task).target(r) == "Nairobi" for r in test)
+    _, tokenizer = tiny
+    windows = get_task(cfg.task).encode(test[:1], tokenizer, 64, True, "sw qa")
+    assert windows and all("Nairobi" in tokenizer.decode(ids) for _, ids in windows)
+
+
+def test_ronli_labels_are_remapped_and_reasoning_pairs_left_out(tmp_path, cache, make_cfg):
+    # RoNLI's JSON files: a JSON array of {sentence1, sentence2, label}; 0 contradiction, 1 entailment,
+    # 2 reasoning, 3 neutral (kinit-sk/adapter-prompt-evaluation src/tasks/tasks.py: {0: 2, 1: 0, 2: -1, 3: 1})
+    rows = [{"guid": f"r{i}", "sentence1": f"Propoziția {i}.", "sentence2": f"Alta {i}.", "label": i % 4}
+            for i in range(8)]
+    path = tmp_path / "test.json"
+    path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    cfg = lang_file_source(make_cfg, "ro", "nli", data_files={"train": str(path), "validation": str(path),
+                                                              "test": str(path)})
+    records = run_records(cfg, "test", cache)
+    assert [(r["guid"], r["label"]) for r in records] == [("r0", 2), ("r1", 0), ("r3", 1), ("r4", 2), ("r5", 0),
+                                                          ("r7", 1)]
+    assert records[0]["premise"] == "Propoziția 0." and records[0]["hypothesis"] == "Alta 0."
+
+
+def test_si_nli_label_words_and_its_labelled_validation_split_as_the_test_split(tmp_path, cache, make_cfg):
+    # cjvt/si_nli (public): label written as a word; its test split has none (SloBENCH keeps them)
+    words = ["entailment", "neutral", "contradiction"]
+    labelled = [{"pair_id": f"p{i}", "premise": "Ana ima psa.", "hypothesis": "Ana ima žival.", "label": words[i % 3]}
+                for i in range(20)]
+    paths = {}
+    for split, rows in (("train", labelled), ("validation", labelled[:6])):
+        paths[split] = str(tmp_path / f"{split}.parquet")
+        datasets.Dataset.from_list(rows).to_parquet(paths[split])
+    cfg = lang_file_source(make_cfg, "sl", "nli", path="parquet", data_files=paths)
+    assert [r["label"] for r in run_records(cfg, "test", cache)] == [0, 1, 2, 0, 1, 2]
+    assert len(run_records(cfg, "validation", cache)) == 3  # carved from train, as its test split is validation

@@ -8,7 +8,7 @@ import pytest
 from softprompt_xl.config import check_writable
 from softprompt_xl.errors import UserError
 from softprompt_xl.study import schema
-from softprompt_xl.study.keys import key, lang_spec, result_spec
+from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec, unevaluated
 from softprompt_xl.study.plan import LangComponentJob, RunJob, plan_sweep
 from softprompt_xl.study.records import Result
 from softprompt_xl.study.store import Store
@@ -104,3 +104,63 @@ def test_one_bad_run_stops_the_whole_plan_before_anything_is_planned(make_cfg, t
     runs[1].append("task_stage.max_steps=0")
     with pytest.raises(UserError, match="task_stage.max_steps=0"):
         plan_sweep(runs, lambda job: make_cfg(*job))
+
+
+# --- the paper's second version (conf/experiment/paper_v2.yaml) ------------------------------------------------
+
+
+def test_paper_v2_is_six_combos_and_zero_shot_by_six_source_languages_by_four_tasks_to_ten_targets():
+    from omegaconf import OmegaConf
+
+    from softprompt_xl.config import CONF_DIR, group_options
+
+    experiment = OmegaConf.load(CONF_DIR / "experiment" / "paper_v2.yaml")
+    grid = {k: str(v).split(",") for k, v in experiment.hydra.sweeper.params.items()}
+    assert grid == {"+combo": ["ta", "tp", "la_ta", "la_tp", "lp_ta", "lp_tp", "zero_shot"],
+                    "lang": ["en", "de", "es", "ar", "ru", "zh"], "task": ["qa", "ner", "nli", "checkworthy"]}
+    assert experiment.transfer.sources == grid["lang"]
+    assert experiment.transfer.targets == ["bg", "cs", "el", "ml", "ro", "sk", "sl", "sw", "te", "ur"]
+    # sixteen languages, each with a file: 16 language prompts and 16 language adapters in stage 1
+    assert sorted({*experiment.transfer.sources, *experiment.transfer.targets}) == group_options("lang")
+
+
+def test_paper_v2_plan_counts_evaluations_and_says_bulgarian_qa_is_not_evaluated(make_cfg, tmp_path):
+    base = [f"paths.root={tmp_path}", "experiment=paper_v2"]
+    runs = [[*base, "+combo=lp_ta", "lang=en", "task=qa"], [*base, "+combo=ta", "lang=ar", "task=nli"],
+            [*base, "+combo=zero_shot", "lang=en", "task=ner"], [*base, "+combo=zero_shot", "lang=de", "task=ner"],
+            [*base, "+combo=zero_shot", "lang=bg", "task=qa"]]
+    configs = [make_cfg(*run) for run in runs]
+    targets = ["bg", "cs", "el", "ml", "ro", "sk", "sl", "sw", "te", "ur"]
+    # a source run: its own language first, then the targets, each with its own component (bg has no QA set)
+    assert eval_langs(configs[0]) == ["en", *targets[1:]]
+    assert unevaluated(configs[0]) == ["bg has no qa test set: not evaluated (conf/lang/bg.yaml)"]
+    assert eval_langs(configs[1]) == ["ar", *targets]
+    # zero_shot is the same model in every language: the targets are scored once, by the first source's run
+    assert (eval_langs(configs[2]), eval_langs(configs[3])) == (["en", *targets], ["de"])
+    plan = plan_sweep(runs, lambda job: make_cfg(*job))
+    assert (plan.runs, len(plan.todo), plan.no_data) == (5, 4, ["zero_shot bg qa"])
+    assert (plan.evaluations, plan.transfer) == (10 + 11 + 11 + 1, 9 + 10 + 10)
+    assert sorted(what for what in plan.lang_needed.values()) == sorted(f"prompt {code}" for code in ["en", *targets[1:]])
+    described = plan.describe()
+    assert "10 to train: 10 prompts (en, cs, el, ml, ro, sk, sl, sw, te, ur)" in described
+    assert "4 to run, 1 not run (no data set for the task)" in described
+    assert "evaluations: 33 test sets scored by the runs to run (4 in the run's own language, 29 cross-lingual)" in described
+    assert "bg has no qa test set: not evaluated (conf/lang/bg.yaml); in 2 run(s)" in described
+
+
+def test_paper_v1_runs_keep_their_evaluation_languages(make_cfg, tmp_path):
+    # the source's own language first was already paper_v1's order (its targets begin with en): keys unchanged
+    cfg = make_cfg(f"paths.root={tmp_path}", "experiment=paper_v1", "+combo=lp_ta", "lang=en")
+    assert eval_langs(cfg) == ["en", "de", "es", "cs", "sk", "te"] and unevaluated(cfg) == []
+
+
+def test_an_unknown_language_on_the_command_line_lists_the_known_ones_and_how_to_add_one(tmp_path):
+    from softprompt_xl.train import unknown_language_named
+
+    assert unknown_language_named(["train", "+combo=lp_ta", "lang=sk,cs", "-m"]) is None
+    message = unknown_language_named(["train", "+combo=lp_ta", "lang=sk,xx", "-m"])
+    assert message.startswith("Unknown language 'xx': there is no conf/lang/xx.yaml. Known languages: ar, bg, cs")
+    assert "A seventeenth language" in message and "--config-dir DIR" in message
+    (tmp_path / "lang").mkdir()
+    (tmp_path / "lang" / "xx.yaml").write_text("code: xx\n")
+    assert unknown_language_named(["train", "--config-dir", str(tmp_path), "lang=xx"]) is None

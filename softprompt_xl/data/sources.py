@@ -15,6 +15,12 @@ A source is the keyword arguments of `load_dataset` (path, name, data_files, dat
   its value written as text, so both `{SUPPORTS: 0}` and `{2: 0}` work; a label mapped to null leaves the record
   out (counted in the log). It is merged over the task's own `label_map` (NLI: entailment / neutral /
   contradiction), which alone is applied to labels written as words;
+- `answer_columns` (optional, QA): `{text: column, answer_start: column, question_id: column}`, for QA sets
+  published with the answer in flat columns (Mostafa3zazi/Arabic_SQuAD: text, answer_start; uqa/UQA: answer,
+  answer_start) instead of SQuAD's `answers` {text: [...], answer_start: [...]}. With `question_id`, rows with the
+  same value are one question with all their answers, where first seen (UQA lists a question once per answer);
+  without it each row is one question. `answer_start` may be left out (-1: found in the context where needed); a
+  row marked `is_impossible` (SQuAD v2.0) adds no answer. Applied after `columns`;
 - `tag_map` (optional, NER): `{TYPE: task type or O}`, merged over the task's `tag_map` (default `{MISC: O}`);
 - `language` (optional): the value of a `language` column to keep (default: the run's language code), for files
   that hold every language (XNLI-1.0's xnli.dev.tsv); null keeps every row;
@@ -813,6 +819,8 @@ def _adapt(dataset: datasets.Dataset, source: dict, split: str, what: str, task:
         if clashing:
             dataset = dataset.remove_columns(clashing)  # the renamed column replaces it
         dataset = dataset.rename_columns({old: new for old, new in columns.items() if old != new})
+    if source.get("answer_columns"):
+        dataset = _gather_answers(dataset, source["answer_columns"], split, what)
     aliases: dict[str, str] = {}
     for old, new in (getattr(task, "column_aliases", None) or {}).items():
         if old in dataset.column_names and new not in dataset.column_names and new not in aliases.values():
@@ -831,6 +839,45 @@ def _adapt(dataset: datasets.Dataset, source: dict, split: str, what: str, task:
     if getattr(task, "tag_names", None):
         dataset = _map_tags(dataset, task, source, split, what)
     return dataset
+
+
+def _gather_answers(dataset: datasets.Dataset, spec: Any, split: str, what: str) -> datasets.Dataset:
+    """Answers in flat columns (`text`, `answer_start`) -> one row per question with SQuAD's `answers`
+    {text: [...], answer_start: [...]}: rows sharing a `question_id` are one question (uqa/UQA lists a question once
+    per gold answer), kept where it is first seen; an `is_impossible` row adds no answer."""
+    example = "answer_columns: {text: answer, answer_start: answer_start, question_id: id}"
+    if not isinstance(spec, dict) or not spec.get("text") or set(spec) - {"text", "answer_start", "question_id"}:
+        raise UserError(f"The answer_columns of {what} should name the answer's text column (and optionally its "
+                        f"answer_start column), e.g. '{example}'; got {spec!r}.")
+    absent = [c for c in spec.values() if c not in dataset.column_names]
+    if absent:
+        raise UserError(f"The {split} split of {what} has no column {', '.join(repr(a) for a in absent)} for "
+                        f"answer_columns (its columns: {', '.join(dataset.column_names)}). Fix the source's "
+                        "answer_columns (or its 'columns' renames, applied first).")
+    columns = dataset.column_names
+    texts = dataset[spec["text"]]
+    starts = dataset[spec["answer_start"]] if spec.get("answer_start") else [-1] * len(texts)
+    impossible = dataset["is_impossible"] if "is_impossible" in columns else [False] * len(texts)
+    ids = dataset[spec["question_id"]] if spec.get("question_id") else range(len(texts))
+    question: dict[Any, int] = {}  # question id -> its place among the questions
+    rows: list[int] = []  # the row each question is first seen at
+    answers: list[dict] = []
+    for row, (qid, text, start, none) in enumerate(zip(ids, texts, starts, impossible)):
+        if qid not in question:
+            question[qid] = len(rows)
+            rows.append(row)
+            answers.append({"text": [], "answer_start": []})
+        if none or text is None:
+            continue
+        answers[question[qid]]["text"].append(str(text))
+        answers[question[qid]]["answer_start"].append(-1 if start is None else int(start))
+    kept = dataset.select(rows).remove_columns([spec[k] for k in ("text", "answer_start") if spec.get(k)])
+    if "answers" in kept.column_names:
+        kept = kept.remove_columns("answers")
+    if len(kept) < len(dataset):
+        log.info("%s %s: %s answer rows are %s questions (rows with the same %s)", what, split, f"{len(dataset):,}",
+                 f"{len(kept):,}", spec["question_id"])
+    return kept.add_column("answers", answers, feature=SQUAD_FEATURES["answers"])
 
 
 def _label_map(source: dict, task: Any) -> tuple[dict[str, int | None], bool]:

@@ -15,7 +15,7 @@ from softprompt_xl.model.backbone import backbone_identity
 from softprompt_xl.config import load_option, stable_hash, to_plain
 from softprompt_xl.data.sources import task_source
 from softprompt_xl.errors import UserError
-from softprompt_xl.study.schema import unknown_language
+from softprompt_xl.study.schema import has_task_data, no_test_set, trains_task_part, unknown_language
 from softprompt_xl.study.store import Store
 from softprompt_xl.data.fingerprint import source_fingerprint
 
@@ -35,7 +35,8 @@ def with_lang(cfg: Any, code: str) -> Any:
     lang = load_option("lang", code)
     if lang is None:
         raise UserError(unknown_language(code))
-    other = cfg.copy()
+    # Hydra's own node (a sweep's job config carries it) is what a language's spec never reads and most of the copy.
+    other = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg.copy()
     OmegaConf.set_struct(other, False)
     other.lang = lang
     other.data.files = None
@@ -119,14 +120,29 @@ def task_spec(cfg: Any) -> dict:
 
 
 def eval_langs(cfg: Any) -> list[str]:
-    """The languages a run is evaluated on: `eval_langs`, else the transfer targets when the run's language
-    is a transfer source, else its own language."""
+    """The languages a run is evaluated on: `eval_langs`, else its own language followed by the transfer targets
+    when the run's language is a transfer source (for a combo that trains nothing, the first source only), else
+    its own language. A language
+    with no data set for the run's task (`sources.<task>: null` in its conf/lang file: Bulgarian QA) is left out
+    (`unevaluated` names it)."""
+    return [code for code in _candidate_langs(cfg) if has_task_data(cfg, code)]
+
+
+def unevaluated(cfg: Any) -> list[str]:
+    """Why each language `eval_langs` leaves out is left out, one line each (the plan and the run say them)."""
+    return [no_test_set(code, cfg.task.name) for code in _candidate_langs(cfg) if not has_task_data(cfg, code)]
+
+
+def _candidate_langs(cfg: Any) -> list[str]:
     chosen = to_plain(cfg.get("eval_langs"))
     if chosen:
         return list(dict.fromkeys([chosen] if isinstance(chosen, str) else chosen))
     transfer = to_plain(cfg.get("transfer")) or {}
-    if cfg.lang.code in (transfer.get("sources") or []):
-        return list(dict.fromkeys(transfer.get("targets") or [cfg.lang.code]))
+    sources = transfer.get("sources") or []
+    # A combo that trains nothing (zero_shot) is the same model whatever its language: the targets are scored once,
+    # by its run in the first source language, not once per source with the same numbers.
+    if cfg.lang.code in sources and (trains_task_part(cfg.combo) or cfg.lang.code == sources[0]):
+        return list(dict.fromkeys([cfg.lang.code, *(transfer.get("targets") or [])]))
     return [cfg.lang.code]
 
 

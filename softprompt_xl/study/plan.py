@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from softprompt_xl.study import schema
-from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec
+from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec, unevaluated
 from softprompt_xl.study.records import Result, cfg_run_name, lang_run_name
 from softprompt_xl.study.store import Store
 
@@ -55,18 +55,35 @@ class SweepPlan:
     todo: list[RunJob] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)  # "combo lang task" of runs skipped as finished
     imported: dict[str, str] = field(default_factory=dict)  # key -> "kind lang from SOURCE", of imported components
+    no_data: list[str] = field(default_factory=list)  # "combo lang task" of runs whose language lacks the task's data
+    evaluations: int = 0  # test sets the runs to run score (own language and transfer targets)
+    transfer: int = 0  # of them, in a language other than the run's own
+    not_evaluated: dict[str, int] = field(default_factory=dict)  # why a language is not evaluated -> runs it affects
 
     def describe(self) -> str:
         lines = [
             f"Sweep plan: {self.runs} run(s).",
             f"  stage 1, language components: {len(self.lang_needed)} needed, "
             f"{len(self.lang_needed) - len(self.lang_jobs)} already in the store, {len(self.lang_jobs)} to train"
-            + (": " + ", ".join(job.describe() for job in self.lang_jobs) if self.lang_jobs else ""),
-            f"  stage 2, runs: {len(self.finished)} finished (skipped), {len(self.todo)} to run",
+            + (": " + self._lang_jobs_by_kind() if self.lang_jobs else ""),
+            f"  stage 2, runs: {len(self.finished)} finished (skipped), {len(self.todo)} to run"
+            + (f", {len(self.no_data)} not run (no data set for the task)" if self.no_data else ""),
+            f"  evaluations: {self.evaluations} test sets scored by the runs to run ({self.evaluations - self.transfer}"
+            f" in the run's own language, {self.transfer} cross-lingual)",
         ]
+        lines += [f"  {why}; in {count} run(s)" for why, count in self.not_evaluated.items()]
         lines += [f"  found {what}: imported ({k}), not trained" for k, what in self.imported.items()]
         lines += [f"  skip {run}: finished before (force=true recomputes it)" for run in self.finished]
         return "\n".join(lines)
+
+    def _lang_jobs_by_kind(self) -> str:
+        """"prompt sk, prompt cs", or for many, "16 adapters (en, cs, ...); 16 prompts (en, cs, ...)"."""
+        if len(self.lang_jobs) <= 4:
+            return ", ".join(job.describe() for job in self.lang_jobs)
+        kinds: dict[str, list[str]] = {}
+        for job in self.lang_jobs:
+            kinds.setdefault(job.kind, []).append(job.lang)
+        return "; ".join(f"{len(langs)} {kind}s ({', '.join(langs)})" for kind, langs in kinds.items())
 
     def runs_after(self, failed: set[str]) -> tuple[list[RunJob], list[tuple[RunJob, list[str]]]]:
         """The runs to launch once stage 1 is done, and those left out, each with the keys of the language
@@ -92,7 +109,15 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
     """`jobs` are the override lists of the sweep's runs; `compose` turns one into its config. Every run's
     configuration is checked (study/schema.py) before anything is planned: a UserError stops the whole sweep."""
     plan = SweepPlan(runs=len(jobs))
-    configs = [(job, compose(job)) for job in jobs]
+    configs = []
+    for job in jobs:
+        cfg = compose(job)
+        if "combo" in cfg and not schema.has_task_data(cfg, cfg.lang.code):  # Bulgarian QA: said, not refused
+            plan.no_data.append(cfg_run_name(cfg, " "))
+            why = schema.no_test_set(cfg.lang.code, cfg.task.name)
+            plan.not_evaluated[why] = plan.not_evaluated.get(why, 0) + 1
+            continue
+        configs.append((job, cfg))
     for _, cfg in configs:
         schema.check(cfg)
     wanted: dict[str, LangComponentJob] = {}
@@ -101,8 +126,13 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
         if finished_result(cfg, store):
             plan.finished.append(cfg_run_name(cfg, " "))
             continue
+        evaluated = eval_langs(cfg)
+        plan.evaluations += len(evaluated)
+        plan.transfer += sum(code != cfg.lang.code for code in evaluated)
+        for why in unevaluated(cfg):
+            plan.not_evaluated[why] = plan.not_evaluated.get(why, 0) + 1
         needs = []
-        for code in dict.fromkeys([cfg.lang.code, *eval_langs(cfg)]):
+        for code in dict.fromkeys([cfg.lang.code, *evaluated]):
             spec = lang_spec(cfg, code)
             if spec:
                 k = key(spec)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from softprompt_xl.config import group_options, has_option, to_plain
+from omegaconf import OmegaConf
+
+from softprompt_xl.config import group_options, has_option, load_option, to_plain
 from softprompt_xl.data.loaders import check_subset_size
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError
@@ -41,7 +43,7 @@ def check(cfg: Any) -> None:
     if combo.get("train_backbone"):
         _optimizer("combo.optimizer", to_plain(combo.optimizer))
     get_task(cfg.task)  # an unknown task kind
-    trains_task = bool(combo.components.get("task") or combo.get("train_backbone"))
+    trains_task = trains_task_part(combo)
     _at_least_one("task_stage.max_steps", cfg.task_stage.max_steps, trains_task,
                   "trains the task part" if trains_task else "")
     _at_least_one("lang_stage.max_steps", cfg.lang_stage.max_steps, bool(combo.components.get("lang")),
@@ -56,6 +58,10 @@ def check(cfg: Any) -> None:
     check_subset_size(cfg.task_stage.val_max_examples)
     DivergenceRule.from_config(cfg.trainer.divergence)
     _languages(cfg)
+    if not has_task_data(cfg, cfg.lang.code):
+        raise UserError(f"{cfg.lang.code} has no {cfg.task.name} data set: conf/lang/{cfg.lang.code}.yaml names no "
+                        f"sources.{cfg.task.name}. Choose another task or language, name a source there, or give "
+                        "the run files of your own with data.files={train:...,validation:...,test:...}.")
 
 
 def _one_of(setting: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -106,9 +112,28 @@ def _languages(cfg: Any) -> None:
 def unknown_language(code: str) -> str:
     return (f"Unknown language '{code}': there is no conf/lang/{code}.yaml. Known languages: "
             f"{', '.join(group_options('lang'))}. A new language is one small file there (code, name, resource "
-            "level, data sources; copy conf/lang/sk.yaml), or in a config directory of your own (--config-dir DIR).")
+            "level, data sources; copy conf/lang/sk.yaml; README: \"A seventeenth language\"), or in a config "
+            "directory of your own (--config-dir DIR).")
 
 
 def _codes(value: Any) -> list[str]:
     value = to_plain(value)
     return [] if not value else [value] if isinstance(value, str) else list(value)
+
+
+def trains_task_part(combo: Any) -> bool:
+    """Whether stage 2 trains anything for the combo: a task component, or the whole backbone (full_ft)."""
+    return bool(combo.components.get("task") or combo.get("train_backbone"))
+
+
+def has_task_data(cfg: Any, code: str) -> bool:
+    """Whether language `code` has a data set for the run's task: its conf/lang file names one
+    (`sources.<task>`, not null), or for the run's own language, files were given (`data.files`)."""
+    if code == cfg.lang.code and to_plain(OmegaConf.select(cfg, "data.files", default=None)):
+        return True
+    lang = cfg.lang if code == cfg.lang.code else load_option("lang", code)
+    return lang is None or OmegaConf.select(lang, f"sources.{cfg.task.name}", default=None) is not None
+
+
+def no_test_set(code: str, task: str) -> str:
+    return f"{code} has no {task} test set: not evaluated (conf/lang/{code}.yaml)"

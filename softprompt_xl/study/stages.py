@@ -31,7 +31,8 @@ from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import ComponentHeader
 from softprompt_xl.model.module import Seq2SeqModule, SpanCorruptionScore
-from softprompt_xl.study.keys import comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec, with_lang
+from softprompt_xl.study.keys import (comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec,
+                                      unevaluated, with_lang)
 from softprompt_xl.runtime.resume import Checkpointing, resume_point
 from softprompt_xl.study.plan import LangComponentJob
 from softprompt_xl.study.records import LangStageResult, Result, lang_run_name, run_name
@@ -234,6 +235,8 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
     result_key = key(result_spec(cfg))
     started = time.time()
     combo, task = cfg.combo, get_task(cfg.task)
+    for why in unevaluated(cfg):  # e.g. a transfer target with no test set for the task: the result lacks it
+        log.info("%s", why)
     # The language components of the run and of its evaluation languages (trained now if missing).
     lang_paths = {code: ensure_lang_component(job, LangStage.of(cfg, code))
                   for code in dict.fromkeys([cfg.lang.code, *eval_langs(cfg)])} if combo.components.lang else {}

@@ -22,7 +22,18 @@ class QuestionAnswering(Task):
         return None
 
     def usable(self, record):
-        return bool(record["answers"]["text"])  # unanswerable items have no target to learn or score
+        # Only answerable questions are trained on and scored: SQuAD v2.0's unanswerable ones (no answers) and the
+        # blank answers some sets give them (IndicQA, uqa/UQA: "") have no target to learn or score.
+        return bool(self._gold(record))
+
+    @staticmethod
+    def _gold(record) -> list[tuple[str, int]]:
+        """(text, answer_start) of each gold answer that is not blank; answer_start -1 when the set gives none
+        (lightblue/KenSwQuAD)."""
+        answers = record["answers"]
+        starts = list(answers.get("answer_start") or [])
+        return [(text, int(starts[i]) if i < len(starts) and starts[i] is not None else -1)
+                for i, text in enumerate(answers["text"]) if isinstance(text, str) and text.strip()]
 
     def encode(self, records, tokenizer, max_input_length, training, what):
         """Contexts too long for the input limit become overlapping windows (`window_overlap` of a window's
@@ -47,12 +58,15 @@ class QuestionAnswering(Task):
                 raise UserError(f"{what}: max_input_length {max_input_length} leaves no room for the context after "
                                 f"a question of {len(head)} tokens; raise max_input_length.")
             stride = max(1, room - int(room * float(self.cfg.get("window_overlap", 0.25))))
-            answer = (record["answers"]["answer_start"][0], record["answers"]["answer_start"][0] + len(record["answers"]["text"][0]))
+            text, start = self._gold(record)[0]
+            if start < 0:  # no answer_start published: its first place in the context (-1: in no window)
+                start = record["context"].find(text)
+            answer = (start, start + len(text))
             long_contexts += 1
             kept = 0
             for start in range(0, max(1, len(context["input_ids"]) - room + stride), stride):
                 span = context["offset_mapping"][start:start + room]
-                if training and not (span[0][0] <= answer[0] and answer[1] <= span[-1][1]):
+                if training and not (0 <= answer[0] and span[0][0] <= answer[0] and answer[1] <= span[-1][1]):
                     continue
                 out.append((index, head + context["input_ids"][start:start + room] + tail + [tokenizer.eos_token_id]))
                 kept += 1
@@ -68,11 +82,11 @@ class QuestionAnswering(Task):
         return self.template.format(question=record["question"].strip(), context=record["context"].strip())
 
     def target(self, record):
-        return record["answers"]["text"][0]
+        return self._gold(record)[0][0]
 
     def reference(self, record):
         # The context too: a generation that is not a span of it is counted as unparsed.
-        return {"answers": list(record["answers"]["text"]), "context": record["context"]}
+        return {"answers": [text for text, _ in self._gold(record)], "context": record["context"]}
 
     def score(self, predictions, references, lang):
         scores = metrics.squad(predictions, [r["answers"] for r in references], lang)
