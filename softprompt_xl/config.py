@@ -76,13 +76,15 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def load_option(group: str, name: str) -> DictConfig | None:
+def load_option(group: str, name: str, copy: bool = True) -> DictConfig | None:
     """One option of a config group as written (e.g. conf/lang/sk.yaml), or None if there is none: the one way the
     framework reads a config file outside Hydra's composition (a run's evaluation languages, the report's
     language list). Inside a Hydra app it looks where Hydra composes from, so a language added in a directory of
-    one's own (`--config-dir DIR`) is found; elsewhere (tests, notebooks) in the package's conf/."""
+    one's own (`--config-dir DIR`) is found; elsewhere (tests, notebooks) in the package's conf/. With
+    copy=False, the one read-only node read per process: for reading, or assigning into a config (which copies
+    it), thousands of times in a sweep's plan."""
     found = _read_option(_sources(), group, name)
-    return None if found is None else found.copy()  # the caller's to change
+    return found.copy() if found is not None and copy else found  # a copy is the caller's to change
 
 
 def has_option(group: str, name: str) -> bool:

@@ -32,7 +32,7 @@ def with_lang(cfg: Any, code: str) -> Any:
     run's `data.files` belongs to its own language, so it is dropped)."""
     if code == cfg.lang.code:
         return cfg
-    lang = load_option("lang", code)
+    lang = load_option("lang", code, copy=False)  # assigned below, which copies it
     if lang is None:
         raise UserError(unknown_language(code))
     # Hydra's own node (a sweep's job config carries it) is what a language's spec never reads and most of the copy.
@@ -157,15 +157,18 @@ def _stage_settings(stage: Any) -> dict:
     return {k: v for k, v in settings.items() if not (k in LATER_STAGE_SETTINGS and v is None)}
 
 
-def result_spec(cfg: Any) -> dict:
-    """Spec of a run's result: what was trained, and the languages it was evaluated on with which components."""
+def result_spec(cfg: Any, lang_specs: dict[str, dict | None] | None = None) -> dict:
+    """Spec of a run's result: what was trained, and the languages it was evaluated on with which components
+    (`lang_specs`: those of its evaluation languages, when the caller has them already)."""
+    if lang_specs is None:
+        lang_specs = {code: lang_spec(cfg, code) for code in eval_langs(cfg)}
     return {
         "role": "result",
         "combo": cfg.combo.name,
         "lang": cfg.lang.code,
         "task": cfg.task.name,
         "trained": key(task_spec(cfg)),
-        "eval": {code: (key(spec) if (spec := lang_spec(cfg, code)) else None) for code in eval_langs(cfg)},
+        "eval": {code: (key(spec) if spec else None) for code, spec in lang_specs.items()},
         "max_answer_length": cfg.task.max_answer_length,
     }
 

@@ -99,9 +99,10 @@ class SweepPlan:
         return launch, left_out
 
 
-def finished_result(cfg: Any, store: Store) -> Result | None:
-    """The stored result of the run `cfg` if it finished before and force=true does not ask to recompute it."""
-    result = store.read_result(key(result_spec(cfg)))
+def finished_result(cfg: Any, store: Store, lang_specs: dict[str, dict | None] | None = None) -> Result | None:
+    """The stored result of the run `cfg` if it finished before and force=true does not ask to recompute it
+    (`lang_specs`: as keys.result_spec takes them)."""
+    result = store.read_result(key(result_spec(cfg, lang_specs)))
     return result if result and not cfg.force else None
 
 
@@ -123,17 +124,19 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
     wanted: dict[str, LangComponentJob] = {}
     for job, cfg in configs:
         store = Store(cfg.paths.store)
-        if finished_result(cfg, store):
+        evaluated = eval_langs(cfg)
+        # Each language's spec once per run (a copy of the run's config in that language): 11 of them in a
+        # paper_v2 run, wanted by the result's key and by the plan.
+        specs = {code: lang_spec(cfg, code) for code in dict.fromkeys([cfg.lang.code, *evaluated])}
+        if finished_result(cfg, store, {code: specs[code] for code in evaluated}):
             plan.finished.append(cfg_run_name(cfg, " "))
             continue
-        evaluated = eval_langs(cfg)
         plan.evaluations += len(evaluated)
         plan.transfer += sum(code != cfg.lang.code for code in evaluated)
         for why in unevaluated(cfg):
             plan.not_evaluated[why] = plan.not_evaluated.get(why, 0) + 1
         needs = []
-        for code in dict.fromkeys([cfg.lang.code, *evaluated]):
-            spec = lang_spec(cfg, code)
+        for code, spec in specs.items():
             if spec:
                 k = key(spec)
                 plan.lang_needed.setdefault(k, f"{spec['kind']} {code}")

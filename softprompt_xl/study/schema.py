@@ -131,7 +131,7 @@ def has_task_data(cfg: Any, code: str) -> bool:
     (`sources.<task>`, not null), or for the run's own language, files were given (`data.files`)."""
     if code == cfg.lang.code and to_plain(OmegaConf.select(cfg, "data.files", default=None)):
         return True
-    lang = cfg.lang if code == cfg.lang.code else load_option("lang", code)
+    lang = cfg.lang if code == cfg.lang.code else load_option("lang", code, copy=False)
     return lang is None or OmegaConf.select(lang, f"sources.{cfg.task.name}", default=None) is not None
 
 
