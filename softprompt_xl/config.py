@@ -87,6 +87,14 @@ def load_option(group: str, name: str, copy: bool = True) -> DictConfig | None:
     return found.copy() if found is not None and copy else found  # a copy is the caller's to change
 
 
+def unknown_language(code: str) -> str:
+    """What `lang=CODE` without a config file is told (before Hydra composes: train.py; or in a plan)."""
+    return (f"Unknown language '{code}': there is no conf/lang/{code}.yaml. Known languages: "
+            f"{', '.join(group_options('lang'))}. A new language is one small file there (code, name, resource "
+            "level, data sources; copy conf/lang/sk.yaml; README: \"A seventeenth language\"), or in a config "
+            "directory of your own (--config-dir DIR).")
+
+
 def has_option(group: str, name: str) -> bool:
     return _read_option(_sources(), group, name) is not None
 

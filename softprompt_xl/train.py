@@ -197,9 +197,9 @@ def multirun_flag_last(argv: list[str]) -> list[str]:
 
 def unknown_language_named(argv: list[str]) -> str | None:
     """The message for a `lang=CODE` (or `lang=a,b`) override naming a language with no config file, else None.
-    Hydra's own error for it lists the options but not how to add one (schema.unknown_language says both)."""
-    from softprompt_xl.config import CONF_DIR
-    from softprompt_xl.study.schema import unknown_language
+    Hydra's own error for it lists the options but not how to add one (config.unknown_language says both). Light:
+    before Hydra, nothing that imports torch (matplotlib, under it, would write into HOME before paths are set)."""
+    from softprompt_xl.config import CONF_DIR, unknown_language
 
     dirs = [CONF_DIR] + [Path(argv[i + 1]) for i, a in enumerate(argv[:-1]) if a in ("--config-dir", "-cd")]
     dirs += [Path(a.split("=", 1)[1]) for a in argv if a.startswith("--config-dir=")]

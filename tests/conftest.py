@@ -193,30 +193,33 @@ def every_combo(make_cfg, tmp_path_factory):
 # `python -m softprompt_xl.train +combo=lp_ta lang=sk -m` at its default budget is the longest test, and a process
 # of its own: started as soon as the session has collected its test, it runs beside the other tests, and its test
 # runs last (pytest_collection_modifyitems), when the command has finished. Under pytest-xdist the first worker
-# starts it, in a directory named by the test run, and the worker that gets the test waits for its exit code there.
+# starts it, in a directory the controller made (workers inherit its environment), and the worker that gets the
+# test waits for its exit code there; the controller, last to finish, removes it (a worker is shut down as soon as
+# it has nothing left to run, while another may still wait for the command).
 EVERYDAY_ARGS = ("+combo=lp_ta", "lang=sk", "-m")
 EVERYDAY_TEST = "test_the_everyday_command_end_to_end"
+EVERYDAY_DIR = "SOFTPROMPT_XL_TEST_EVERYDAY_DIR"
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-_everyday: dict = {}
 
 
-def _everyday_base() -> Path:
-    import tempfile
+def pytest_configure(config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller, or a session without workers
+        import tempfile
 
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
-    return Path(tempfile.gettempdir()) / f"softprompt_xl-everyday-{run}"
+        os.environ[EVERYDAY_DIR] = tempfile.mkdtemp(prefix="softprompt_xl-everyday-")
 
 
 def _start_everyday() -> None:
-    base = _everyday_base()
+    base = Path(os.environ[EVERYDAY_DIR])
     root, home, cwd = base / "root", base / "home", base / "cwd"
-    home.mkdir(parents=True)
+    home.mkdir()
     cwd.mkdir()
     env = {"SOFTPROMPT_XL_ROOT": str(root), "HOME": str(home)}
     # Through sh, which writes the exit code when the command ends: whichever worker runs the test reads it there.
     script = '"$@" > ../stdout.log 2>&1; echo $? > ../rc.tmp && mv ../rc.tmp ../rc'
-    _everyday["proc"] = subprocess.Popen(["sh", "-c", script, "sh", sys.executable, "-m", "softprompt_xl.train",
-                                          *EVERYDAY_ARGS], cwd=cwd, env=cli_env(env), start_new_session=True)
+    proc = subprocess.Popen(["sh", "-c", script, "sh", sys.executable, "-m", "softprompt_xl.train", *EVERYDAY_ARGS],
+                            cwd=cwd, env=cli_env(env), start_new_session=True)
+    (base / "pgid").write_text(str(proc.pid))
 
 
 def pytest_collection_finish(session) -> None:
@@ -224,7 +227,7 @@ def pytest_collection_finish(session) -> None:
     # collection, and load_backbone's gc.collect() at each stage scans only what the tests made (0.33 s -> ~0.01 s;
     # a few hundred stages run in the suite).
     gc.freeze()
-    if WORKER == "gw0" and any(item.name == EVERYDAY_TEST for item in session.items):
+    if WORKER == "gw0" and any(item.name == EVERYDAY_TEST for item in session.items):  # once per session
         _start_everyday()
 
 
@@ -250,22 +253,26 @@ def everyday_command():
     a dict of base, root, home, cwd, env, returncode and stdout (both streams)."""
     import time
 
-    base = _everyday_base()
+    base = Path(os.environ[EVERYDAY_DIR])
     deadline = time.time() + 900
     while not (base / "rc").exists():
+        assert (base / "pgid").exists(), "the everyday command was not started at collection (conftest.py)"
         assert time.time() < deadline, f"the everyday command has not ended in 15 minutes: {base / 'stdout.log'}"
         time.sleep(0.5)
-    yield {"base": base, "root": base / "root", "home": base / "home", "cwd": base / "cwd",
-           "env": {"SOFTPROMPT_XL_ROOT": str(base / "root"), "HOME": str(base / "home")},
-           "returncode": int((base / "rc").read_text()), "stdout": (base / "stdout.log").read_text()}
+    return {"base": base, "root": base / "root", "home": base / "home", "cwd": base / "cwd",
+            "env": {"SOFTPROMPT_XL_ROOT": str(base / "root"), "HOME": str(base / "home")},
+            "returncode": int((base / "rc").read_text()), "stdout": (base / "stdout.log").read_text()}
+
+
+def pytest_sessionfinish(session) -> None:
+    """The controller (or a session without workers) ends last: a command still running then (-x, Ctrl-C) is
+    stopped, and its directory removed."""
+    if hasattr(session.config, "workerinput") or EVERYDAY_DIR not in os.environ:
+        return
+    base = Path(os.environ.pop(EVERYDAY_DIR))
+    if (base / "pgid").exists() and not (base / "rc").exists():
+        try:
+            os.killpg(int((base / "pgid").read_text()), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     shutil.rmtree(base, ignore_errors=True)
-
-
-def pytest_sessionfinish(session, exitstatus) -> None:
-    """A session that ends before the everyday command did (-x, Ctrl-C) leaves no process behind, nor its files."""
-    proc = _everyday.get("proc")
-    if proc is not None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            shutil.rmtree(_everyday_base(), ignore_errors=True)

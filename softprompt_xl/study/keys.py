@@ -12,10 +12,10 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from softprompt_xl.model.backbone import backbone_identity
-from softprompt_xl.config import load_option, stable_hash, to_plain
+from softprompt_xl.config import load_option, stable_hash, to_plain, unknown_language
 from softprompt_xl.data.sources import task_source
 from softprompt_xl.errors import UserError
-from softprompt_xl.study.schema import has_task_data, no_test_set, trains_task_part, unknown_language
+from softprompt_xl.study.schema import has_task_data, no_test_set, trains_task_part
 from softprompt_xl.study.store import Store
 from softprompt_xl.data.fingerprint import source_fingerprint
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from softprompt_xl.config import group_options, has_option, load_option, to_plain
+from softprompt_xl.config import group_options, has_option, load_option, to_plain, unknown_language
 from softprompt_xl.data.loaders import check_subset_size
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError
@@ -107,13 +107,6 @@ def _languages(cfg: Any) -> None:
     for code in dict.fromkeys(wanted):
         if not has_option("lang", str(code)):
             raise UserError(unknown_language(code))
-
-
-def unknown_language(code: str) -> str:
-    return (f"Unknown language '{code}': there is no conf/lang/{code}.yaml. Known languages: "
-            f"{', '.join(group_options('lang'))}. A new language is one small file there (code, name, resource "
-            "level, data sources; copy conf/lang/sk.yaml; README: \"A seventeenth language\"), or in a config "
-            "directory of your own (--config-dir DIR).")
 
 
 def _codes(value: Any) -> list[str]:
