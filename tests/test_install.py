@@ -97,7 +97,8 @@ def test_a_users_config_dir_adds_combos_and_languages(venv, tmp_path):
     (user / "lang").mkdir()
     cwd.mkdir()
     (tmp_path / "home").mkdir()
-    combo = (PROJECT_DIR / "softprompt_xl/conf/combo/lp_ta.yaml").read_text().replace("name: lp_ta", "name: my_combo")
+    # ta's copy: the run needs no language component, so one job runs the new combo
+    combo = (PROJECT_DIR / "softprompt_xl/conf/combo/ta.yaml").read_text().replace("name: ta", "name: my_combo")
     (user / "combo" / "my_combo.yaml").write_text(combo)
     lang = (PROJECT_DIR / "softprompt_xl/conf/lang/sk.yaml").read_text().replace("code: sk", "code: xx")
     (user / "lang" / "xx.yaml").write_text(lang.replace("name: Slovak", "name: Mine"))
@@ -108,7 +109,7 @@ def test_a_users_config_dir_adds_combos_and_languages(venv, tmp_path):
     proc = run(venv, "softprompt_xl.train", "--config-dir", str(user), "+combo=my_combo", "lang=sk", *SHORT, "-m",
                cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    result = json.loads(next((cwd / "runs" / "outputs").rglob("1_my_combo-sk-qa/result.json")).read_text())
+    result = json.loads(next((cwd / "runs" / "outputs").rglob("0_my_combo-sk-qa/result.json")).read_text())
     assert result["status"] == "complete" and result["combo"] == "my_combo"
 
 

@@ -295,6 +295,16 @@ def test_report_shows_confidence_intervals_and_comparisons(tmp_path, make_cfg):
     assert float(compared["en"]["difference"]) == pytest.approx(float(scores["LP+TA"]["en"]) - float(scores["LA+TA"]["en"]), abs=1e-3)
     assert float(compared["en"]["lo"]) > 0 and compared["en"]["seeds"] == "1,2"
     assert compared["sk"]["verdict"] == "no difference" and float(compared["sk"]["p"]) == 1.0
+    # The transfer matrices too, cell by cell (en -> en better; en -> sk and sk -> sk the same predictions), and all
+    # of it counted in one line per scope at the top.
+    assert "LP+TA better in 1 of 3 transfer cells at p<0.05, worse in 0, no difference in 2" in markdown
+    across = read_csv(folder / "compare-transfer-lp_ta-la_ta.csv")
+    assert {k: v["verdict"] for k, v in across.items()} == {"en → en": "better", "en → sk": "no difference",
+                                                            "sk → sk": "no difference"}
+    assert float(across["en → en"]["difference"]) == pytest.approx(float(compared["en"]["difference"]), abs=1e-3)
+    brief = markdown.split("## Comparisons in brief")[1].split("\n## ")[0]
+    assert "**LP+TA vs LA+TA, in-language, all tasks: LP+TA better in 1 of 2 cells" in brief
+    assert "**LP+TA vs LA+TA, transfer, all tasks: LP+TA better in 1 of 3 transfer cells" in brief
 
     # Transfer from English, and the comparison the other way round.
     proc = report(f"paths.root={tmp_path}", "report.resamples=300", "report.transfer_from=en",

@@ -42,7 +42,7 @@ def make_report(cfg: DictConfig, experiment: str | None) -> str:
     notes += annotate(sections, lambda r: store.read_predictions(r.key) if store and r.key else None, cfg.report)
     name = report_name(cfg, experiment)
     folder = Path(cfg.paths.reports) / name
-    markdown = write_report(folder, name, selection, sections, notes)
+    markdown = write_report(folder, name, selection, sections, notes, float(cfg.report.alpha))
     print(markdown, flush=True)
     log.info("Report written to %s (report.md, and per task CSV, LaTeX and PNG)", folder)
     if cfg.report.wandb:

@@ -127,46 +127,85 @@ def _seed_pairs(a: Cell, b: Cell) -> tuple[list[Result], list[Result], str]:
 
 
 def _compare(section: Section, pair: list[str], rescorer: Rescorer, settings: Settings, alpha: float) -> list[Comparison]:
+    """`pair` cell by cell: in the score table (per language, each pair of rows of the two combos), and in their
+    transfer matrices (per trained-on -> tested-on cell)."""
     table, metric = section.scores, section.metric
     langs = [(j, h) for j, h in enumerate(table.header) if j >= 2 and not h.startswith("avg")]
-    lower = metric in LOWER_IS_BETTER
     rows_a = [row for row in table.rows if _combo(row) == pair[0]]
     rows_b = [row for row in table.rows if _combo(row) == pair[1]]
+    level = f"{100 * settings.confidence:g}%"
     out = []
     for row_a in rows_a:
         for row_b in rows_b:
             label_a, label_b = str(row_a[0]), str(row_b[0])
-            lines, counts = [], {"better": 0, "worse": 0, "no difference": 0}
-            untested = 0
-            for j, lang in langs:
-                a, b = row_a[j], row_b[j]
-                runs = None
-                if isinstance(a, Cell) and isinstance(b, Cell):
-                    runs_a, runs_b, seeds = _seed_pairs(a, b)
-                    runs = rescorer.aligned([*runs_a, *runs_b], lang)
-                if runs is None:
-                    untested += 1
-                    lines.append([lang, None, None, None, None, None, None, "not compared", ""])
-                    continue
-                k = len(runs) // 2
-                found = paired(runs[:k], runs[k:], metric, settings)
-                ahead = found.difference < 0 if lower else found.difference > 0
-                verdict = "no difference" if found.p >= alpha else "better" if ahead else "worse"
-                counts[verdict] += 1
-                mean = lambda rs: sum(r.score()[metric] for r in rs) / len(rs)  # noqa: E731
-                lines.append([lang, mean(runs[:k]), mean(runs[k:]), found.difference, found.lo, found.hi,
-                              PValue(found.p), verdict, seeds])
-            tested = sum(counts.values())
-            summary = (f"{label_a} better in {counts['better']} of {tested} cells at p<{alpha:g}, worse in "
-                       f"{counts['worse']}, no difference in {counts['no difference']}"
-                       + (f" ({untested} cell(s) not compared: no predictions on one side)" if untested else ""))
             name = "-".join(p if label == combo_label(p) else f"{p}{i}" for p, label, i in
                             ((pair[0], label_a, rows_a.index(row_a)), (pair[1], label_b, rows_b.index(row_b))))
-            level = f"{100 * settings.confidence:g}%"
-            out.append(Comparison(table=Table(
-                slug=f"{section.slug}/compare-{name}",
+            cells = [(lang, row_a[j], row_b[j]) for j, lang in langs]
+            out.append(_comparison(
+                cells, metric, label_a, label_b, rescorer, settings, alpha, slug=f"{section.slug}/compare-{name}",
                 title=f"{label_a} vs {label_b}: {metric} per language, difference with its {level} paired bootstrap "
-                      "interval and approximate-randomisation p (two-sided, not corrected for multiple comparisons)",
-                header=["language", label_a, label_b, "difference", "lo", "hi", "p", "verdict", "seeds"],
-                rows=lines), summary=summary))
+                      "interval and approximate-randomisation p (two-sided, not corrected for multiple comparisons)"))
+    matrices = {_combo(t.rows[0]) if t.rows else None: t for t in section.transfer}
+    a, b = matrices.get(pair[0]), matrices.get(pair[1])
+    if a is not None and b is not None:
+        cell_b = {(row[0], target): v for row in b.rows for target, v in zip(b.header[1:], row[1:])}
+        cells = [(f"{row[0]} → {target}", v, cell_b.get((row[0], target)))
+                 for row in a.rows for target, v in zip(a.header[1:], row[1:]) if isinstance(v, Cell)]
+        label_a, label_b = combo_label(pair[0]), combo_label(pair[1])
+        out.append(_comparison(
+            cells, metric, label_a, label_b, rescorer, settings, alpha, cells_are="transfer cells",
+            slug=f"{section.slug}/compare-transfer-{pair[0]}-{pair[1]}",
+            title=f"{label_a} vs {label_b}, transfer: {metric} trained on → tested on, difference with its {level} "
+                  "paired bootstrap interval and approximate-randomisation p (two-sided, not corrected)"))
     return out
+
+
+def _comparison(cells: list[tuple[str, Any, Any]], metric: str, label_a: str, label_b: str, rescorer: Rescorer,
+                settings: Settings, alpha: float, slug: str, title: str, cells_are: str = "cells") -> Comparison:
+    """(name, cell of a, cell of b) compared one by one, each on its runs' test examples in the cell's language."""
+    lower = metric in LOWER_IS_BETTER
+    lines, counts = [], {"better": 0, "worse": 0, "no difference": 0}
+    untested = 0
+    for name, a, b in cells:
+        runs = None
+        if isinstance(a, Cell) and isinstance(b, Cell):
+            runs_a, runs_b, seeds = _seed_pairs(a, b)
+            runs = rescorer.aligned([*runs_a, *runs_b], a.lang)
+        if runs is None:
+            untested += 1
+            lines.append([name, None, None, None, None, None, None, "not compared", ""])
+            continue
+        k = len(runs) // 2
+        found = paired(runs[:k], runs[k:], metric, settings)
+        ahead = found.difference < 0 if lower else found.difference > 0
+        verdict = "no difference" if found.p >= alpha else "better" if ahead else "worse"
+        counts[verdict] += 1
+        mean = lambda rs: sum(r.score()[metric] for r in rs) / len(rs)  # noqa: E731
+        lines.append([name, mean(runs[:k]), mean(runs[k:]), found.difference, found.lo, found.hi,
+                      PValue(found.p), verdict, seeds])
+    counts["not compared"] = untested
+    header = ["language" if cells_are == "cells" else "trained on → tested on", label_a, label_b, "difference", "lo",
+              "hi", "p", "verdict", "seeds"]
+    return Comparison(table=Table(slug=slug, title=title, header=header, rows=lines), pair=(label_a, label_b),
+                      summary=_summary(label_a, counts, cells_are, alpha), scope=cells_are, counts=counts)
+
+
+def _summary(label: str, counts: dict[str, int], cells_are: str, alpha: float) -> str:
+    tested = counts["better"] + counts["worse"] + counts["no difference"]
+    return (f"{label} better in {counts['better']} of {tested} {cells_are} at p<{alpha:g}, worse in "
+            f"{counts['worse']}, no difference in {counts['no difference']}"
+            + (f" ({counts['not compared']} cell(s) not compared: no predictions on one side)"
+               if counts["not compared"] else ""))
+
+
+def brief(sections: list[Section], alpha: float) -> list[str]:
+    """Every section's comparisons in one line per pair and scope, counted over all tasks, then per task."""
+    totals: dict[tuple[tuple[str, str], str], dict[str, int]] = {}
+    for section in sections:
+        for c in section.comparisons:
+            total = totals.setdefault((c.pair, c.scope), dict.fromkeys(c.counts, 0))
+            for k, v in c.counts.items():
+                total[k] += v
+    lines = [f"- **{a} vs {b}, {'in-language' if scope == 'cells' else 'transfer'}, all tasks: "
+             f"{_summary(a, counts, scope, alpha)}**" for ((a, b), scope), counts in totals.items()]
+    return lines + [f"- {section.task}: {c.summary}" for section in sections for c in section.comparisons]

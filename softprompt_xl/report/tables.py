@@ -63,6 +63,9 @@ class Comparison:
 
     table: Table
     summary: str  # "LP+TA better in 9 of 24 cells at p<0.05, worse in 2, no difference in 13"
+    pair: tuple[str, str] = ("", "")  # the two configurations' labels
+    scope: str = "cells"  # "cells" (in-language, per language) or "transfer cells" (trained on -> tested on)
+    counts: dict[str, int] = field(default_factory=dict)  # better / worse / no difference / not compared
 
 
 class PValue(float):

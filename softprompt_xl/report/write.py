@@ -9,11 +9,13 @@ from pathlib import Path
 
 from softprompt_xl.runtime.atomic import atomic_dir
 from softprompt_xl.report import plots, render
+from softprompt_xl.report.comparisons import brief
 from softprompt_xl.report.results import Selection
 from softprompt_xl.report.tables import Section
 
 
-def write_report(folder: Path, name: str, selection: Selection, sections: list[Section], notes: list[str]) -> str:
+def write_report(folder: Path, name: str, selection: Selection, sections: list[Section], notes: list[str],
+                 alpha: float = 0.05) -> str:
     """Write everything under `folder` (replacing an earlier report of the same name); return the Markdown."""
     filters = " ".join(f"{k}={v}" for k, v in selection.filters.items()) or "none"
     lines = [
@@ -27,6 +29,8 @@ def write_report(folder: Path, name: str, selection: Selection, sections: list[S
         "languages is. Comparisons: paired over the same test examples and seeds; p-values are two-sided and not "
         "corrected for the number of cells compared.",
     ]
+    if any(section.comparisons for section in sections):
+        lines += ["", "## Comparisons in brief", "", *brief(sections, alpha)]
     files: dict[str, bytes | str] = {}
     for section in sections:
         lines += ["", f"## {section.scores.title}", "", f"Setting: {section.setting}.", "",
