@@ -7,6 +7,7 @@ then ends with a list of what failed and a non-zero exit code.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import sys
@@ -75,6 +76,10 @@ def run_job(cfg: DictConfig) -> dict:
     from softprompt_xl.runtime.divergence import Diverged
     from softprompt_xl.runtime.resume import Interrupted
 
+    # What is alive now (the libraries: half a million objects; earlier jobs of the sweep, collected first) is left
+    # out of every later collection, so load_backbone's at each stage scans this job's objects only (0.8 s -> ms).
+    gc.collect()
+    gc.freeze()
     interrupted_by = None
     try:
         result = stages.run(cfg, output_dir)
