@@ -15,8 +15,9 @@ from softprompt_xl.report.tables import Section
 
 
 def write_report(folder: Path, name: str, selection: Selection, sections: list[Section], notes: list[str],
-                 alpha: float = 0.05) -> str:
-    """Write everything under `folder` (replacing an earlier report of the same name); return the Markdown."""
+                 alpha: float) -> str:
+    """Write everything under `folder` (replacing an earlier report of the same name); return the Markdown.
+    `alpha`: report.alpha, the level the comparisons' counts use."""
     filters = " ".join(f"{k}={v}" for k, v in selection.filters.items()) or "none"
     lines = [
         f"# Report `{name}`", "",
