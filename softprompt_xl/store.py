@@ -36,7 +36,7 @@ def _language_of(name: str) -> str | None:
     """The language code a component's name says (the authors': slovak_prompt_100k; or sk_prompt_100k)."""
     words = set(re.split(r"[^a-z]+", os.path.basename(name.rstrip("/")).lower()))
     for code in group_options("lang"):
-        lang = load_option("lang", code)
+        lang = load_option("lang", code, copy=False)
         if code in words or (lang is not None and str(lang.name).lower() in words):
             return code
     return None

@@ -63,12 +63,13 @@ class Store:
         found = []
         for path in (self.root / "components").glob(f"lang-*/{HEADER_FILE}"):
             try:
-                spec = ComponentHeader.read(path.parent).meta.get("spec") or {}
+                meta = ComponentHeader.read(path.parent).meta
             except UserError:
                 continue
+            spec = meta.get("spec") or {}
             imported = spec.get("imported") or {}
             if imported.get("source") == source and spec.get("lang") == lang and spec.get("backbone") == backbone:
-                found.append((ComponentHeader.read(path.parent).meta.get("created", ""), spec))
+                found.append((meta.get("created", ""), spec))
         return max(found, key=lambda f: f[0])[1] if found else None
 
     def read_result(self, key: str) -> Result | None:
