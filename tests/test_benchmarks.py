@@ -40,7 +40,7 @@ def test_throughput_smoke(capsys, tmp_path):
     out = tmp_path / "figures.json"
     throughput.main(["--backbones", "tiny", "--tasks", "nli", "--kinds", "prompt,adapter,lora", "--repeats", "1",
                      "--steps", "2", "--warmup", "1", "--batch-size", "2", "--eval-examples", "3", "--device", "cpu",
-                     "--cache", str(SHARED_CACHE), "--json", str(out)])
+                     "--bf16", "--cache", str(SHARED_CACHE), "--json", str(out)])
     text = capsys.readouterr().out
     training = table_rows(text, "## Training")
     expected = [("span", "sk", "prompt")] + [("task", "nli", k) for k in ("prompt", "adapter", "lora")]
@@ -55,6 +55,11 @@ def test_throughput_smoke(capsys, tmp_path):
     for row in generation:
         assert row[3:5] == ["3", "3"]  # NLI's answer length; 3 examples
         assert leading_number(row[5]) > 0 and leading_number(row[6]) > 0
+    bf16 = table_rows(text, "## bf16-mixed vs fp32")  # --bf16 on CPU: the table a GPU run prints, without its memory
+    assert [tuple(r[1:4]) for r in bf16] == expected
+    for row in bf16:
+        assert all(leading_number(row[i]) > 0 for i in (4, 5, 6, 7, 8)), row  # fp32, bf16, ratio, bare bf16, fw/bare
+        assert row[9:11] == ["-", "-"] and all(cell.endswith("%") for cell in row[11:13]), row  # no CUDA memory; MFU
     assert len(json.loads(out.read_text())["rows"]) == len(expected)
 
 

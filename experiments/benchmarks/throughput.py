@@ -34,8 +34,9 @@ second; tokens/s = their real input + target tokens (no padding, no virtual prom
 tokens in every way, so the ratios of tokens/s equal those of examples/s. Each figure is the median of the repeats,
 with min-max after it. fw/bare and fw/ref are ratios of the medians.
 
-On CUDA, a second table: the framework and the bare loop in bf16-mixed against fp32, peak memory
-(`torch.cuda.max_memory_allocated`) and model FLOP utilisation:
+With --bf16 (the default on CUDA; on CPU it asks for it, and pays off where the CPU has bf16 matrix units, e.g.
+AMX), a second table: the framework and the bare loop in bf16-mixed against fp32, peak memory
+(`torch.cuda.max_memory_allocated`; "-" on CPU) and model FLOP utilisation:
     MFU = 6 * (N_enc * T_enc + N_dec * T_dec) / seconds / peak FLOP/s
 with N_enc, N_dec the encoder's and decoder's parameters (components included; the embedding table, a lookup,
 excluded, the untied output layer counted with the decoder), T_enc the encoder tokens (real tokens plus virtual
@@ -342,7 +343,7 @@ class Measure:
         labels_to = REFERENCE_LABELS if stage == "task" else max(len(e["labels"]) for e in examples)
         reference = reference_rows(examples, b.tokenizer.pad_token_id, labels_to)
         ways = [("framework", "32-true"), ("bare", "32-true")] + [("reference", "32-true")] * HAVE_ACCELERATE
-        if self.device.type == "cuda":
+        if args.bf16:
             ways += [("framework", "bf16-mixed"), ("bare", "bf16-mixed")]
         what = f"{stage} {row.task} {kind} on {b.name}"
         for repeat in range(args.repeats):
@@ -498,13 +499,13 @@ def tables(rows: list[Row], peak_tflops: float) -> str:
             g = r.generation
             lines.append(f"| {r.backbone} | {r.task} | {r.kind} | {r.answer_tokens} | {r.eval_examples} | "
                          f"{cell(g.get('framework'))} | {cell(g.get('bare'))} | {ratio(g.get('framework'), g.get('bare'))} |")
-    cuda = [r for r in rows if "framework bf16" in r.ways]
-    if cuda:
-        lines += ["", f"## CUDA: bf16-mixed vs fp32 (MFU = 6 (N_enc T_enc + N_dec T_dec) / s / {peak_tflops:g} TFLOP/s)", "",
+    bf16_rows = [r for r in rows if "framework bf16" in r.ways]
+    if bf16_rows:
+        lines += ["", f"## bf16-mixed vs fp32 (MFU = 6 (N_enc T_enc + N_dec T_dec) / s / {peak_tflops:g} TFLOP/s)", "",
                   "| backbone | stage | task | kind | framework fp32 ex/s | framework bf16 ex/s | bf16/fp32 | bare bf16 ex/s "
                   "| fw/bare bf16 | peak GiB fp32 | peak GiB bf16 | MFU fp32 | MFU bf16 |",
                   "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for r in cuda:
+        for r in bf16_rows:
             w = r.ways
             fp32, bf16 = w["framework"], w["framework bf16"]
             mfu = [f"{100 * f.median('flops_per_s') / (peak_tflops * 1e12):.1f}%" for f in (fp32, bf16)]
@@ -541,6 +542,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a real dataset's token lengths for TASK (format above); repeatable")
     parser.add_argument("--logger", default="none", choices=("none", "csv", "wandb"), help="the framework's logger")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="also train in bf16-mixed (default: on CUDA only)")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="peak FLOP/s of the device, for MFU")
     parser.add_argument("--cache", default=None, help="paths.cache (default: the framework's; "
                         "$SOFTPROMPT_XL_CACHE applies as in a run)")
@@ -548,6 +551,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                                else "cpu")
+    if args.bf16 is None:
+        args.bf16 = args.device.type == "cuda"
     unknown = set(args.backbones.split(",")) - set(SHAPES)
     if unknown:
         parser.error(f"unknown backbone {sorted(unknown)}: choose from {', '.join(SHAPES)}")
