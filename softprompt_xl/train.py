@@ -206,6 +206,8 @@ def unknown_language_named(argv: list[str]) -> str | None:
     before Hydra, nothing that imports torch (matplotlib, under it, would write into HOME before paths are set)."""
     from softprompt_xl.config import CONF_DIR, unknown_language
 
+    if any(a.lstrip("+~").startswith("hydra.searchpath") for a in argv):
+        return None  # languages may come from any config source: Hydra's own error names what it searched
     dirs = [CONF_DIR] + [Path(argv[i + 1]) for i, a in enumerate(argv[:-1]) if a in ("--config-dir", "-cd")]
     dirs += [Path(a.split("=", 1)[1]) for a in argv if a.startswith("--config-dir=")]
     for arg in argv[1:]:

@@ -164,3 +164,4 @@ def test_an_unknown_language_on_the_command_line_lists_the_known_ones_and_how_to
     (tmp_path / "lang").mkdir()
     (tmp_path / "lang" / "xx.yaml").write_text("code: xx\n")
     assert unknown_language_named(["train", "--config-dir", str(tmp_path), "lang=xx"]) is None
+    assert unknown_language_named(["train", f"hydra.searchpath=[file://{tmp_path}]", "lang=xx"]) is None
