@@ -6,7 +6,9 @@ is looked up by a hand-written path, and nothing is trained twice (a file lock m
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import logging
 import shutil
 import time
@@ -62,15 +64,14 @@ class Store:
         (study/imports.py), the latest import if there are several; None if there is none."""
         found = []
         for path in (self.root / "components").glob(f"lang-*/{HEADER_FILE}"):
-            try:
-                meta = ComponentHeader.read(path.parent).meta
-            except UserError:
+            meta = _header_meta(path, path.stat().st_mtime_ns)
+            if meta is None:
                 continue
             spec = meta.get("spec") or {}
             imported = spec.get("imported") or {}
             if imported.get("source") == source and spec.get("lang") == lang and spec.get("backbone") == backbone:
                 found.append((meta.get("created", ""), spec))
-        return max(found, key=lambda f: f[0])[1] if found else None
+        return copy.deepcopy(max(found, key=lambda f: f[0])[1]) if found else None  # the cached header stays as read
 
     def read_result(self, key: str) -> Result | None:
         """The finished result under `key`; None if there is none, or a damaged one (said in a warning), so that
@@ -127,3 +128,14 @@ class Store:
 
 def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+@functools.lru_cache(maxsize=None)
+def _header_meta(header: Path, mtime_ns: int) -> dict | None:
+    """A stored component's meta, read once per process: planning a sweep that imports its language components
+    looks them up once per run and language. A component is written once, atomically, so its path and mtime
+    name its contents; None for a damaged one."""
+    try:
+        return ComponentHeader.read(header.parent).meta
+    except UserError:
+        return None
