@@ -2,7 +2,7 @@
 # The first run of the README's first command as a new user meets it: a fresh clone of this checkout's HEAD, a
 # fresh venv, nothing cached but pip's wheels. Times the install and the everyday command apart, and prints both.
 # The command is read from the README (its line after "# 1."), so this measures what the README says.
-# PIP_INSTALL='pip install -e .' times another install command (e.g. without --no-compile) with the same run.
+# PIP_INSTALL='pip install --no-compile -e .' times another install command with the same run.
 # Run from the checkout: bash experiments/benchmarks/first_run.sh
 set -euo pipefail
 checkout=$(cd "$(dirname "$0")/../.." && pwd)
