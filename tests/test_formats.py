@@ -694,6 +694,24 @@ def test_ronli_labels_are_remapped_and_reasoning_pairs_left_out(tmp_path, cache,
     assert records[0]["premise"] == "Propoziția 0." and records[0]["hypothesis"] == "Alta 0."
 
 
+@pytest.mark.parametrize("labels", [[0, 1, 2, 2], ["e", "n", "c", "c"], ["entailment", "neutral", "contradiction", "contradiction"]])
+def test_sk_anli_hub_csv_with_anli_columns_and_label_ids_letters_or_words(tmp_path, cache, make_cfg, labels):
+    # ivykopal/anli_sk: train/validation/test.csv with ANLI's columns (uid, premise, hypothesis, label, reason)
+    rows = [("u1", "Anna, ktorá má psa, je doma.", "Anna má zviera.", "Pes je zviera."),
+            ("u2", "Peter býva v Nitre.", "Peter je učiteľ.", "Nevieme, čo robí."),
+            ("u3", "Eva rada pláva, povedala.", "Eva nepláva.", "Pláva rada."),
+            ("u4", "Dom je \"starý\", vraví.", "Dom je nový.", "Je starý.")]
+    paths = {}
+    for split in ("train", "validation", "test"):
+        paths[split] = str(tmp_path / f"{split}.csv")
+        datasets.Dataset.from_list([{"uid": u, "premise": p, "hypothesis": h, "label": label, "reason": r}
+                                    for (u, p, h, r), label in zip(rows, labels)]).to_csv(paths[split], index=False)
+    cfg = lang_file_source(make_cfg, "sk", "nli", path="csv", data_files=paths)
+    records = run_records(cfg, "test", cache)
+    assert [(r["premise"], r["hypothesis"], r["label"]) for r in records] == [(p, h, label) for (_, p, h, _), label
+                                                                               in zip(rows, [0, 1, 2, 2])]
+
+
 def test_si_nli_label_words_and_its_labelled_validation_split_as_the_test_split(tmp_path, cache, make_cfg):
     # cjvt/si_nli (public): label written as a word; its test split has none (SloBENCH keeps them)
     words = ["entailment", "neutral", "contradiction"]

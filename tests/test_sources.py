@@ -275,9 +275,10 @@ def test_a_missing_file_says_which_and_how_to_fix(tmp_path, cache):
 
 
 def test_a_missing_local_source_of_data_hub_names_the_expected_file(make_cfg, cache):
-    cfg = make_cfg("+combo=lp_ta", "data=hub", "lang=sk", "task=nli")
-    with pytest.raises(UserError, match=r"Data file not found for sk nli \(train split\): .*external/sk-anli/train\.jsonl"):
-        load_split(task_source(cfg), "train", cache, "sk nli")
+    cfg = make_cfg("+combo=lp_ta", "data=hub", "lang=sk", "task=checkworthy")
+    with pytest.raises(UserError, match=r"Data file not found for sk checkworthy \(train split\): "
+                                        r".*external/multiclaim/sk/train\.csv"):
+        load_split(task_source(cfg), "train", cache, "sk checkworthy")
 
 
 def test_no_source_at_all_is_a_clear_message(cache):
