@@ -133,7 +133,6 @@ def _compare(section: Section, pair: list[str], rescorer: Rescorer, settings: Se
     langs = [(j, h) for j, h in enumerate(table.header) if j >= 2 and not h.startswith("avg")]
     rows_a = [row for row in table.rows if _combo(row) == pair[0]]
     rows_b = [row for row in table.rows if _combo(row) == pair[1]]
-    level = f"{100 * settings.confidence:g}%"
     out = []
     for row_a in rows_a:
         for row_b in rows_b:
@@ -141,10 +140,8 @@ def _compare(section: Section, pair: list[str], rescorer: Rescorer, settings: Se
             name = "-".join(p if label == combo_label(p) else f"{p}{i}" for p, label, i in
                             ((pair[0], label_a, rows_a.index(row_a)), (pair[1], label_b, rows_b.index(row_b))))
             cells = [(lang, row_a[j], row_b[j]) for j, lang in langs]
-            out.append(_comparison(
-                cells, metric, label_a, label_b, rescorer, settings, alpha, slug=f"{section.slug}/compare-{name}",
-                title=f"{label_a} vs {label_b}: {metric} per language, difference with its {level} paired bootstrap "
-                      "interval and approximate-randomisation p (two-sided, not corrected for multiple comparisons)"))
+            out.append(_comparison(cells, metric, label_a, label_b, rescorer, settings, alpha,
+                                   slug=f"{section.slug}/compare-{name}", what=f"{metric} per language"))
     matrices = {_combo(t.rows[0]) if t.rows else None: t for t in section.transfer}
     a, b = matrices.get(pair[0]), matrices.get(pair[1])
     if a is not None and b is not None:
@@ -152,27 +149,24 @@ def _compare(section: Section, pair: list[str], rescorer: Rescorer, settings: Se
         cells = [(f"{row[0]} → {target}", v, cell_b.get((row[0], target)))
                  for row in a.rows for target, v in zip(a.header[1:], row[1:]) if isinstance(v, Cell)]
         label_a, label_b = combo_label(pair[0]), combo_label(pair[1])
-        out.append(_comparison(
-            cells, metric, label_a, label_b, rescorer, settings, alpha, cells_are="transfer cells",
-            slug=f"{section.slug}/compare-transfer-{pair[0]}-{pair[1]}",
-            title=f"{label_a} vs {label_b}, transfer: {metric} trained on → tested on, difference with its {level} "
-                  "paired bootstrap interval and approximate-randomisation p (two-sided, not corrected)"))
+        out.append(_comparison(cells, metric, label_a, label_b, rescorer, settings, alpha, cells_are="transfer cells",
+                               slug=f"{section.slug}/compare-transfer-{pair[0]}-{pair[1]}",
+                               what=f"transfer, {metric} trained on → tested on"))
     return out
 
 
 def _comparison(cells: list[tuple[str, Any, Any]], metric: str, label_a: str, label_b: str, rescorer: Rescorer,
-                settings: Settings, alpha: float, slug: str, title: str, cells_are: str = "cells") -> Comparison:
+                settings: Settings, alpha: float, slug: str, what: str, cells_are: str = "cells") -> Comparison:
     """(name, cell of a, cell of b) compared one by one, each on its runs' test examples in the cell's language."""
     lower = metric in LOWER_IS_BETTER
-    lines, counts = [], {"better": 0, "worse": 0, "no difference": 0}
-    untested = 0
+    lines, counts = [], {"better": 0, "worse": 0, "no difference": 0, "not compared": 0}
     for name, a, b in cells:
         runs = None
         if isinstance(a, Cell) and isinstance(b, Cell):
             runs_a, runs_b, seeds = _seed_pairs(a, b)
             runs = rescorer.aligned([*runs_a, *runs_b], a.lang)
         if runs is None:
-            untested += 1
+            counts["not compared"] += 1
             lines.append([name, None, None, None, None, None, None, "not compared", ""])
             continue
         k = len(runs) // 2
@@ -183,7 +177,8 @@ def _comparison(cells: list[tuple[str, Any, Any]], metric: str, label_a: str, la
         mean = lambda rs: sum(r.score()[metric] for r in rs) / len(rs)  # noqa: E731
         lines.append([name, mean(runs[:k]), mean(runs[k:]), found.difference, found.lo, found.hi,
                       PValue(found.p), verdict, seeds])
-    counts["not compared"] = untested
+    title = (f"{label_a} vs {label_b}: {what}, difference with its {100 * settings.confidence:g}% paired bootstrap "
+             "interval and approximate-randomisation p (two-sided, not corrected for multiple comparisons)")
     header = ["language" if cells_are == "cells" else "trained on → tested on", label_a, label_b, "difference", "lo",
               "hi", "p", "verdict", "seeds"]
     return Comparison(table=Table(slug=slug, title=title, header=header, rows=lines), pair=(label_a, label_b),
