@@ -27,6 +27,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[2]
 # heldout_chunks=0: the same job as before stage 1 scored held-out text (that costs a pass over the selection)
 JOB = ["+combo=lp_ta", "lang=sk", "stage=lang", "lang_stage.max_steps=5", "lang_stage.heldout_chunks=0", "logger=none"]
+# The words of the generated corpus: those of the bundled Slovak toy corpus (paths.toy_data, in the package).
+TOY_CORPUS = PROJECT / "softprompt_xl" / "toy" / "data" / "sk" / "wiki.jsonl.gz"
 FIRST_STEP = re.compile(r"\b1/5 \[")  # the progress bar after the first optimiser step
 
 
@@ -37,7 +39,7 @@ def make(directory: Path, gb: float, shards: int, seed: int = 0) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    words = gzip.open(PROJECT / "softprompt_xl/data/toy/sk/wiki.jsonl.gz", "rt", encoding="utf-8").read()
+    words = gzip.open(TOY_CORPUS, "rt", encoding="utf-8").read()
     vocabulary = sorted({w for line in words.splitlines() for w in json.loads(line)["text"].split()})
     rng = random.Random(seed)
     # Paragraphs drawn once, documents made of several of them: gigabytes of text in seconds, not hours.
