@@ -193,11 +193,26 @@ class ReportFailedJobs(Callback):
         log.info("All %d jobs complete. Results: %s/*/%s", len(jobs), sweep_dir, RESULT_FILE)
 
 
-def multirun_flag_last(argv: list[str]) -> list[str]:
-    """`... lang=sk,cs -m hydra/launcher=slurm` as well as `... -m`: Hydra's parser takes the overrides only as one
-    unbroken run of words, so the value-less multirun flag is moved behind them."""
-    flags = [a for a in argv[1:] if a in ("-m", "--multirun")]
-    return [argv[0], *(a for a in argv[1:] if a not in ("-m", "--multirun")), *flags]
+def hydra_flags_last(argv: list[str]) -> list[str]:
+    """`... lang=sk,cs -m hydra/launcher=slurm` as well as `... -m`, and `+combo=lp_ta --cfg job paths.root=X` as well
+    as `... paths.root=X --cfg job`: Hydra's parser takes the overrides only as one unbroken run of words, so its
+    flags, each with its value (`--cfg job`, `-p data`, `--config-dir DIR`), are moved behind them, in their order."""
+    from hydra._internal.utils import get_args_parser
+
+    actions = {s: a for a in get_args_parser()._actions for s in a.option_strings}
+    words, flags, rest = [], [], list(argv[1:])
+    while rest:
+        word = rest.pop(0)
+        action = actions.get(word.split("=", 1)[0]) if word.startswith("-") else None
+        if action is None or word == "--":
+            words.append(word)
+            continue
+        flags.append(word)
+        if "=" in word or action.nargs == 0 or not rest:
+            continue
+        if action.nargs is None or rest[0] in (action.choices or ()):  # --info's value is optional: one of its choices
+            flags.append(rest.pop(0))
+    return [argv[0], *words, *flags]
 
 
 def unknown_language_named(argv: list[str]) -> str | None:
@@ -221,7 +236,7 @@ def unknown_language_named(argv: list[str]) -> str | None:
 
 
 if __name__ == "__main__":
-    sys.argv = multirun_flag_last(sys.argv)
+    sys.argv = hydra_flags_last(sys.argv)
     if unknown := unknown_language_named(sys.argv):
         print(unknown, file=sys.stderr)
         sys.exit(2)

@@ -203,3 +203,25 @@ def test_the_slurm_launcher_without_a_reachable_cluster_says_what_to_do(tmp_path
     assert proc.returncode == 2
     assert "sacct fails here" in proc.stdout and "SLURM_CONF" in proc.stdout and "job accounting" in proc.stdout
     assert "Traceback" not in proc.stdout
+
+
+def test_hydra_flags_may_stand_anywhere_among_the_overrides():
+    """Hydra's parser takes the overrides as one unbroken run of words: `-m` and `--cfg job` (with its value) may
+    stand among them on the command line all the same (train.hydra_flags_last moves them behind)."""
+    from hydra._internal.utils import get_args_parser
+
+    from softprompt_xl.train import hydra_flags_last
+
+    def parse(*words: str):
+        return get_args_parser().parse_args(hydra_flags_last(["train", *words])[1:])
+
+    args = parse("+combo=lp_ta", "--cfg", "job", "paths.root=X")
+    assert (args.overrides, args.cfg) == (["+combo=lp_ta", "paths.root=X"], "job")
+    args = parse("+combo=lp_ta", "lang=sk,cs", "-m", "hydra/launcher=slurm")
+    assert (args.overrides, args.multirun) == (["+combo=lp_ta", "lang=sk,cs", "hydra/launcher=slurm"], True)
+    args = parse("--config-dir", "my_conf", "+combo=mine", "-c", "job", "-p", "data", "lang=sk", "--resolve")
+    assert (args.overrides, args.config_dir, args.cfg, args.package, args.resolve) == (
+        ["+combo=mine", "lang=sk"], "my_conf", "job", "data", True)
+    args = parse("--info", "defaults", "lang=sk")  # --info's value is optional: taken when it is one of its choices
+    assert (args.overrides, args.info) == (["lang=sk"], "defaults")
+    assert parse("--info", "lang=sk").overrides == ["lang=sk"]
