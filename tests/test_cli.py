@@ -65,6 +65,24 @@ def test_hub_backbone_offline_fails_at_once_with_advice(tmp_path):
     assert result["status"] == "failed" and "bigscience/mt0-base" in result["error"]
 
 
+@pytest.mark.parametrize("name", ["/data/mt0-base", "./mt0-base", "models/bigscience/mt0-base", "EMPTY"])
+def test_a_backbone_directory_that_is_none_says_how_to_make_one(make_cfg, tmp_path, name):
+    """The README's `backbone=mt0_base backbone.name=/data/mt0-base` where there is no such directory (or one without
+    a model): said in one paragraph, never a Hub id error (a name that can only be a path is never sent to the Hub)."""
+    from softprompt_xl.model.backbone import load_backbone
+    from softprompt_xl.runtime.hub import is_path
+
+    name = str(tmp_path) if name == "EMPTY" else name
+    assert is_path(name) and is_path("~/mt0-base") and not is_path("bigscience/mt0-base") and not is_path("mt0-base")
+    cfg = make_cfg("+combo=ta", "lang=sk", "backbone=mt0_base", f"backbone.name={name}")
+    with pytest.raises(UserError) as err:
+        load_backbone(cfg.backbone, cfg.paths)
+    message = str(err.value)
+    assert message.startswith(f"backbone.name={name}: ")
+    assert ("holds no config.json" if name == str(tmp_path) else "does not exist here") in message
+    assert "huggingface-cli download bigscience/mt0-base --local-dir DIR" in message and "backbone.name=DIR" in message
+
+
 def test_a_failing_job_does_not_stop_the_others(tmp_path):
     # Only the English test file exists, so the Slovak job fails on its data and the English one completes.
     good = tmp_path / "data" / "en.jsonl.gz"
@@ -138,6 +156,11 @@ def test_the_everyday_command_end_to_end(everyday_command, tmp_path, make_cfg, c
     assert result["trainable_params"]["lang"] == 0 and result["trainable_params"]["task"] > 0
     assert result["steps"] == 300 and result["wall_time_s"] > 0
     assert "[lp_ta sk qa] sk: exact_match=" in stdout  # the summary line
+    # stdout is a file, as a SLURM job's: no carriage-return progress bars (Lightning's, datasets'), plain lines
+    # instead (runtime/progress.py), at least the one that ends each training stage
+    assert "\r" not in stdout and "Generating train split" not in stdout
+    assert "Stage 1 (the Slovak language prompt): steps 150/150 done in" in stdout
+    assert "Stage 2 (the task adapter on Slovak qa): steps 300/300 done in" in stdout
     # the language prompt is in the store, three offline W&B runs (language, task, evaluation) in paths.wandb
     (component,) = (root / "store" / "components").glob("lang-prompt-sk-*[!k]")
     header = json.loads((component / "component.json").read_text())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from softprompt_xl.config import load_option
 from softprompt_xl.errors import UserError
-from softprompt_xl.runtime.hub import load_local_first
+from softprompt_xl.runtime.hub import is_path, load_local_first
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,10 @@ def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTr
     # module) until a collection: without one first, two mt0-base copies were in memory at once.
     gc.collect()
     location = backbone_cfg.name or str(built_dir(backbone_cfg, paths, create=True))
+    if backbone_cfg.name and is_path(location):  # a directory, which the Hub's loader would take for a bad model id
+        location = os.path.expanduser(location)
+        if not (Path(location) / "config.json").is_file():
+            raise UserError(no_model_directory(backbone_cfg, location))
     kwargs = {"cache_dir": paths.hf_cache}
     if backbone_cfg.get("revision") and not Path(location).is_dir():
         kwargs["revision"] = backbone_cfg.revision
@@ -36,6 +42,10 @@ def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTr
         tokenizer = load_local_first(AutoTokenizer.from_pretrained, location, **kwargs)
         model = load_local_first(AutoModelForSeq2SeqLM.from_pretrained, location, dtype=torch.float32, **kwargs)
     except OSError as err:
+        if Path(location).is_dir():
+            raise UserError(f"Could not load the backbone from the directory {location} (backbone.name): it holds no "
+                            f"model that transformers can load ({str(err).splitlines()[0]}). A downloaded model's "
+                            "directory holds its config.json, its weights and its tokenizer files.") from None
         raise UserError(
             f"Could not load the backbone '{location}': it is not a local directory, not in the Hugging Face "
             f"cache ({paths.hf_cache}), and the Hub could not be reached to fetch it. Either run where the Hub "
@@ -45,6 +55,21 @@ def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTr
         ) from None
     model.train()  # from_pretrained returns eval mode, which would silently switch dropout off in training
     return model, tokenizer
+
+
+def no_model_directory(backbone_cfg: Any, location: str) -> str:
+    """What a backbone.name that can only be a directory, and is no model's directory here, is told."""
+    option = load_option("backbone", str(backbone_cfg.get("id")), copy=False) if backbone_cfg.get("id") else None
+    hub_name = option.get("name") if option is not None else None
+    what = ("holds no config.json: it is not a downloaded model" if Path(location).is_dir() else
+            "is a file, not a directory" if Path(location).exists() else "does not exist here")
+    return (f"backbone.name={backbone_cfg.name}: {location} {what}. backbone.name is a Hugging Face model name "
+            f"(such as {hub_name or 'bigscience/mt0-base'}) or the directory of a downloaded model (its config.json, "
+            f"weights and tokenizer files). To make one, on a machine with network run `huggingface-cli download "
+            f"{hub_name or 'MODEL'} --local-dir DIR`, copy DIR to this machine and run with backbone.name=DIR (an "
+            f"absolute path, or one relative to the directory the command starts in)"
+            + (f"; without backbone.name, backbone={backbone_cfg.id} loads {hub_name} from the Hugging Face cache "
+               f"(paths.hf_cache) or the Hub." if hub_name else "."))
 
 
 def backbone_identity(backbone_cfg: Any, paths: Any) -> dict:

@@ -24,6 +24,12 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
         return False
 
 
+def is_path(name: str) -> bool:
+    """Whether a model name can only mean a directory: a Hub id is `name` or `namespace/name`, never starting with
+    `.` (`./`, `../`), `/` or `~`, never with a second `/` or a backslash."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+
+
 def load_local_first(loader, name: str, **kwargs):
     """`loader(name, **kwargs)` from a local directory or cache if possible, else from the Hub if it answers.
 
