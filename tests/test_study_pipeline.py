@@ -198,9 +198,21 @@ def test_cross_lingual_evaluation_swaps_in_each_targets_component_and_eval_only_
 
 
 def test_eval_only_without_a_trained_component_says_what_to_do(make_cfg, tmp_path):
+    """stage=eval trains nothing: with no stored task component a sweep is refused in its plan, before stage 1 (the
+    README's `+combo=ll_tl lang=en stage=eval eval_langs=[sk] -m` trained two language LoRAs first), and so is a
+    single run, before its language components."""
+    args = ["+combo=ll_tl,full_ft,zero_shot", "lang=en", "stage=eval", "eval_langs=[sk]", *FAST_OVERRIDES]
     with pytest.raises(UserError) as err:
-        stages.run(make_cfg(f"paths.root={tmp_path}", "+combo=tp", "lang=sk", *FAST_OVERRIDES, "stage=eval"), tmp_path)
-    assert "stage=eval evaluates a stored task component" in str(err.value) and "without stage=eval" in str(err.value)
+        plan_sweep(sweep_jobs(*args), lambda job: make_cfg(f"paths.root={tmp_path}", *job))
+    message = str(err.value)
+    assert message.startswith("stage=eval evaluates stored task components and trains nothing, but the store")
+    assert "2 run(s) of this command: ll_tl en qa (no task component task-ll_tl-lora-en-qa-" in message
+    assert "full_ft en qa (full_ft does not store its fine-tuned backbone)" in message  # zero_shot needs nothing
+    assert "without stage=eval" in message
+    with pytest.raises(UserError) as err:
+        stages.run(make_cfg(f"paths.root={tmp_path}", "+combo=lp_tp", "lang=sk", *FAST_OVERRIDES, "stage=eval"), tmp_path)
+    assert "stage=eval evaluates stored task components" in str(err.value) and "without stage=eval" in str(err.value)
+    assert not (tmp_path / "store" / "components").exists()  # the language prompt was not trained first
 
 
 def test_dry_run_plans_the_paper_grid_without_training(tmp_path):

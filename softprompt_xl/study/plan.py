@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from softprompt_xl.errors import UserError
 from softprompt_xl.study import schema
-from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec, unevaluated
+from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec, task_spec, unevaluated
 from softprompt_xl.study.records import Result, cfg_run_name, lang_run_name
 from softprompt_xl.study.store import Store
 
@@ -106,6 +107,26 @@ def finished_result(cfg: Any, store: Store, lang_specs: dict[str, dict | None] |
     return result if result and not cfg.force else None
 
 
+def not_stored_for_eval(cfg: Any, store: Store) -> str | None:
+    """With stage=eval (evaluate a stored task component, train nothing): why the run `cfg` cannot run - the store
+    holds no task component for it, or its combo stores none (full_ft) - else None. Asked before anything trains:
+    by the plan for every run of a sweep, and by a single run before its stage 1."""
+    if cfg.stage != "eval" or not schema.trains_task_part(cfg.combo):
+        return None
+    if not cfg.combo.components.get("task"):
+        return f"{cfg_run_name(cfg, ' ')} (full_ft does not store its fine-tuned backbone)"
+    k = key(task_spec(cfg))
+    return None if store.has(store.component_dir(k)) else f"{cfg_run_name(cfg, ' ')} (no task component {k})"
+
+
+def nothing_stored_for_eval(store: str, runs: list[str]) -> str:
+    """The refusal of stage=eval for `runs` (as not_stored_for_eval names them), in one paragraph."""
+    return (f"stage=eval evaluates stored task components and trains nothing, but the store ({store}) has none for "
+            f"{len(runs)} run(s) of this command: {'; '.join(runs)}. Nothing was trained or evaluated. Run the same "
+            "command without stage=eval to train them first (with their language components), or leave those runs "
+            "out; `python -m softprompt_xl.store` lists what the store holds.")
+
+
 def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> SweepPlan:
     """`jobs` are the override lists of the sweep's runs; `compose` turns one into its config. Every run's
     configuration is checked (study/schema.py) before anything is planned: a UserError stops the whole sweep."""
@@ -122,6 +143,7 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
     for _, cfg in configs:
         schema.check(cfg)
     wanted: dict[str, LangComponentJob] = {}
+    not_stored: dict[str, list[str]] = {}  # stage=eval runs that have nothing stored to evaluate, by store
     for job, cfg in configs:
         store = Store(cfg.paths.store)
         evaluated = eval_langs(cfg)
@@ -130,6 +152,9 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
         specs = {code: lang_spec(cfg, code) for code in dict.fromkeys([cfg.lang.code, *evaluated])}
         if finished_result(cfg, store, {code: specs[code] for code in evaluated}):
             plan.finished.append(cfg_run_name(cfg, " "))
+            continue
+        if why := not_stored_for_eval(cfg, store):
+            not_stored.setdefault(str(store.root), []).append(why)
             continue
         plan.evaluations += len(evaluated)
         plan.transfer += sum(code != cfg.lang.code for code in evaluated)
@@ -146,5 +171,7 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
                 if k not in wanted and not store.has(store.component_dir(k)):
                     wanted[k] = LangComponentJob.of(job, spec)
         plan.todo.append(RunJob(tuple(job), tuple(needs)))
+    for store, runs in not_stored.items():  # refused before stage 1 trains anything for them
+        raise UserError(nothing_stored_for_eval(store, runs))
     plan.lang_jobs = list(wanted.values())
     return plan

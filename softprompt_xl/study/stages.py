@@ -34,7 +34,7 @@ from softprompt_xl.model.module import Seq2SeqModule, SpanCorruptionScore
 from softprompt_xl.study.keys import (comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec,
                                       unevaluated, with_lang)
 from softprompt_xl.runtime.resume import Checkpointing, resume_point
-from softprompt_xl.study.plan import LangComponentJob
+from softprompt_xl.study.plan import LangComponentJob, not_stored_for_eval, nothing_stored_for_eval
 from softprompt_xl.study.records import LangStageResult, Result, lang_run_name, run_name
 from softprompt_xl.study.store import Store
 from softprompt_xl.study.tracking import log_component, log_summary, run_info, stage_logger, use_components
@@ -235,6 +235,8 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
     result_key = key(result_spec(cfg))
     started = time.time()
     combo, task = cfg.combo, get_task(cfg.task)
+    if why := not_stored_for_eval(cfg, job.store):  # stage=eval: said before a language component is trained
+        raise UserError(nothing_stored_for_eval(str(job.store.root), [why]))
     for why in unevaluated(cfg):  # e.g. a transfer target with no test set for the task: the result lacks it
         log.info("%s", why)
     # The language components of the run and of its evaluation languages (trained now if missing).
@@ -320,7 +322,8 @@ def train_task_part(job: Job, stage: TaskStage, net: ComposedModel, lang_path: P
     path = store.component_dir(task_key)
     info = {"task_component": task_key if task_part else None, "trainable_params": {}, "steps": 0,
             "best_step": None, "validation": []}
-    if task_part and distributed.agreed(store.has(path)) and not stage.force:
+    # force=true recomputes a stored task component, but not with stage=eval: that re-evaluates it, training nothing
+    if task_part and distributed.agreed(store.has(path)) and (not stage.force or stage.eval_only):
         log.info("Task %s for %s %s: found in the store (%s)", task_part["kind"], lang.code, task.name, path.name)
         net.load(path)
         meta = ComponentHeader.read(path).meta
