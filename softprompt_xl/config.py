@@ -58,8 +58,25 @@ def to_plain(cfg: Any) -> Any:
 
 def stable_hash(obj: Any, length: int = 12) -> str:
     """Hex digest of a JSON-able value that does not depend on key order or the Python process."""
-    text = json.dumps(to_plain(obj), sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(_orderable(to_plain(obj)), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def _orderable(value: Any) -> Any:
+    """`value` with every mapping whose keys cannot be sorted together (a label map of ids and letters:
+    `{0: 0, e: 0}`) written as its list of [key, value] pairs in a fixed order, so that json's sort_keys can order
+    the rest. Mappings whose keys sort (all strings, all numbers) stay as they are, and so does every key hashed
+    before."""
+    if isinstance(value, dict):
+        items = {k: _orderable(v) for k, v in value.items()}
+        try:
+            sorted(items)
+        except TypeError:
+            return {"(mixed keys)": [[k, items[k]] for k in sorted(items, key=lambda k: (type(k).__name__, str(k)))]}
+        return items
+    if isinstance(value, (list, tuple)):
+        return [_orderable(v) for v in value]
+    return value
 
 
 def keep_library_caches_under(paths: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from softprompt_xl.config import check_writable
+from softprompt_xl.config import check_writable, group_options
 from softprompt_xl.errors import UserError
 from softprompt_xl.study import schema
 from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec, unevaluated
@@ -165,3 +165,64 @@ def test_an_unknown_language_on_the_command_line_lists_the_known_ones_and_how_to
     (tmp_path / "lang" / "xx.yaml").write_text("code: xx\n")
     assert unknown_language_named(["train", "--config-dir", str(tmp_path), "lang=xx"]) is None
     assert unknown_language_named(["train", f"hydra.searchpath=[file://{tmp_path}]", "lang=xx"]) is None
+
+
+# --- every shipped study, planned in full -------------------------------------------------------------------
+# A language's file feeds the keys of every study that names the language: a change to one (sk's NLI label map of
+# ids and letters once made the store key unhashable) must fail here, not in a user's dry run.
+
+
+def experiment_grid(name: str) -> list[list[str]]:
+    """The runs of `python -m softprompt_xl.train experiment=NAME -m`: its sweeper params expanded as Hydra does."""
+    from hydra import compose, initialize_config_module
+
+    from softprompt_xl.config import CONF_MODULE
+    from conftest import sweep_jobs
+
+    with initialize_config_module(CONF_MODULE, version_base="1.3"):
+        params = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True).hydra.sweeper.params
+    return sweep_jobs(f"experiment={name}", *(f"{k}={v}" for k, v in params.items()))
+
+
+@pytest.mark.parametrize("experiment", group_options("experiment"))
+def test_every_shipped_experiment_plans_in_full(make_cfg, tmp_path, experiment):
+    jobs = experiment_grid(experiment)
+    plan = plan_sweep(jobs, lambda job: make_cfg(f"paths.root={tmp_path}", *job))
+    languages = {o.split("=", 1)[1] for job in jobs for o in job if o.startswith("lang=")}
+    tasks = {o.split("=", 1)[1] for job in jobs for o in job if o.startswith("task=")}
+    assert tasks == {"qa", "ner", "nli", "checkworthy"} and len(languages) >= 6
+    assert plan.runs == len(jobs) == len(plan.todo) + len(plan.no_data)
+    # every language component a run needs is planned once: a prompt and an adapter per language that is trained on
+    # or evaluated in
+    kinds = sorted({what.split()[0] for what in plan.lang_needed.values()})
+    assert kinds == ["adapter", "prompt"] and len(plan.lang_jobs) == len(plan.lang_needed)
+
+
+def test_every_language_and_task_of_the_hub_hashes_into_a_store_key(make_cfg, tmp_path):
+    """`data=hub lang=X task=Y` for every shipped language and task: each source (its label map, columns, splits)
+    becomes a key, or the run is said to have no data set for the task."""
+    jobs = [[f"paths.root={tmp_path}", "data=hub", "+combo=ta", f"lang={code}", f"task={task}"]
+            for code in group_options("lang") for task in ("qa", "ner", "nli", "checkworthy")]
+    plan = plan_sweep(jobs, lambda job: make_cfg(*job))
+    assert plan.runs == 16 * 4 and len(plan.todo) + len(plan.no_data) == plan.runs
+    assert plan.no_data == ["ta bg qa"]  # the one pair the paper has no data set for
+
+
+def test_a_sweep_none_of_whose_runs_has_data_is_refused_and_one_with_nothing_left_says_why(make_cfg, tmp_path):
+    from softprompt_xl.study.plan import SweepPlan
+
+    # Bulgarian has no QA set (`qa: null` in conf/lang/bg.yaml): a sweep of nothing else cannot run at all, a mistake
+    # said in one paragraph before anything is launched (it ended "every run had finished before", exit code 0).
+    with pytest.raises(UserError) as err:
+        plan_sweep([["+combo=lp_ta", "lang=bg", "task=qa"], ["+combo=ta", "lang=bg", "task=qa"]],
+                   lambda job: make_cfg(f"paths.root={tmp_path}", *job))
+    message = str(err.value)
+    assert message.startswith("Nothing to run: no run of this command has a data set for its task (lp_ta bg qa, "
+                              "ta bg qa), so nothing was launched.")
+    assert "bg.yaml has `qa: null`" in message and "data.files=" in message
+    # A sweep with nothing left to launch says why in its plan's last line: finished before, or no data set.
+    assert SweepPlan(runs=2, finished=["lp_ta sk qa", "ta sk qa"]).describe().endswith(
+        "  Nothing to launch: every run of the sweep had finished before.")
+    assert SweepPlan(runs=2, finished=["lp_ta sk qa"], no_data=["lp_ta bg qa"]).describe().endswith(
+        "  Nothing to launch: 1 run(s) had finished before, and 1 have no data set for their task (lp_ta bg qa).")
+    assert "Nothing to launch" not in SweepPlan(runs=1, todo=[RunJob(("+combo=ta",), ())]).describe()
