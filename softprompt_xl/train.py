@@ -175,9 +175,8 @@ class ReportFailedJobs(Callback):
         # a job that ran has its .hydra/; one that never started (e.g. cancelled in the queue) only the
         # result.json its launcher wrote for it
         jobs = sorted({p.parent for pattern in ("*/.hydra", f"*/{RESULT_FILE}") for p in sweep_dir.glob(pattern)})
-        if not jobs:
-            log.info("Nothing was launched: every run of the sweep had finished before (see the plan above).")
-            return
+        if not jobs:  # the plan's last line said why ("Nothing to launch: ..."); a sweep none of whose runs can run
+            return    # at all (no data set for any) was refused there, with exit code 2
         problems, diverged = [], 0
         for job in jobs:
             result = records.read(job / RESULT_FILE)

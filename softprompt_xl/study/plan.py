@@ -75,7 +75,15 @@ class SweepPlan:
         lines += [f"  {why}; in {count} run(s)" for why, count in self.not_evaluated.items()]
         lines += [f"  found {what}: imported ({k}), not trained" for k, what in self.imported.items()]
         lines += [f"  skip {run}: finished before (force=true recomputes it)" for run in self.finished]
+        if not self.todo:
+            lines.append(f"  Nothing to launch: {self._nothing_to_launch()}.")
         return "\n".join(lines)
+
+    def _nothing_to_launch(self) -> str:
+        if not self.no_data:
+            return "every run of the sweep had finished before"
+        return (f"{len(self.finished)} run(s) had finished before, and {len(self.no_data)} have no data set for their "
+                f"task ({', '.join(self.no_data)})")
 
     def _lang_jobs_by_kind(self) -> str:
         """"prompt sk, prompt cs", or for many, "16 adapters (en, cs, ...); 16 prompts (en, cs, ...)"."""
@@ -105,6 +113,16 @@ def finished_result(cfg: Any, store: Store, lang_specs: dict[str, dict | None] |
     (`lang_specs`: as keys.result_spec takes them)."""
     result = store.read_result(key(result_spec(cfg, lang_specs)))
     return result if result and not cfg.force else None
+
+
+def no_data_set(runs: list[str]) -> str:
+    """The refusal of a sweep none of whose runs (`runs`: "combo lang task") has a data set for its task, in one
+    paragraph."""
+    nulls = sorted({f"{run.split()[1]}.yaml has `{run.split()[2]}: null`" for run in runs})
+    return (f"Nothing to run: no run of this command has a data set for its task ({', '.join(runs)}), so nothing was "
+            f"launched. In the languages' files (conf/lang/ or lang/ of --config-dir), {'; '.join(nulls)} under "
+            "`sources`. Name a data source there (README \"A seventeenth language\"), give the runs files of your own "
+            "with data.files={train:...,validation:...,test:...}, or choose another task or language.")
 
 
 def not_stored_for_eval(cfg: Any, store: Store) -> str | None:
@@ -140,6 +158,8 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
             plan.not_evaluated[why] = plan.not_evaluated.get(why, 0) + 1
             continue
         configs.append((job, cfg))
+    if jobs and not configs:  # nothing of what was asked can run: a mistake, said before anything is launched
+        raise UserError(no_data_set(plan.no_data))
     for _, cfg in configs:
         schema.check(cfg)
     wanted: dict[str, LangComponentJob] = {}
