@@ -315,3 +315,23 @@ def test_report_shows_confidence_intervals_and_comparisons(tmp_path, make_cfg):
     assert float(transfer["en"]["sk lo"]) < float(transfer["en"]["sk"]) < float(transfer["en"]["sk hi"])
     wrong = report(f"paths.root={tmp_path}", "report.compare=[lp_ta]")
     assert wrong.returncode == 1 and "report.compare=['lp_ta'] names 1 combo(s)" in wrong.stdout
+
+
+@pytest.mark.parametrize("overrides,name", [
+    ([], "all"), (["task=ner"], "all-ner"), (["report.transfer_from=en"], "all-transfer_from_en"),
+    (["task=ner", "report.compare=[lp_tp,tp]"], "all-ner-compare_lp_tp_vs_tp"),
+    (["report.metric=exact_match", "report.compare=[]"], "all-metric_exact_match-compare_none"),
+    (["report.transfer_from=en", "report.name=mine"], "mine"), (["report.resamples=10"], "all"),
+])
+def test_a_report_that_shows_something_else_gets_a_directory_of_its_own(overrides, name):
+    """`python -m softprompt_xl.report report.transfer_from=en` wrote over reports/all/, the plain report: the
+    settings that change what a report shows name its directory (README "Comparing results")."""
+    from hydra import compose, initialize_config_module
+
+    from softprompt_xl.config import CONF_MODULE
+    from softprompt_xl.report.__main__ import report_name
+
+    with initialize_config_module(CONF_MODULE, version_base="1.3"):
+        cfg = compose("report", overrides=overrides)
+    assert report_name(cfg, None, overrides) == name
+    assert report_name(cfg, "paper_v1", overrides) == name.replace("all", "paper_v1")

@@ -19,11 +19,24 @@ log = logging.getLogger("softprompt_xl")
 register_resolvers()
 
 
-def report_name(cfg: DictConfig, experiment: str | None) -> str:
-    """report.name, else the experiment (or "all") and the filters given on the command line (not those an
-    experiment implies, such as its backbone)."""
-    given = [o.split("=", 1) for o in HydraConfig.get().overrides.task]
-    return cfg.report.name or "-".join([experiment or "all", *(v for k, v in given if k in ("task", "backbone", "data"))])
+# Settings that change what a report shows: given on the command line, each adds a part to the default name, so that
+# such a report (`report.transfer_from=en`: reports/all-transfer_from_en/) never replaces the plain one.
+SHOWN = ("transfer_from", "metric", "compare")
+
+
+def report_name(cfg: DictConfig, experiment: str | None, overrides: list[str] | None = None) -> str:
+    """report.name, else the experiment (or "all"), the filters given on the command line (`overrides`, by default
+    the app's; not those an experiment implies, such as its backbone), then each of SHOWN given there:
+    `transfer_from_en`, `metric_exact_match`, `compare_lp_tp_vs_tp` (`compare_none` for [])."""
+    overrides = HydraConfig.get().overrides.task if overrides is None else overrides
+    given = dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
+    parts = [experiment or "all", *(v for k, v in given.items() if k in ("task", "backbone", "data"))]
+    for setting in SHOWN:
+        value = cfg.report[setting]
+        if f"report.{setting}" in given and value is not None:
+            shown = ("_vs_".join(map(str, value)) or "none") if setting == "compare" else str(value)
+            parts.append(f"{setting}_{shown}")
+    return cfg.report.name or "-".join(parts)
 
 
 def make_report(cfg: DictConfig, experiment: str | None) -> str:
