@@ -117,7 +117,11 @@ def main(cfg: DictConfig) -> dict:
     quiet_libraries()
     cluster.limit_threads()
     if HydraConfig.get().mode == RunMode.RUN:  # a sweep of one: checked and planned here, as the sweeper does a multirun's
-        skipped = check_and_plan_single_run(cfg)
+        try:
+            skipped = check_and_plan_single_run(cfg)
+        except UserError as err:  # a mistake in the configuration or its data: its paragraph, no traceback
+            log.error("%s", err)
+            sys.exit(2)
         if skipped:
             records.write(Path(HydraConfig.get().runtime.output_dir) / RESULT_FILE, skipped)
             log.info("%s", summary_line(skipped))
@@ -129,21 +133,16 @@ def main(cfg: DictConfig) -> dict:
 
 
 def check_and_plan_single_run(cfg: DictConfig) -> Result | None:
-    """Exit with the message of a configuration no job could run with; return the stored result if the run
-    finished before (it is skipped), else None."""
+    """Return the stored result if the run finished before (it is skipped), else None; raise the UserError of a
+    configuration no job could run with (planning reads its data sources too: a file in no known format)."""
     from softprompt_xl.study import schema
     from softprompt_xl.study.plan import RunJob, finished_result
     from softprompt_xl.study.store import Store
 
-    try:
-        schema.check(cfg)
-    except UserError as err:
-        log.error("%s", err)
-        sys.exit(2)
+    schema.check(cfg)
     if cfg.dry_run:  # in a multirun the sweeper has printed the plan and launched nothing
-        log.error("dry_run=true prints the plan of a sweep: add -m (e.g. `python -m softprompt_xl.train "
-                  "+combo=lp_ta lang=sk,cs dry_run=true -m`).")
-        sys.exit(2)
+        raise UserError("dry_run=true prints the plan of a sweep: add -m (e.g. `python -m softprompt_xl.train "
+                        "+combo=lp_ta lang=sk,cs dry_run=true -m`).")
     done = finished_result(cfg, Store(cfg.paths.store)) if cfg.job == RunJob.TYPE and cfg.stage != "lang" else None
     return dataclasses.replace(done, skipped=True) if done else None
 

@@ -47,6 +47,25 @@ def test_other_unknown_choices_get_hydras_message_with_the_valid_ones(make_cfg, 
     assert valid in str(err.value)
 
 
+def test_an_unknown_experiment_is_named_with_the_known_ones(make_cfg):
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException) as err:  # not "No combo chosen": `optional` would skip it silently
+        make_cfg("experiment=paper_v9")
+    assert "Could not find 'experiment/paper_v9'" in str(err.value) and "paper_v2" in str(err.value)
+
+
+def test_a_framework_error_in_a_single_runs_plan_is_its_paragraph_alone(tmp_path):
+    # Planning reads the run's data sources (their fingerprint is in the key): a file in no known format is refused
+    # there, before any job, as the sweeper's plan refuses it with -m.
+    bad = tmp_path / "teqquad.txt"
+    bad.write_text("Toto je text.\nIný riadok.\n")
+    files = f"data.files={{train: {bad}, validation: {bad}, test: {bad}}}"
+    proc = run_cli("+combo=ta", "lang=sk", files, f"paths.root={tmp_path}", "logger=none")
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert f"Cannot tell the format of {bad}" in proc.stdout and "Traceback" not in proc.stdout
+
+
 def test_missing_combo_lists_the_combos(tmp_path):
     proc = run_cli("lang=sk", f"paths.root={tmp_path}", "-m")
     assert proc.returncode == 2

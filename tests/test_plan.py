@@ -24,6 +24,8 @@ from softprompt_xl.study.store import Store
     (["combo.components.lang.optimizer.lr=0"], r"combo.components.lang.optimizer.lr=0: the learning rate must be"),
     (["combo.components.task.kind=bitfit"], r"Unknown component kind 'bitfit'. Valid kinds: adapter, lora, prompt"),
     (["stage=train"], r"stage=train is not one of all, lang, eval"),
+    (["seed=abc"], r"seed=abc: must be a whole number of at least 0 \(e.g. seed=1\)"),
+    (["seed=-1"], r"seed=-1: must be a whole number"),
     (["job=lang"], r"job=lang is not one of run, lang_component"),
     (["eval_langs=[sk,xx]"], r"Unknown language 'xx': there is no conf/lang/xx.yaml. Known languages: .*sk.*"
                              r"--config-dir DIR"),

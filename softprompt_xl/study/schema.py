@@ -18,6 +18,7 @@ from softprompt_xl.errors import UserError
 from softprompt_xl.model.components import ROLES, component_class
 from softprompt_xl.model.components.lora import LINEAR_NAMES
 from softprompt_xl.model.module import OPTIMIZERS, check_val_mode
+from softprompt_xl.runtime import progress
 from softprompt_xl.runtime.divergence import DivergenceRule
 
 # What a job does (`job`): a run trains what the store lacks for one (combo, language, task) and evaluates it;
@@ -34,6 +35,11 @@ def check(cfg: Any) -> None:
     if "combo" not in cfg:
         raise UserError(f"No combo chosen. Add +combo=NAME, one of: {', '.join(group_options('combo'))} (e.g. "
                         "`python -m softprompt_xl.train +combo=lp_ta lang=sk -m`).")
+    seed = cfg.get("seed")
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
+        raise UserError(f"seed={seed}: must be a whole number of at least 0 (e.g. seed=1); it seeds the components' "
+                        "initialisation, the data order and dropout, and is part of every store key. Several seeds are "
+                        "one sweep: seed=1,2,3 -m.")
     _one_of("job", cfg.job, JOBS)
     _one_of("stage", cfg.stage, STAGES)
     combo = cfg.combo
@@ -57,6 +63,7 @@ def check(cfg: Any) -> None:
     check_val_mode(cfg.task_stage.val_mode)
     check_subset_size(cfg.task_stage.val_max_examples)
     DivergenceRule.from_config(cfg.trainer.divergence)
+    progress.settings(cfg.trainer)  # trainer.progress, trainer.progress_every_s
     _languages(cfg)
     if not has_task_data(cfg, cfg.lang.code):
         raise UserError(f"{cfg.lang.code} has no {cfg.task.name} data set: conf/lang/{cfg.lang.code}.yaml names no "
