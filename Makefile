@@ -10,10 +10,10 @@ demo: install  ## the everyday command on the embedded default (tiny mT5, bundle
 report:  ## tables, transfer matrices and plots of the finished results under runs/reports/all/
 	python -m softprompt_xl.report
 
-test: install  ## the default suite (slow end-to-end tests excluded)
+test: install  ## the default suite (the slow end-to-end tests and the SLURM tests excluded)
 	python -m pytest
 
-test-all: install  ## everything, including the slow end-to-end tests
+test-all: install  ## every test: the default suite, the slow ones and the SLURM ones (skipped without a cluster)
 	python -m pytest -m ''
 
 slurm-up:  ## a real single-node SLURM cluster on this machine (root; Debian's packages: `.ci/slurm-cluster install`)
