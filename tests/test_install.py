@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -30,20 +31,27 @@ def setuptools_builds_wheels() -> bool:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory) -> Path:
-    """The venv's python. --system-site-packages lends it the installed dependencies (no download); the package
-    itself is the wheel's copy (--force-reinstall: pip would take the editable install of the same version in the
-    system site-packages for it). Built from a copy of the source, so that setuptools' build/ stays out of the
-    checkout; with the setuptools installed here when it can build wheels itself (70.1 on), so that no index is
-    needed, else in pip's isolated build environment as `pip install -e .` did."""
+    """The venv's python. It reaches the dependencies installed for this interpreter (no download) through a .pth
+    file naming this interpreter's site directories: `--system-site-packages` would lend the *base* interpreter's
+    instead, which inside a virtualenv (where most users install) lack them. Directories named by a .pth file have
+    their own .pth files left unread, so an editable install of the checkout there stays out of the venv; the
+    package itself is the wheel's copy (--force-reinstall: pip would take the other install of the same version for
+    it). Built from a copy of the source, so that setuptools' build/ stays out of the checkout; with the setuptools
+    installed here when it can build wheels itself (70.1 on), so that no index is needed, else in pip's isolated
+    build environment as `pip install -e .` did."""
     tmp = tmp_path_factory.mktemp("install")
     src = tmp / "src"
     shutil.copytree(PROJECT_DIR, src, ignore=shutil.ignore_patterns(
-        ".git", "runs", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "wandb"))
+        ".git", "runs", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "wandb", ".venv", "venv"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     isolation = ["--no-build-isolation"] if setuptools_builds_wheels() else []
     subprocess.run([*pip, "wheel", "--no-deps", *isolation, "-w", tmp / "wheel", src], check=True)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", tmp / "venv"], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp / "venv"], check=True)
     python = tmp / "venv" / "bin" / "python"
+    own_site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    lent = [d for d in (*site.getsitepackages(), site.getusersitepackages()) if Path(d).is_dir()]
+    (Path(own_site) / "lent-site-packages.pth").write_text("".join(f"{d}\n" for d in lent))
     (wheel,) = (tmp / "wheel").glob("softprompt_xl-*.whl")
     subprocess.run([python, *pip[1:], "install", "--no-deps", "--no-index", "--force-reinstall", wheel], check=True)
     return python
