@@ -171,7 +171,10 @@ def test_the_everyday_command_end_to_end(everyday_command, tmp_path, make_cfg, c
     assert {k: result[k] for k in ("combo", "lang", "task", "backbone", "seed", "status")} == {
         "combo": "lp_ta", "lang": "sk", "task": "qa", "backbone": "tiny", "seed": 42, "status": "complete"}
     assert set(result["metrics"]["sk"]) == {"exact_match", "f1", "unparsed"}
-    assert 0 <= result["metrics"]["sk"]["f1"] <= 100
+    # far above the frozen backbone's zero-shot F1 (34.4, README) on any CPU: 89-96 measured across CPUs, thread
+    # counts and seeds (README, "Scores on your machine")
+    assert result["metrics"]["sk"]["f1"] >= 60
+    assert result["machine"]["torch_threads"] >= 1 and result["machine"]["cpu_capability"]  # what made the number
     assert result["trainable_params"]["lang"] == 0 and result["trainable_params"]["task"] > 0
     assert result["steps"] == 300 and result["wall_time_s"] > 0
     assert "[lp_ta sk qa] sk: exact_match=" in stdout  # the summary line

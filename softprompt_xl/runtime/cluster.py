@@ -75,6 +75,27 @@ def limit_threads() -> None:
     log.info("Torch threads: %d (of %d cores here)", torch.get_num_threads(), cores())
 
 
+def machine() -> dict:
+    """Where a number was computed, for the records that keep it (a result, a component's header): the same run gives
+    other scores on another CPU (its vector instructions choose torch's kernels) and with another thread count (the
+    order in which sums are reduced), so a score is only comparable with the machine that made it."""
+    import platform
+
+    import torch
+
+    return {"torch_threads": torch.get_num_threads(), "cpu": _cpu_model() or platform.processor() or None,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), None)
+    except OSError:  # not Linux
+        return None
+
+
 def lightning_plugins() -> list:
     """Plugins for every Trainer: SLURM's task layout (ranks, nodes) detected, its auto-requeue switched off."""
     from lightning.pytorch.plugins.environments import SLURMEnvironment

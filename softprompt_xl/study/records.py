@@ -98,7 +98,12 @@ class Result(_Record):
     key: str | None = None  # the store's key, and when the store took it
     created: str | None = None
     skipped: bool = False  # in a job directory: found finished in the store, not run again
-    _optional: ClassVar[tuple[str, ...]] = ("key", "created", "skipped")
+    # in the store: the size of its test predictions' file, so that one cut short is found without reading it
+    predictions_bytes: int | None = None
+    # where the evaluation ran (runtime/cluster.machine: threads, CPU, its kernels' instruction set): scores of the
+    # same run differ between CPUs and thread counts by a few points on the tiny backbone
+    machine: dict | None = None
+    _optional: ClassVar[tuple[str, ...]] = ("key", "created", "skipped", "predictions_bytes", "machine")
 
 
 @dataclass(kw_only=True)

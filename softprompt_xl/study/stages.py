@@ -191,7 +191,7 @@ def train_lang_component(job: Job, stage: LangStage, path: Path) -> None:
             log_summary(logger, {f"lang/{k}": v for k, v in heldout.items()})
             store.save_component(path, component, spec, {
                 "steps": trainer.global_step, "final_train_loss": None if loss is None else float(loss),
-                **heldout, "wall_time_s": round(time.time() - started, 1),
+                **heldout, "wall_time_s": round(time.time() - started, 1), "machine": cluster.machine(),
             })
             log_component(logger, path)  # inside the run: the stage that trained it is the artifact's producer
             store.drop_checkpoints(name)
@@ -285,7 +285,7 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
             lang_component=lang_path.name if lang_path else None, **_lang_component_cost(lang_path),
             eval_lang_components=used,
             spec=comparison_spec(cfg),  # what the report groups by: never averaged with a different setting
-            wandb=run_info(logger), wall_time_s=round(time.time() - started, 1),
+            wandb=run_info(logger), wall_time_s=round(time.time() - started, 1), machine=cluster.machine(),
         )
         # The final numbers, and the whole result (so `report source=wandb` reads what the store would hold).
         log_summary(logger, {**{f"test/{lang}/{k}": v for lang, m in metrics.items() for k, v in m.items()},
@@ -382,7 +382,8 @@ def train_task_part(job: Job, stage: TaskStage, net: ComposedModel, lang_path: P
                              **{f"trainable_params/{part}": n for part, n in info["trainable_params"].items()}})
         if distributed.is_zero():
             if component is not None:
-                store.save_component(path, component, stage.spec, {**info, "wall_time_s": info["train_time_s"]})
+                meta = {**info, "wall_time_s": info["train_time_s"], "machine": cluster.machine()}
+                store.save_component(path, component, stage.spec, meta)
                 log_component(logger, path)
             store.drop_checkpoints(task_key)
     distributed.barrier()
