@@ -18,7 +18,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from softprompt_xl.runtime import cluster, distributed
+from softprompt_xl.runtime import cluster, distributed, progress
 from softprompt_xl.runtime.atomic import write_jsonl
 from softprompt_xl.model.backbone import load_backbone
 from softprompt_xl.model.components.compose import ComposedModel
@@ -43,9 +43,11 @@ log = logging.getLogger(__name__)
 
 
 def make_trainer(t: Any, logger: Any, output_dir: Path, max_steps: int, val_every: int | None = None,
-                 callbacks: list | None = None, alone: bool = False) -> L.Trainer:
+                 callbacks: list | None = None, alone: bool = False, name: str = "") -> L.Trainer:
     """A trainer with the settings `t` (conf/trainer) on the configured devices (every process of a multi-process
-    run takes part), or with `alone` on this process's one device when the run has several (evaluation, which rank 0 does by itself)."""
+    run takes part), or with `alone` on this process's one device when the run has several (evaluation, which rank 0 does by itself).
+    Its progress (`t.progress`: a bar on a terminal, lines in a file, runtime/progress.py) is named `name`."""
+    shown = progress.trainer_options(*progress.settings(t), name)
     if alone and distributed.world_size() > 1:
         from lightning.pytorch.plugins.environments import LightningEnvironment
 
@@ -60,7 +62,8 @@ def make_trainer(t: Any, logger: Any, output_dir: Path, max_steps: int, val_ever
         num_sanity_val_steps=0, val_check_interval=val_every, check_val_every_n_epoch=None if val_every else 1,
         # The training loader shares each batch out itself (data/loaders.py); every process validates on the
         # whole split, so that all pick the same best step.
-        use_distributed_sampler=False, callbacks=callbacks,
+        use_distributed_sampler=False, callbacks=[*(callbacks or []), *shown["callbacks"]],
+        enable_progress_bar=shown["enable_progress_bar"],
     )
 
 
@@ -178,12 +181,13 @@ def train_lang_component(job: Job, stage: LangStage, path: Path) -> None:
     loader = DataLoader(stream, batch_size=None, num_workers=min(int(job.trainer.num_workers), 1),
                         generator=own_generator())
     module = Seq2SeqModule(net, trainable, spec["component"]["optimizer"], settings.max_steps)
-    guard = DivergenceGuard(job.trainer.divergence, "lang", f"stage 1 (the {lang.name} language {spec['kind']})",
-                            "combo.components.lang.optimizer.lr")
+    stage_name = f"stage 1 (the {lang.name} language {spec['kind']})"
+    guard = DivergenceGuard(job.trainer.divergence, "lang", stage_name, "combo.components.lang.optimizer.lr")
     callbacks = [CorpusPosition(stream), guard, Checkpointing(checkpoints, job.checkpoint_every)]
     tags = [spec["kind"], lang.code, job.backbone.id]
     with stage.track("lang", lang_run_name(spec["kind"], lang.code), name, job.output_dir, tags) as logger:
-        trainer = make_trainer(job.trainer, logger, job.output_dir, settings.max_steps, callbacks=callbacks)
+        trainer = make_trainer(job.trainer, logger, job.output_dir, settings.max_steps, callbacks=callbacks,
+                               name=stage_name[:1].upper() + stage_name[1:])
         fit(trainer, module, store, name, logger, loader, ckpt_path=resume_from)
         loss = trainer.callback_metrics.get("train/loss")
         if distributed.is_zero():
@@ -214,7 +218,8 @@ def _heldout_scores(job: Job, stage: LangStage, net: ComposedModel, tokenizer: A
         return {}
     scorer = SpanCorruptionScore(net)
     net.eval()
-    make_trainer(job.trainer, logger, job.output_dir, 0, alone=True).validate(
+    make_trainer(job.trainer, logger, job.output_dir, 0, alone=True,
+                 name=f"Stage 1 held-out score ({stage.lang.name} corpus)").validate(
         scorer, DataLoader(batches, batch_size=None), verbose=False)
     scores = {**scorer.scores(), "heldout_chunks": sum(len(b["input_ids"]) for b in batches)}
     log.info("Stage 1: held-out span corruption on %d chunks: loss %.3f, token accuracy %.3f (%.0f s)",
@@ -227,6 +232,7 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
     train one language component, or train (or find) and evaluate one (combo, language, task), storing and
     returning its result record (None on the other processes of a multi-process run: rank 0 records)."""
     distributed.start(cfg.trainer)
+    progress.library_bars(progress.settings(cfg.trainer)[0])  # datasets' bars: none in a file (a SLURM log)
     job = Job.of(cfg, output_dir)
     if cfg.job == LangComponentJob.TYPE:
         return run_lang_stage(cfg, job, [cfg.lang.code])
@@ -268,7 +274,8 @@ def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
             test = job.split(task, task_source(with_lang(cfg, code), ("test",)), "test", code, tokenizer,
                              settings.max_input_length)
             module.test_splits = [test]
-            trainer = make_trainer(job.trainer, logger, output_dir, 0, alone=True)
+            trainer = make_trainer(job.trainer, logger, output_dir, 0, alone=True,
+                                   name=f"Test ({code} {task.name}, {len(test.references)} examples)")
             trainer.test(module, task_loader(test, tokenizer, settings.eval_batch_size, job.trainer.num_workers),
                          verbose=False)
             metrics.update(module.test_metrics)
@@ -361,13 +368,15 @@ def train_task_part(job: Job, stage: TaskStage, net: ComposedModel, lang_path: P
                  settings.val_mode)
     module = Seq2SeqModule(net, trainable, optimizer, settings.max_steps, task, val, [], settings.select_best,
                            settings.val_mode)
-    guard = DivergenceGuard(job.trainer.divergence, "task", f"stage 2 ({what} on {lang.name} {task.name})", lr_setting)
+    stage_name = f"stage 2 ({what} on {lang.name} {task.name})"
+    guard = DivergenceGuard(job.trainer.divergence, "task", stage_name, lr_setting)
     callbacks = [guard, Checkpointing(checkpoints, job.checkpoint_every)]
     workers = job.trainer.num_workers
     with stage.track("task", stage.run_name(), task_key, job.output_dir, stage.tags(job)) as logger:
         use_components(logger, [lang_path] if lang_path else [])
         trainer = make_trainer(job.trainer, logger, job.output_dir, settings.max_steps,
-                               min(settings.val_every_n_steps, settings.max_steps), callbacks)
+                               min(settings.val_every_n_steps, settings.max_steps), callbacks,
+                               name=stage_name[:1].upper() + stage_name[1:])
         log.info("Stage 2: training %s on %s %s (%d steps%s)", what, lang.name, task.name, settings.max_steps,
                  f", resuming at step {start}" if resume_from else "")
         fit(trainer, module, store, task_key, logger,
