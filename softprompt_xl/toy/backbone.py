@@ -30,6 +30,7 @@ from softprompt_xl.data.loaders import model_text
 from softprompt_xl.data.sources import load_split
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError
+from softprompt_xl.runtime import progress
 from softprompt_xl.runtime.atomic import atomic_dir
 from softprompt_xl.toy.pretraining import pretrain
 
@@ -125,6 +126,7 @@ BUILD_THREADS = 2
 
 def _build_tiny_backbone(build: dict, toy_data: str, hf_cache: str, target: Path, threads: int = BUILD_THREADS) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    progress.library_bars(progress.resolve("auto"))  # a process of its own: no bars in a file, as the job's
     torch.set_num_threads(threads)
     files = _corpus_files(Path(toy_data), build["corpus_langs"])
     task_files = sorted((CONF_DIR / "task").glob("*.yaml"))
@@ -172,6 +174,7 @@ def task_pairs(names: list[str], toy_data: Path, langs: list[str], cache_dir: st
     """(inputs, targets) of the bundled train splits of the named tasks in every language, in the templates of
     conf/task/: text the tokenizer is trained on."""
     sources, targets = [], []
+    shown = datasets.is_progress_bar_enabled()  # off already in a file (runtime/progress.py): left off
     datasets.disable_progress_bars()  # two dozen tiny files: their bars would bury the one that matters
     try:
         for name in names:
@@ -184,7 +187,8 @@ def task_pairs(names: list[str], toy_data: Path, langs: list[str], cache_dir: st
                 sources += inputs
                 targets += outputs
     finally:
-        datasets.enable_progress_bars()
+        if shown:
+            datasets.enable_progress_bars()
     return sources, targets
 
 

@@ -35,15 +35,16 @@ def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, corpus:
              langs: list[str]) -> None:
     """Train all of `model`: the `curriculum` phases (if any), then `spec["steps"]` steps interleaving
     span-corruption and task batches."""
-    from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     from softprompt_xl.data.loaders import span_corruption_loader
+    from softprompt_xl.runtime import progress
 
     torch.manual_seed(0)
     model.train()
     total = spec["steps"] + sum(phase["steps"] for phase in spec.get("curriculum") or [])
-    with tqdm(total=total, desc="Pre-training the tiny backbone (once)") as bar:
+    # A bar on a terminal, a line every 30 s in a file (runtime/progress.py; the build's own process has the job's stdout)
+    with progress.Loop("Pre-training the tiny backbone (once)", total, progress.resolve("auto")) as bar:
         # First the curriculum: some tasks alone, at a constant lr. Copying from the input to the output (what
         # NER needs) appears after a few hundred steps of NER alone, but not within the mixture's budget.
         for phase in spec.get("curriculum") or []:
@@ -65,15 +66,15 @@ def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, corpus:
 
 def _train(model, batches, optimizer, schedule, steps: int, bar) -> float:
     for _ in range(steps):
-        loss = model(**next(batches)).loss
+        batch = next(batches)
+        loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if schedule is not None:
             schedule.step()
         optimizer.zero_grad()
-        bar.update()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.step(loss.item(), len(batch["input_ids"]))
     return loss.item()
 
 
