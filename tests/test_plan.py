@@ -4,9 +4,12 @@ in-process on composed configs."""
 from __future__ import annotations
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from softprompt_xl.config import check_writable, group_options
 from softprompt_xl.errors import UserError
+from softprompt_xl.model.component_header import WEIGHTS_FILE, ComponentHeader
 from softprompt_xl.study import schema
 from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec, unevaluated
 from softprompt_xl.study.plan import LangComponentJob, RunJob, plan_sweep
@@ -90,8 +93,10 @@ def test_the_plan_skips_finished_runs_and_components_the_store_holds(make_cfg, t
     run = [f"paths.root={tmp_path}", "+combo=lp_ta", "lang=sk"]
     cfg = make_cfg(*run)
     store = Store(cfg.paths.store)
-    store.component_dir(key(lang_spec(cfg))).mkdir(parents=True)
-    (store.component_dir(key(lang_spec(cfg))) / "component.json").write_text("{}")
+    stored = store.component_dir(key(lang_spec(cfg)))
+    stored.mkdir(parents=True)  # a whole component, as the store checks: a header, and weights its index covers
+    ComponentHeader(kind="prompt", format_version=1, role="lang", name="sk", config={}, num_parameters=4).write(stored)
+    save_file({"prompt": torch.zeros(1, 4)}, str(stored / WEIGHTS_FILE))
     plan = plan_sweep([run], lambda job: make_cfg(*job))
     assert plan.lang_jobs == [] and len(plan.todo) == 1 and "1 needed, 1 already in the store" in plan.describe()
     store.save_result(key(result_spec(cfg)), Result(combo="lp_ta", lang="sk", task="qa", backbone="tiny", seed=42,

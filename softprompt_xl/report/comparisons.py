@@ -105,7 +105,8 @@ def annotate(sections: list[Section], read: Callable[[Result], Predictions | Non
         notes.append(f"report.compare={','.join(pair)}: no section has results of both, so nothing is compared")
     if rescorer.without:
         notes.append(f"{len(rescorer.without)} result(s) have no stored test predictions (stored before they were "
-                     "kept, or read from W&B): their cells have no confidence interval and are not compared - "
+                     "kept, damaged - named in a warning -, or read from W&B): their cells have no confidence interval "
+                     "and are not compared - "
                      + ", ".join(sorted(rescorer.without)[:8]) + (", …" if len(rescorer.without) > 8 else ""))
     notes += [f"rescoring the stored predictions does not give the stored score: {m}" for m in rescorer.mismatched[:8]]
     return notes

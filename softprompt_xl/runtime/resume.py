@@ -4,19 +4,27 @@ SLURM and submitit send before a time limit or a preemption), and a data order t
 A resumed stage ends with the same weights as an uninterrupted one: the checkpoint holds the trainable
 weights, optimiser, schedule, validation history, best weights and the RNG states, and the sampler replays
 the same per-epoch permutations from the next unseen example.
+
+A checkpoint is written atomically beside its final name (runtime/atomic.py: no copy through the system's temporary
+directory, no temporary file left after a failure, a full disk said in one paragraph), and one that cannot be read
+(cut short by a copy, say) is named in a warning and removed: the stage starts afresh instead of failing.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-import os
+import shutil
 import signal
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import Sampler
+
+from softprompt_xl.runtime.atomic import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +84,31 @@ class ResumableSampler(Sampler[int]):
 
 
 def resume_point(directory: Path) -> tuple[Path | None, int]:
-    """The checkpoint to resume from and its global step, or (None, 0)."""
-    path = directory / LAST
+    """The checkpoint to resume from and its global step, or (None, 0): also when the checkpoint is damaged,
+    which is then named in a warning and removed with its directory (the stage restarts from scratch)."""
+    path = Path(directory) / LAST
+    for stale in Path(directory).glob(f".{LAST}.*tmp"):  # a save that was cut off (killed) is never whole
+        stale.unlink(missing_ok=True)
     if not path.exists():
         return None, 0
-    step = torch.load(path, map_location="cpu", weights_only=False)["global_step"]
-    return path, int(step)
+    try:
+        return path, int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
+    except Exception as err:  # noqa: BLE001 - whatever a cut-off or garbled file raises (zip, pickle, a key)
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0]  # torch's runs on
+        log.warning("%s is damaged (%s): removed, so the stage restarts from scratch", path, reason)
+        shutil.rmtree(directory, ignore_errors=True)
+        return None, 0
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing through runtime/atomic.py: beside the final file, not first into the
+    system's temporary directory (which may be small, and is then copied across disks); nothing left behind when
+    the write fails; a full disk raised as DiskFull naming the checkpoint and its size."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_bytes(path, buffer.getvalue())
 
 
 class Checkpointing(L.Callback):
@@ -97,6 +124,10 @@ class Checkpointing(L.Callback):
 
     def _handler(self, signum, frame) -> None:
         self.received = signum
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # the default; a strategy's own is left alone
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
 
     def on_train_start(self, trainer, pl_module) -> None:
         # Installed after Lightning's own handlers, which would only stop the loop and save nothing.
@@ -139,11 +170,8 @@ class Checkpointing(L.Callback):
                           f"{self.directory}; run the same command again to resume from it.", self.received)
 
     def save(self, trainer) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".{LAST}.tmp"
-        trainer.save_checkpoint(tmp, weights_only=False)  # the optimiser and loops too; written by rank 0
-        if trainer.is_global_zero:
-            os.replace(tmp, self.directory / LAST)
+        # The optimiser and loops too; written by rank 0, atomically (AtomicCheckpointIO, or Lightning's own).
+        trainer.save_checkpoint(self.directory / LAST, weights_only=False)
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._restore()

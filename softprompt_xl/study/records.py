@@ -11,7 +11,8 @@ A record is one of three:
 
 The JSON field names are the dataclass fields; the report and the W&B summary read them, so they do not change.
 A record that cannot be read (cut off by a full disk, edited by hand) is named in a warning and treated as missing:
-the run it belonged to is run again, rather than every sweep over it stopping with a traceback.
+the run it belonged to is run again, rather than every sweep over it stopping with a traceback. So are damaged
+predictions (below): the store finds them cut short by their size, the report by reading them.
 
 A result's test predictions (every evaluation language: id, prediction, references per example) are kept beside
 it in a file of their own (`write_predictions`, gzipped JSON Lines), not in result.json: that stays small, and
@@ -194,12 +195,15 @@ def read_predictions(path: str | Path) -> Predictions | None:
     try:
         lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
         out: Predictions = {}
-        for line in lines:
+        for number, line in enumerate(lines, 1):
             row = json.loads(line)
+            if not isinstance(row, dict) or not {"lang", "id", "prediction", "references"} <= set(row):
+                raise ValueError(f"line {number} is not a prediction")
             out.setdefault(row.pop("lang"), []).append(row)
         return out
     except FileNotFoundError:
         return None
-    except (OSError, EOFError, ValueError, KeyError, AttributeError) as err:  # gzip.BadGzipFile is an OSError
-        log.warning("%s is damaged (%s): its result is reported without confidence intervals", path, err)
+    except (OSError, EOFError, ValueError) as err:  # gzip.BadGzipFile is an OSError, a cut-off stream an EOFError
+        log.warning("%s is damaged (%s): its result is reported without confidence intervals and left out of "
+                    "comparisons", path, err)
         return None

@@ -2,6 +2,11 @@
 the configuration that produced it (`keys.py`). The same configuration finds the same entry again; nothing
 is looked up by a hand-written path, and nothing is trained twice (a file lock makes concurrent jobs wait).
 `python -m softprompt_xl.store` lists it.
+
+A damaged entry is a missing entry: a component whose header does not read or whose weights file was cut short
+(a full disk, an interrupted copy), a result whose record or test predictions were, is named in a warning and
+done again; a damaged component is removed when it is looked up, so the store holds only whole ones. (Checkpoints:
+runtime/resume.py.)
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import copy
 import dataclasses
 import functools
 import logging
+import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -19,7 +25,7 @@ from typing import Any, Iterator
 from filelock import FileLock
 
 from softprompt_xl.errors import UserError
-from softprompt_xl.model.component_header import HEADER_FILE, ComponentHeader
+from softprompt_xl.model.component_header import HEADER_FILE, WEIGHTS_FILE, ComponentHeader, damage
 from softprompt_xl.runtime.atomic import atomic_dir
 from softprompt_xl.study import records
 from softprompt_xl.study.records import Result
@@ -46,7 +52,14 @@ class Store:
 
     @staticmethod
     def has(component_dir: Path) -> bool:
-        return ComponentHeader.exists(component_dir)
+        """Whether the store holds the component whole. A damaged one (component_header.damage) is named in a
+        warning and removed: it counts as missing, and is trained again."""
+        if not ComponentHeader.exists(component_dir):
+            return False
+        if _damage(component_dir, _stamps(component_dir)) is None:
+            return True
+        _remove_damaged(Path(component_dir))
+        return False
 
     @contextmanager
     def lock(self, path: Path) -> Iterator[None]:
@@ -75,17 +88,30 @@ class Store:
 
     def read_result(self, key: str) -> Result | None:
         """The finished result under `key`; None if there is none, or a damaged one (said in a warning), so that
-        the run is done again."""
+        the run is done again. Its test predictions are damaged when their file is not the size the result recorded
+        (cut short: checked without reading them, so planning a sweep stays cheap)."""
         result = records.read(self.result_file(key))
-        return result if isinstance(result, Result) else None
+        if not isinstance(result, Result):
+            return None
+        if result.predictions_bytes is not None:
+            path = self.predictions_file(key)
+            size = path.stat().st_size if path.exists() else None
+            if size != result.predictions_bytes:
+                log.warning("%s is damaged (%s, not the %d bytes stored): treated as missing, so its run counts as "
+                            "not done", path, "missing" if size is None else f"{size} bytes",
+                            result.predictions_bytes)
+                return None
+        return result
 
     def save_result(self, key: str, result: Result, predictions: records.Predictions | None = None) -> None:
         """The result, and its test predictions beside it (first: a result in the store has its predictions,
-        unless it was stored without them)."""
+        unless it was stored without them, and records their size)."""
+        size = None
         if predictions is not None:
             records.write_predictions(self.predictions_file(key), predictions)
-        records.write(self.result_file(key),
-                      dataclasses.replace(result, key=key, created=time.strftime("%Y-%m-%dT%H:%M:%S"), skipped=False))
+            size = self.predictions_file(key).stat().st_size
+        records.write(self.result_file(key), dataclasses.replace(
+            result, key=key, created=time.strftime("%Y-%m-%dT%H:%M:%S"), skipped=False, predictions_bytes=size))
 
     def read_predictions(self, key: str) -> records.Predictions | None:
         """The test predictions of the result under `key`; None for a result stored without them."""
@@ -104,13 +130,13 @@ class Store:
         """One row per component, result and unfinished checkpoint."""
         rows = []
         for path in sorted(p.parent for p in (self.root / "components").glob(f"*/{HEADER_FILE}")):
-            try:
-                header = ComponentHeader.read(path)
-            except UserError as err:  # listed as damaged, not a reason to stop listing the rest
-                log.warning("%s", err)
+            problem = _damage(path, _stamps(path))
+            if problem is not None:  # listed as damaged (a run that needs it removes it), not a reason to stop listing
+                log.warning("%s: the component is damaged", problem)
                 rows.append({"key": path.name, "kind": "?", "role": path.name.split("-")[0], "lang": None,
                              "task": None, "size": _size(path), "created": "?", "status": "damaged"})
                 continue
+            header = ComponentHeader.read(path)
             spec = header.meta.get("spec", {})
             rows.append({"key": path.name, "kind": header.kind, "role": header.role, "lang": spec.get("lang"),
                          "task": spec.get("task"), "size": _size(path), "created": header.meta.get("created", "?"),
@@ -139,3 +165,48 @@ def _header_meta(header: Path, mtime_ns: int) -> dict | None:
         return ComponentHeader.read(header.parent).meta
     except UserError:
         return None
+
+
+def _stamps(directory: Path) -> tuple:
+    """What changes when a component's files do (their mtimes and sizes): the key of its cached check."""
+    out = []
+    for name in (HEADER_FILE, WEIGHTS_FILE):
+        try:
+            st = os.stat(Path(directory) / name)
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _damage(directory: Path, stamps: tuple) -> str | None:
+    """component_header.damage, once per process for the same files: planning a sweep looks each component up
+    once per run and language."""
+    return damage(directory)
+
+
+def _remove_damaged(directory: Path) -> None:
+    """Take a damaged component out of the store, saying so. It is first renamed aside (one atomic step, which one
+    process of several doing the same wins) and checked again there: a whole one put meanwhile in its place by
+    another job goes back; a damaged one is removed."""
+    aside = directory.with_name(f".{directory.name}.damaged-{os.getpid()}")
+    shutil.rmtree(aside, ignore_errors=True)  # left by an earlier process of this number that was killed
+    try:
+        os.replace(directory, aside)
+    except OSError:  # gone: another process took it
+        return
+    problem = damage(aside)
+    if problem is None:  # whole after all: put back, unless yet another copy is there now
+        try:
+            os.rename(aside, directory)
+        except OSError:
+            shutil.rmtree(aside, ignore_errors=True)
+        return
+    try:
+        imported = ComponentHeader.read(aside).meta.get("spec", {}).get("imported")
+    except UserError:
+        imported = None
+    log.warning("%s: the component %s is removed from the store, %s", problem.replace(str(aside), str(directory)),
+                directory.name, f"import it again ({imported.get('source')})" if imported else "and trained again")
+    shutil.rmtree(aside, ignore_errors=True)

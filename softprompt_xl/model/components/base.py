@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from softprompt_xl.errors import UserError
-from softprompt_xl.model.component_header import ComponentHeader
+from softprompt_xl.model.component_header import WEIGHTS_FILE, ComponentHeader
 
 ROLES = ("lang", "task")  # also the composition order: [language ; task ; input]
 
@@ -66,13 +67,17 @@ class Component(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: p.detach().to("cpu").contiguous() for k, p in self.owned_parameters().items()}
-        save_file(tensors, str(directory / "weights.safetensors"))
+        save_file(tensors, str(directory / WEIGHTS_FILE))
         ComponentHeader(kind=self.kind, format_version=self.format_version, role=self.role, name=self.name,
                         config=self.config, num_parameters=self.num_parameters(), meta=meta or {}).write(directory)
 
     def load_weights(self, directory: str | Path) -> None:
-        path = Path(directory) / "weights.safetensors"
-        saved = load_file(str(path))
+        path = Path(directory) / WEIGHTS_FILE
+        try:
+            saved = load_file(str(path))
+        except SafetensorError as err:  # e.g. cut short by a full disk or an interrupted copy
+            raise UserError(f"{path} is damaged ({err}): the component cannot be loaded; train it again, or copy it "
+                            "again.") from None
         own = self.owned_parameters()
         if set(saved) != set(own):
             missing, unexpected = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
