@@ -75,12 +75,13 @@ def run_job(cfg: DictConfig) -> dict:
     from softprompt_xl.study import stages
     from softprompt_xl.runtime.divergence import Diverged
     from softprompt_xl.runtime.resume import Interrupted
+    from softprompt_xl.runtime.atomic import DiskFull, disk_full
 
     # What is alive now (the libraries: half a million objects; earlier jobs of the sweep, collected first) is left
     # out of every later collection, so load_backbone's at each stage scans this job's objects only (0.8 s -> ms).
     gc.collect()
     gc.freeze()
-    interrupted_by = None
+    interrupted_by, full = None, None
     try:
         result = stages.run(cfg, output_dir)
         if not distributed.is_zero():  # one of several processes of the run: rank 0 records and reports
@@ -92,6 +93,9 @@ def run_job(cfg: DictConfig) -> dict:
         result = JobFailure.interrupted(cfg, str(err), wall_time_s=round(time.time() - started, 1))
     except Exception as err:  # noqa: BLE001 - any failure must be recorded and must not stop the sweep
         overrides = " ".join(HydraConfig.get().overrides.task)
+        if (full := disk_full(err)) is not None:  # one paragraph; the job's log file is on that disk too, and
+            logging.raiseExceptions = False      # must not add a traceback for each line it cannot take
+            err = UserError(full.explain(cfg.paths))
         if isinstance(err, (UserError, Diverged)):  # said in full by its message: no traceback
             message = str(err)
         else:
@@ -101,7 +105,12 @@ def run_job(cfg: DictConfig) -> dict:
         result = JobFailure.failed(cfg, message, overrides=overrides, wall_time_s=round(time.time() - started, 1),
                                    diverged=err.record if isinstance(err, Diverged) else None)
     if distributed.is_zero():
-        records.write(output_dir / RESULT_FILE, result)
+        try:
+            records.write(output_dir / RESULT_FILE, result)
+        except DiskFull as err:  # no second traceback: said in a line if the job failed for it, else in full
+            logging.raiseExceptions = False
+            log.error("%s", f"Its record {output_dir / RESULT_FILE} could not be written either (the disk is full)"
+                      if full is not None else err.explain(cfg.paths))
     if interrupted_by is not None:
         try:
             cluster.after_interrupt(interrupted_by)  # under SLURM: requeued (or left to SLURM), and exits

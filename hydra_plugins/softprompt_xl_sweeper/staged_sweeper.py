@@ -20,6 +20,20 @@ log = logging.getLogger("softprompt_xl")
 
 class StagedSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
+        """The sweep; a disk that fills up outside a job (Hydra writing a job's directory, the sweep's own files) is
+        said in one paragraph, as a job says it, and ends the sweep with exit code 1."""
+        from softprompt_xl.runtime.atomic import disk_full
+
+        try:
+            return self._sweep(arguments)
+        except Exception as err:
+            if (full := disk_full(err)) is None:
+                raise
+            logging.raiseExceptions = False  # the log files are on that disk too: no traceback for each line
+            log.error("%s", full.explain(self.config.paths))
+            sys.exit(1)
+
+    def _sweep(self, arguments: List[str]) -> Any:
         from softprompt_xl.errors import UserError
         from softprompt_xl.study.plan import LangComponentJob, RunJob, plan_sweep
 

@@ -67,6 +67,7 @@ from omegaconf import OmegaConf
 
 from softprompt_xl.config import to_plain
 from softprompt_xl.errors import UserError
+from softprompt_xl.runtime.atomic import disk_full
 from softprompt_xl.runtime.hub import hub_reachable
 from softprompt_xl.data.tasks.ner import OUTSIDE, is_tag, retag, spans_to_tags
 
@@ -342,6 +343,8 @@ def _read(source: dict, split: str, cache_dir: str, what: str, task: Any = None)
     except UserError:
         raise
     except Exception as err:  # noqa: BLE001 - datasets' errors on a bad file are opaque: find the place ourselves
+        if (full := disk_full(err, cache_dir)) is not None:  # its cache's disk, not the data, is the problem
+            raise full from None
         expected = (FileNotFoundError, ConnectionError, ValueError, RuntimeError, StopIteration, UnicodeDecodeError,
                     datasets.exceptions.DatasetGenerationError)
         if not local and not isinstance(err, expected):
