@@ -317,6 +317,37 @@ def test_report_shows_confidence_intervals_and_comparisons(tmp_path, make_cfg):
     assert wrong.returncode == 1 and "report.compare=['lp_ta'] names 1 combo(s)" in wrong.stdout
 
 
+def test_damaged_predictions_are_named_and_their_cell_left_out_of_the_comparison(tmp_path, make_cfg):
+    """LP+TA and LA+TA on English, Slovak and Czech NER; LA+TA's Slovak predictions cut short, LP+TA's English ones
+    with a line that is no prediction: each named in a warning, its cell without interval and not compared, the
+    report made all the same, Czech compared as ever."""
+    from softprompt_xl.data.tasks import get_task
+
+    store = Store(tmp_path / "store")
+    task = get_task(make_cfg("task=ner").task)
+    task.target_of = lambda spans: "$$".join(f"{k}: {t}" for k, t in spans)
+    for combo in ("lp_ta", "la_ta"):
+        for lang in ("en", "sk", "cs"):
+            cfg = make_cfg(f"+combo={combo}", f"lang={lang}", "task=ner", "seed=1")
+            metrics, rows = ner_predictions(task, lang, 0.9 if combo == "lp_ta" else 0.3, 1)
+            result = save(store, cfg, {lang: metrics})
+            store.save_result(key(result_spec(cfg)), result, {lang: rows})
+    cut = store.predictions_file(key(result_spec(make_cfg("+combo=la_ta", "lang=sk", "task=ner", "seed=1"))))
+    cut.write_bytes(cut.read_bytes()[:-40])
+    garbled = store.predictions_file(key(result_spec(make_cfg("+combo=lp_ta", "lang=en", "task=ner", "seed=1"))))
+    records.write_predictions(garbled, {"en": [{"id": "en-0", "references": []}]})  # no prediction in it
+
+    proc = report(f"paths.root={tmp_path}", "report.resamples=100")
+    assert proc.returncode == 0 and "Traceback" not in proc.stdout, proc.stdout[-3000:]
+    assert f"{cut} is damaged (Compressed file ended before the end-of-stream marker was reached)" in proc.stdout
+    assert f"{garbled} is damaged (line 1 is not a prediction)" in proc.stdout
+    markdown = (tmp_path / "reports" / "all" / "report.md").read_text()
+    assert "2 result(s) have no stored test predictions (stored before they were kept, damaged" in markdown
+    compared = read_csv(tmp_path / "reports" / "all" / "ner" / "compare-lp_ta-la_ta.csv")
+    assert compared["en"]["verdict"] == compared["sk"]["verdict"] == "not compared"
+    assert compared["cs"]["verdict"] == "better"
+
+
 @pytest.mark.parametrize("overrides,name", [
     ([], "all"), (["task=ner"], "all-ner"), (["report.transfer_from=en"], "all-transfer_from_en"),
     (["task=ner", "report.compare=[lp_tp,tp]"], "all-ner-compare_lp_tp_vs_tp"),
