@@ -25,8 +25,11 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
-# heldout_chunks=0: the same job as before stage 1 scored held-out text (that costs a pass over the selection)
-JOB = ["+combo=lp_ta", "lang=sk", "stage=lang", "lang_stage.max_steps=5", "lang_stage.heldout_chunks=0", "logger=none"]
+# heldout_chunks=0: the same job as before stage 1 scored held-out text (that costs a pass over the selection);
+# trainer.progress=bar: the bar, whose first step FIRST_STEP finds, also in the pipe the job writes to (`++`: a
+# --checkout from before that setting takes it too, and has the bar anyway)
+JOB = ["+combo=lp_ta", "lang=sk", "stage=lang", "lang_stage.max_steps=5", "lang_stage.heldout_chunks=0", "logger=none",
+       "++trainer.progress=bar"]
 # The words of the generated corpus: those of the bundled Slovak toy corpus (paths.toy_data, in the package).
 TOY_CORPUS = PROJECT / "softprompt_xl" / "toy" / "data" / "sk" / "wiki.jsonl.gz"
 FIRST_STEP = re.compile(r"\b1/5 \[")  # the progress bar after the first optimiser step
