@@ -295,16 +295,24 @@ def test_report_shows_confidence_intervals_and_comparisons(tmp_path, make_cfg):
     assert float(compared["en"]["difference"]) == pytest.approx(float(scores["LP+TA"]["en"]) - float(scores["LA+TA"]["en"]), abs=1e-3)
     assert float(compared["en"]["lo"]) > 0 and compared["en"]["seeds"] == "1,2"
     assert compared["sk"]["verdict"] == "no difference" and float(compared["sk"]["p"]) == 1.0
-    # The transfer matrices too, cell by cell (en -> en better; en -> sk and sk -> sk the same predictions), and all
-    # of it counted in one line per scope at the top.
-    assert "LP+TA better in 1 of 3 transfer cells at p<0.05, worse in 0, no difference in 2" in markdown
+    # The transfer matrices too, cell by cell, but only their transfer cells: en -> sk (the same predictions). The
+    # diagonal (en -> en, sk -> sk) is the in-language comparison above, not counted again; it stays in the matrices,
+    # marked in-language (italic). All of it counted in one line per scope at the top.
+    assert "LP+TA better in 0 of 1 transfer cells at p<0.05, worse in 0, no difference in 1" in markdown
     across = read_csv(folder / "compare-transfer-lp_ta-la_ta.csv")
-    assert {k: v["verdict"] for k, v in across.items()} == {"en → en": "better", "en → sk": "no difference",
-                                                            "sk → sk": "no difference"}
-    assert float(across["en → en"]["difference"]) == pytest.approx(float(compared["en"]["difference"]), abs=1e-3)
+    assert {k: v["verdict"] for k, v in across.items()} == {"en → sk": "no difference"}
+    assert float(across["en → sk"]["p"]) == 1.0 and float(across["en → sk"]["difference"]) == 0.0
+    matrix = read_csv(folder / "transfer-lp_ta.csv")
+    assert float(matrix["en"]["en"]) == float(scores["LP+TA"]["en"]) and float(matrix["sk"]["sk"]) == float(scores["LP+TA"]["sk"])
+    block = markdown.split("#### LP+TA: trained on (rows), tested on (columns), span_f1")[1].split("####")[0]
+    assert "the diagonal (in italics) is in-language, not transfer" in block
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in block.splitlines()
+            if line.startswith("| en") or line.startswith("| sk")}
+    assert rows["en"][0].startswith("*") and not rows["en"][1].startswith("*") and rows["sk"][1].startswith("*")
+    assert "\\textit{" in (folder / "transfer-lp_ta.tex").read_text()
     brief = markdown.split("## Comparisons in brief")[1].split("\n## ")[0]
     assert "**LP+TA vs LA+TA, in-language, all tasks: LP+TA better in 1 of 2 cells" in brief
-    assert "**LP+TA vs LA+TA, transfer, all tasks: LP+TA better in 1 of 3 transfer cells" in brief
+    assert "**LP+TA vs LA+TA, transfer, all tasks: LP+TA better in 0 of 1 transfer cells" in brief
 
     # Transfer from English, and the comparison the other way round.
     proc = report(f"paths.root={tmp_path}", "report.resamples=300", "report.transfer_from=en",
@@ -346,6 +354,39 @@ def test_damaged_predictions_are_named_and_their_cell_left_out_of_the_comparison
     compared = read_csv(tmp_path / "reports" / "all" / "ner" / "compare-lp_ta-la_ta.csv")
     assert compared["en"]["verdict"] == compared["sk"]["verdict"] == "not compared"
     assert compared["cs"]["verdict"] == "better"
+
+
+def test_transfer_is_to_another_language(tmp_path, make_cfg):
+    """A sweep of in-language runs only (each configuration trained and tested on en, and on sk) has no transfer cell:
+    its comparison is the in-language one, and no transfer line repeats it (it printed "2 transfer cells"); the
+    transfer matrices keep the diagonal, marked in-language."""
+    from omegaconf import OmegaConf
+
+    from softprompt_xl.data.tasks import get_task
+    from softprompt_xl.report.comparisons import annotate, brief
+    from softprompt_xl.report.tables import build
+
+    store = Store(tmp_path / "store")
+    task = get_task(make_cfg("task=ner").task)
+    task.target_of = lambda spans: "$$".join(f"{k}: {t}" for k, t in spans)
+    for combo, quality in (("lp_ta", 0.9), ("la_ta", 0.5)):
+        for lang in ("en", "sk"):
+            cfg = make_cfg(f"+combo={combo}", f"lang={lang}", "task=ner", "seed=1")
+            metrics, rows = ner_predictions(task, lang, quality, 1)
+            result = save(store, cfg, {lang: metrics})
+            store.save_result(key(result_spec(cfg)), result, {lang: rows})
+    sections, _ = build(store.results())
+    settings = OmegaConf.create({"confidence": 0.95, "resamples": 100, "seed": 0, "compare": ["lp_ta", "la_ta"],
+                                 "alpha": 0.05})
+    annotate(sections, lambda r: store.read_predictions(r.key), settings)
+    (section,) = sections
+    assert [c.scope for c in section.comparisons] == ["cells"]  # no transfer comparison
+    assert section.comparisons[0].counts["better"] + section.comparisons[0].counts["no difference"] == 2
+    lines = brief(sections, 0.05)
+    assert any("in-language, all tasks" in line for line in lines) and not any("transfer" in line for line in lines)
+    matrix = next(t for t in section.transfer if t.slug.endswith("transfer-lp_ta"))
+    assert matrix.header == ["trained on", "en", "sk"] and matrix.in_language == {(0, 1), (1, 2)}
+    assert [[type(v).__name__ for v in row[1:]] for row in matrix.rows] == [["Cell", "NoneType"], ["NoneType", "Cell"]]
 
 
 @pytest.mark.parametrize("overrides,name", [

@@ -129,7 +129,7 @@ def _seed_pairs(a: Cell, b: Cell) -> tuple[list[Result], list[Result], str]:
 
 def _compare(section: Section, pair: list[str], rescorer: Rescorer, settings: Settings, alpha: float) -> list[Comparison]:
     """`pair` cell by cell: in the score table (per language, each pair of rows of the two combos), and in their
-    transfer matrices (per trained-on -> tested-on cell)."""
+    transfer matrices (per trained-on -> tested-on cell, tested on another language)."""
     table, metric = section.scores, section.metric
     langs = [(j, h) for j, h in enumerate(table.header) if j >= 2 and not h.startswith("avg")]
     rows_a = [row for row in table.rows if _combo(row) == pair[0]]
@@ -146,13 +146,16 @@ def _compare(section: Section, pair: list[str], rescorer: Rescorer, settings: Se
     matrices = {_combo(t.rows[0]) if t.rows else None: t for t in section.transfer}
     a, b = matrices.get(pair[0]), matrices.get(pair[1])
     if a is not None and b is not None:
+        # Transfer is to another language: the diagonal (trained and tested on one language) is the in-language
+        # comparison above, not a transfer cell; a sweep without any has no transfer comparison.
         cell_b = {(row[0], target): v for row in b.rows for target, v in zip(b.header[1:], row[1:])}
-        cells = [(f"{row[0]} → {target}", v, cell_b.get((row[0], target)))
-                 for row in a.rows for target, v in zip(a.header[1:], row[1:]) if isinstance(v, Cell)]
-        label_a, label_b = combo_label(pair[0]), combo_label(pair[1])
-        out.append(_comparison(cells, metric, label_a, label_b, rescorer, settings, alpha, cells_are="transfer cells",
-                               slug=f"{section.slug}/compare-transfer-{pair[0]}-{pair[1]}",
-                               what=f"transfer, {metric} trained on → tested on"))
+        crossing = [(f"{row[0]} → {target}", v, cell_b.get((row[0], target))) for row in a.rows
+                    for target, v in zip(a.header[1:], row[1:]) if isinstance(v, Cell) and target != row[0]]
+        if crossing:
+            label_a, label_b = combo_label(pair[0]), combo_label(pair[1])
+            out.append(_comparison(crossing, metric, label_a, label_b, rescorer, settings, alpha,
+                                   cells_are="transfer cells", slug=f"{section.slug}/compare-transfer-{pair[0]}-{pair[1]}",
+                                   what=f"transfer, {metric} trained on → tested on another language"))
     return out
 
 

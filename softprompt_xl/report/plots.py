@@ -1,6 +1,6 @@
 """PNG figures of the tables: per task the scores by language (one bar group per configuration, std as error
-bar), per configuration the transfer matrix as a heatmap. A missing score is a gap (bar) or a grey "—" square
-(heatmap), never a 0. Drawn on matplotlib Figures without pyplot: no display, no global state between figures."""
+bar), per configuration the transfer matrix as a heatmap (its in-language diagonal outlined). A missing score is a gap (bar)
+or a grey "—" square (heatmap), never a 0. Drawn on matplotlib Figures without pyplot: no display, no global state between figures."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 import math
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from softprompt_xl.report.tables import Cell, Table
 
@@ -53,6 +54,8 @@ def heatmap(table: Table) -> bytes:
         for j, v in enumerate(row):
             ax.text(j, i, "—" if math.isnan(v) else f"{v:.1f}", ha="center", va="center", fontsize=8,
                     color="black" if math.isnan(v) or v > 60 else "white")
+    for i, j in table.in_language:  # the diagonal: trained and tested on one language, in-language, not transfer
+        ax.add_patch(Rectangle((j - 1.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5, linestyle="--"))
     ax.set_xticks(range(len(targets)), targets)
     ax.set_yticks(range(len(rows)), [str(r[0]) for r in rows])
     ax.set_xlabel("tested on")

@@ -1,6 +1,7 @@
-"""A table as Markdown (best bold), LaTeX (booktabs, best \\textbf) and flat rows (CSV, W&B Tables: one numeric
-column per mean, std and seed count, and per end of the confidence interval, so the numbers can be read back
-without parsing "85.3 ± 1.2 [83.0, 87.4]"). A missing cell is "—" / "--" / empty: never 0."""
+"""A table as Markdown (best bold, a transfer matrix's in-language diagonal italic), LaTeX (booktabs, best \\textbf,
+the diagonal \\textit) and flat rows (CSV, W&B Tables: one numeric column per mean, std and seed count, and per end
+of the confidence interval, so the numbers can be read back without parsing "85.3 ± 1.2 [83.0, 87.4]"). A missing
+cell is "—" / "--" / empty: never 0."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def _text(value: Any, latex: bool = False) -> str:
 def markdown(table: Table) -> str:
     lines = ["| " + " | ".join(table.header) + " |", "|" + "---|" + "---:|" * (len(table.header) - 1)]
     for i, row in enumerate(table.rows):
-        cells = [f"**{_text(v)}**" if (i, j) in table.best else _text(v) for j, v in enumerate(row)]
+        cells = [f"**{_text(v)}**" if (i, j) in table.best else f"*{_text(v)}*" if (i, j) in table.in_language
+                 else _text(v) for j, v in enumerate(row)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -47,8 +49,9 @@ def latex(table: Table) -> str:
     def line(cells: list[str]) -> str:
         return " & ".join(cells) + r" \\"
 
-    body = [line([f"\\textbf{{{_text(v, True)}}}" if (i, j) in table.best else _text(v, True)
-                  for j, v in enumerate(row)]) for i, row in enumerate(table.rows)]
+    body = [line([f"\\textbf{{{_text(v, True)}}}" if (i, j) in table.best else f"\\textit{{{_text(v, True)}}}"
+                  if (i, j) in table.in_language else _text(v, True) for j, v in enumerate(row)])
+            for i, row in enumerate(table.rows)]
     return "\n".join([
         f"% {table.title}", "% needs \\usepackage{booktabs}",
         r"\begin{tabular}{l" + "r" * (len(table.header) - 1) + "}", r"\toprule",

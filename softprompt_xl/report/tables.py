@@ -55,6 +55,8 @@ class Table:
     header: list[str]  # the label column's name, then one per column
     rows: list[list[Any]]  # a label, then per column a Cell, a number, a string, or None (missing)
     best: set[tuple[int, int]] = field(default_factory=set)  # (row, column index into the row) marked best
+    # a transfer matrix's diagonal (trained and tested on the same language): in-language, not transfer; shown marked
+    in_language: set[tuple[int, int]] = field(default_factory=set)
 
 
 @dataclass
@@ -205,9 +207,11 @@ def _section(task: str, slug: str, shared: dict, differs: str, points: dict, tra
         combo = configs[config].combo
         name = combo if labels[config] == combo_label(combo) else f"{combo}-{config[:6]}"
         transfer.append(Table(
-            slug=f"{slug}/transfer-{name}", title=f"{labels[config]}: trained on (rows), tested on (columns), {metric}",
+            slug=f"{slug}/transfer-{name}", title=f"{labels[config]}: trained on (rows), tested on (columns), {metric}"
+            + ("; the diagonal (in italics) is in-language, not transfer" if set(sources) & set(targets) else ""),
             header=["trained on", *targets],
-            rows=[[s, *(matrix.get((s, t)) for t in targets)] for s in sources]))
+            rows=[[s, *(matrix.get((s, t)) for t in targets)] for s in sources],
+            in_language={(i, j + 1) for i, s in enumerate(sources) for j, t in enumerate(targets) if s == t}))
 
     return Section(task=task, slug=slug, metric=metric, setting=_describe(shared) + differs, scores=scores,
                    cost=_cost(slug, task, order, labels, points), transfer=transfer, missing=missing)
