@@ -47,15 +47,18 @@ def records(path: Path) -> list[wandb_internal_pb2.Record]:
 
 @dataclass
 class Run:
-    """What a run file says about its run: identity, config and summary (last value per key), artifacts."""
+    """What a run file says about its run: identity, config and summary (last value per key), the keys of its
+    history, artifacts."""
 
     run_id: str = ""
     project: str = ""
     group: str = ""
     job_type: str = ""
+    name: str = ""
     tags: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    history: set[str] = field(default_factory=set)  # every key a history row holds (a table's: its name)
     artifacts: list[dict] = field(default_factory=list)  # name, type, metadata
 
 
@@ -65,14 +68,16 @@ def read_run(path: Path) -> Run:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             r = record.run
-            run.run_id, run.project, run.group, run.job_type, run.tags = (
-                r.run_id, r.project, r.run_group, r.job_type, list(r.tags))
+            run.run_id, run.project, run.group, run.job_type, run.tags, run.name = (
+                r.run_id, r.project, r.run_group, r.job_type, list(r.tags), r.display_name)
             run.config.update({item.key: json.loads(item.value_json) for item in r.config.update})
         elif kind == "config":
             run.config.update({item.key: json.loads(item.value_json) for item in record.config.update})
         elif kind == "summary":
             run.summary.update({item.key or "/".join(item.nested_key): json.loads(item.value_json)
                                 for item in record.summary.update})
+        elif kind == "history":
+            run.history.update(item.key or item.nested_key[0] for item in record.history.item)
         elif kind == "artifact":
             a = record.artifact
             run.artifacts.append({"name": a.name, "type": a.type, "metadata": json.loads(a.metadata or "{}")})

@@ -8,5 +8,7 @@ comparisons.py  confidence intervals and paired comparisons, from the prediction
 resampling.py   the bootstrap interval and the approximate-randomisation test on per-example statistics
 render.py   a table as Markdown, CSV and LaTeX       plots.py  figures (PNG)
 write.py    the report directory, written at once    wandb_io.py  report.wandb=true
+dashboard.py  report.dashboard=true: the sweep's dashboard in W&B (dashboard.json; `python -m
+            softprompt_xl.report.dashboard push FILE` saves it)    run_files.py  the runs' W&B run files, read back
 __main__.py the Hydra app (conf/report.yaml)
 """

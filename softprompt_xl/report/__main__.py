@@ -55,13 +55,24 @@ def make_report(cfg: DictConfig, experiment: str | None) -> str:
     notes += annotate(sections, lambda r: store.read_predictions(r.key) if store and r.key else None, cfg.report)
     name = report_name(cfg, experiment)
     folder = Path(cfg.paths.reports) / name
+    if cfg.report.dashboard:  # before the folder is written anew: the W&B report its dashboard was saved as
+        from softprompt_xl.report.dashboard import check, previous_push
+
+        check(selection.results)
+        pushed = previous_push(folder)
     markdown = write_report(folder, name, selection, sections, notes, float(cfg.report.alpha))
     print(markdown, flush=True)
     log.info("Report written to %s (report.md, and per task CSV, LaTeX and PNG)", folder)
-    if cfg.report.wandb:
+    if cfg.report.wandb or cfg.report.dashboard:  # the dashboard shows the tables of the report's W&B run
         from softprompt_xl.report.wandb_io import log_report
 
-        log.info("Report logged to %s", log_report(cfg, name, sections, selection.results, folder))
+        run = log_report(cfg, name, sections, selection.results, folder,
+                         why="report.wandb=true" if cfg.report.wandb else "report.dashboard=true")
+        log.info("Report logged to %s", run)
+    if cfg.report.dashboard:
+        from softprompt_xl.report.dashboard import make_dashboard
+
+        make_dashboard(cfg, name, sections, selection.results, folder, run, pushed)
     return str(folder)
 
 

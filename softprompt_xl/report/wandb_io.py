@@ -1,14 +1,18 @@
 """`report.wandb=true`: the report's tables as W&B Tables and its figures as images, in one run of job_type
-`report` placed in the group of the sweep its results come from, so the sweep's runs and its report sit together."""
+`report` placed in the group of the sweep its results come from, so the sweep's runs and its report sit together.
+The run's id is made of the project, group and report name: the same report logged again updates its run (W&B
+resumes it), and the dashboard (report/dashboard.py) shows its tables by that run's name."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
+from softprompt_xl.config import stable_hash
 from softprompt_xl.errors import UserError
 from softprompt_xl.study.tracking import wandb_environment
 from softprompt_xl.report.render import flat
@@ -18,12 +22,28 @@ from softprompt_xl.study.records import Result
 log = logging.getLogger(__name__)
 
 
-def log_report(cfg: Any, name: str, sections: list[Section], results: list[Result], folder: Path) -> str:
-    """Log the report; returns where it went, in words."""
+@dataclass
+class ReportRun:
+    """The W&B run a report is logged to: one per project, group and report name, so that logging the same report
+    again (after more runs finished) updates that run instead of adding another beside it."""
+
+    project: str
+    entity: str | None
+    group: str
+    name: str  # its display name, report-<report name>
+    run_id: str
+    mode: str
+
+    def __str__(self) -> str:
+        return f"W&B project {self.project}, group {self.group} ({self.mode})"
+
+
+def report_run(cfg: Any, name: str, results: list[Result], why: str = "report.wandb=true") -> ReportRun:
+    """Where the report of `results` goes: the project and group of the sweep they come from (report.group chooses)."""
     settings = cfg.logger.get("wandb")
     if settings is None:
-        raise UserError("report.wandb=true logs to the W&B project named in logger.wandb, which was switched off "
-                        "(logger=csv or logger=none). Drop that override, or leave report.wandb=false.")
+        raise UserError(f"{why} logs to the W&B project named in logger.wandb, which was switched off "
+                        f"(logger=csv or logger=none). Drop that override, or leave {why.split('=')[0]}=false.")
     runs = [r.wandb for r in results if r.wandb]
     groups, projects = sorted({r["group"] for r in runs}), sorted({r["project"] for r in runs})
     group = cfg.report.group or (groups[0] if len(groups) == 1 else f"report-{name}")
@@ -31,11 +51,21 @@ def log_report(cfg: Any, name: str, sections: list[Section], results: list[Resul
         log.info("The results come from %s W&B group(s); logging the report to group '%s' (report.group=NAME "
                  "chooses)", len(groups) or "no", group)
     project = projects[0] if len(projects) == 1 else settings.project
+    return ReportRun(project=project, entity=settings.entity, group=group, name=f"report-{name}", mode=settings.mode,
+                     run_id=f"report-{stable_hash([settings.entity, project, group, name], 16)}")
+
+
+def log_report(cfg: Any, name: str, sections: list[Section], results: list[Result], folder: Path,
+               why: str = "report.wandb=true") -> ReportRun:
+    """Log the report; returns the run it went to."""
+    where = report_run(cfg, name, results, why)
+    project, group, settings = where.project, where.group, cfg.logger.wandb
     wandb_environment(cfg.paths)
     import wandb
 
     try:
-        run = wandb.init(project=project, entity=settings.entity, group=group, job_type="report", name=f"report-{name}",
+        run = wandb.init(id=where.run_id, resume="allow", project=project, entity=settings.entity, group=group,
+                         job_type="report", name=where.name,
                          mode=settings.mode, dir=cfg.paths.wandb, tags=["report", *sorted({s.task for s in sections})],
                          config={"report": OmegaConf.to_container(cfg.report), "source": cfg.source,
                                  "results": len(results)})
@@ -53,4 +83,4 @@ def log_report(cfg: Any, name: str, sections: list[Section], results: list[Resul
         run.summary["report_dir"] = str(folder)
     finally:
         run.finish()
-    return f"W&B project {project}, group {group} ({settings.mode})"
+    return where
