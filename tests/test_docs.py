@@ -184,6 +184,11 @@ COMMANDS: dict[str, list] = {
     "python -m softprompt_xl.report report.compare=[lp_tp,tp]": [
         Run("python -m softprompt_xl.report paths.root={store} report.compare=[lp_tp,tp]",
             expect=("Report written to {store}/reports/all-compare_lp_tp_vs_tp ",))],
+    "python -m softprompt_xl.report report.dashboard=true": [  # on a real offline sweep with W&B runs
+        Elsewhere("tests/test_dashboard.py::test_the_dashboard_of_a_toy_sweep_draws_what_its_runs_logged")],
+    "python -m softprompt_xl.report.dashboard push runs/reports/all/dashboard.json": [
+        Elsewhere("tests/test_dashboard.py::test_the_push_says_what_to_do_offline_and_without_a_login"),
+        NotRun("its save: W&B's server, needs an account and the network")],
     "python -m softprompt_xl.store paths.root=DIR": [
         Run("python -m softprompt_xl.store paths.root={store}", expect=("key", "kind", "role", "result"))],
     "python -m softprompt_xl.store": [Run("python -m softprompt_xl.store", expect=("{root}/store is empty",))],
