@@ -177,3 +177,18 @@ def test_a_sweep_on_a_full_disk_says_so_in_a_paragraph_and_a_rerun_with_room_fin
     expected = load_file(Store(tmp_path / "roomy" / "store").component_dir(whole.task_component) / WEIGHTS_FILE)
     resumed = load_file(task / WEIGHTS_FILE)
     assert all((expected[k] - resumed[k]).abs().max().item() < 1e-5 for k in expected) and expected.keys() == resumed.keys()
+
+
+def test_files_written_whole_get_the_modes_the_umask_gives(tmp_path):
+    # tempfile's private 0600/0700 would keep a store shared by a group from its other members
+    from softprompt_xl.runtime.atomic import atomic_dir, write_text
+
+    old = os.umask(0o002)
+    try:
+        write_text(tmp_path / "result.json", "{}")
+        with atomic_dir(tmp_path / "component") as d:
+            (d / "x").write_text("")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o664
+    assert (tmp_path / "component").stat().st_mode & 0o777 == 0o775

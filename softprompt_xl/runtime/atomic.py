@@ -145,6 +145,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            os.fchmod(fd, _usual_mode(0o666))
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -155,6 +156,14 @@ def write_bytes(path: str | Path, data: bytes) -> None:
             raise
 
 
+def _usual_mode(mode: int) -> int:
+    """`mode` under the process's umask: what open() or mkdir() would have given the file. tempfile makes its files
+    private (0600, 0700), which would keep a store shared by a group on a cluster from its other members."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
 @contextmanager
 def atomic_dir(final: str | Path) -> Iterator[Path]:
     """Yield a temporary directory beside `final`; it becomes `final` by one rename only if the block succeeds."""
@@ -163,6 +172,7 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
         try:
+            tmp.chmod(_usual_mode(0o777))
             try:
                 yield tmp
             except DiskFull as err:  # a file inside (write_bytes): named by the directory, which needs more
