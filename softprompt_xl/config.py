@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -144,12 +145,16 @@ def check_writable(root: str | Path) -> None:
     from softprompt_xl.errors import UserError
 
     root = Path(root)
+    probe = root / f".write-test-{os.getpid()}"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
+        # some bytes, not an empty file: a full disk still has inodes for one, then fails Hydra's first config write
+        probe.write_bytes(bytes(64 * 1024))
         probe.unlink()
     except OSError as err:
+        probe.unlink(missing_ok=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # the caller says it as a full disk (runtime/atomic.py owns that paragraph)
         raise UserError(f"Cannot write under paths.root={root} ({err.strerror or err}): every output, the store and the "
                         "caches go there. Choose a directory you can write with paths.root=DIR (or the environment "
                         "variable SOFTPROMPT_XL_ROOT), or fix its permissions.") from None

@@ -163,10 +163,15 @@ class PrepareOutputRoot(Callback):
     whenever it is installed. The jobs, in this process or under submitit, inherit the environment."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from softprompt_xl.runtime.atomic import disk_full
+
         try:
             check_writable(config.paths.root)
         except UserError as err:
             log.error("%s", err)
+            sys.exit(2)
+        except OSError as err:  # the disk is full before the first file
+            log.error("%s", disk_full(err, config.paths.root).explain(config.paths))
             sys.exit(2)
         keep_library_caches_under(config.paths)
 

@@ -192,3 +192,22 @@ def test_files_written_whole_get_the_modes_the_umask_gives(tmp_path):
         os.umask(old)
     assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o664
     assert (tmp_path / "component").stat().st_mode & 0o777 == 0o775
+
+
+def test_an_output_root_on_a_full_disk_is_said_as_a_full_disk(tmp_path, monkeypatch):
+    # Hydra writes the job's config before main: the root's check writes some bytes, so that a disk with inodes
+    # but no room left is found there and said as full (train.PrepareOutputRoot), not as a permission problem
+    import errno as errnos
+
+    from softprompt_xl.config import check_writable
+    from softprompt_xl.runtime.atomic import disk_full
+
+    def no_room(self, data):
+        raise OSError(errnos.ENOSPC, "No space left on device") if data else AssertionError("an empty probe")
+
+    monkeypatch.setattr(Path, "write_bytes", no_room)
+    with pytest.raises(OSError) as err:
+        check_writable(tmp_path / "root")
+    assert err.value.errno == errnos.ENOSPC and not list((tmp_path / "root").iterdir())
+    assert disk_full(err.value, tmp_path / "root").explain({"root": str(tmp_path / "root")}).startswith(
+        f"The disk under paths.root ({tmp_path / 'root'}) is full")
