@@ -275,7 +275,9 @@ def make_dashboard(cfg: Any, name: str, sections: list[Section], results: list[R
                    report: ReportRun, pushed: dict | None = None) -> Path:
     """Build the dashboard from the runs under paths.wandb, write dashboard.json into the report's folder, and save it
     in W&B when logging is online."""
-    runs = logged_runs(cfg.paths.wandb)
+    made = {k for r in results for k in [r.key, r.task_component, r.lang_component, *r.eval_lang_components.values()]}
+    runs = logged_runs(cfg.paths.wandb, lambda run: run.run_id == report.run_id  # the rest of a file is read only for
+                       or (run.identity.get("store_key") in made))              # the runs the report shows
     spec = build(name, report.project, cfg.logger.wandb.entity, sections, results, runs, report, str(cfg.paths.wandb))
     if pushed and pushed.get("project") == spec["project"] and (not spec["entity"] or pushed.get("entity") == spec["entity"]):
         spec["pushed"] = pushed  # the W&B report saved from this report's dashboard before: the next push updates it

@@ -16,7 +16,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,9 @@ def _key(item: Any) -> str:
     return item.key or (item.nested_key[0] if item.nested_key else "")
 
 
-def read_run(path: Path) -> LoggedRun:
+def read_run(path: Path, wanted: Callable[[LoggedRun], bool] | None = None) -> LoggedRun | None:
+    """The run of one run file; None when `wanted` (asked as soon as the run's identity and first config are read,
+    before its history) says it is not wanted."""
     from google.protobuf.message import DecodeError
 
     run = LoggedRun(run_id="", files=[str(path)])
@@ -101,6 +103,8 @@ def read_run(path: Path) -> LoggedRun:
                 run.run_id, run.project, run.entity, run.group, run.job_type, run.name = (
                     r.run_id, r.project, r.entity, r.run_group, r.job_type, r.display_name)
                 run.config.update({item.key: json.loads(item.value_json) for item in r.config.update})
+                if wanted is not None and not wanted(run):
+                    return None
             elif kind == "config":
                 run.config.update({item.key: json.loads(item.value_json) for item in record.config.update})
             elif kind == "summary":
@@ -116,12 +120,13 @@ def read_run(path: Path) -> LoggedRun:
     return run
 
 
-def logged_runs(wandb_dir: str | Path) -> list[LoggedRun]:
-    """Every run with a run file under `wandb_dir` (paths.wandb), the files of a resumed run merged by its id."""
+def logged_runs(wandb_dir: str | Path, wanted: Callable[[LoggedRun], bool] | None = None) -> list[LoggedRun]:
+    """The runs with a run file under `wandb_dir` (paths.wandb) - those `wanted`, if given, is true of - the files of
+    a resumed run merged by its id."""
     runs: dict[str, LoggedRun] = {}
     for path in sorted(Path(wandb_dir).rglob("run-*.wandb")):
-        run = read_run(path)
-        if not run.run_id:
+        run = read_run(path, wanted)
+        if run is None or not run.run_id:
             continue
         if (project_run := f"{run.project}/{run.run_id}") in runs:
             runs[project_run].merge(run)
