@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import hashlib
@@ -152,7 +153,8 @@ def check_writable(root: str | Path) -> None:
         probe.write_bytes(bytes(64 * 1024))
         probe.unlink()
     except OSError as err:
-        probe.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a probe cut short by a full disk; none where root is not a directory
+            probe.unlink(missing_ok=True)
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise  # the caller says it as a full disk (runtime/atomic.py owns that paragraph)
         raise UserError(f"Cannot write under paths.root={root} ({err.strerror or err}): every output, the store and the "

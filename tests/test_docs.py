@@ -130,6 +130,8 @@ COMMANDS: dict[str, list] = {
     ".ci/slurm-cluster install": [Shell(".ci/slurm-cluster")],
     "eval \"$(.ci/slurm-cluster env)\"": [Shell(".ci/slurm-cluster")],
     ".ci/run": [Shell(".ci/run")],
+    "python -m softprompt_xl.train +combo=lp_ta lang=sk seed=42,1,2 logger=none -m": [
+        Dry(("Sweep plan: 3 run(s).", "3 needed, 0 already in the store, 3 to train"))],
     "python -m softprompt_xl.train +combo=ta,tp,la_ta,la_tp,lp_ta,lp_tp lang=en,sk -m": [
         Dry(("Sweep plan: 12 run(s).", "4 needed, 0 already in the store, 4 to train"))],
     "python -m softprompt_xl.train +combo=lp_ta --cfg job": [
