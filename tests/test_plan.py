@@ -233,3 +233,21 @@ def test_a_sweep_none_of_whose_runs_has_data_is_refused_and_one_with_nothing_lef
     assert SweepPlan(runs=2, finished=["lp_ta sk qa"], no_data=["lp_ta bg qa"]).describe().endswith(
         "  Nothing to launch: 1 run(s) had finished before, and 1 have no data set for their task (lp_ta bg qa).")
     assert "Nothing to launch" not in SweepPlan(runs=1, todo=[RunJob(("+combo=ta",), ())]).describe()
+
+
+def test_a_plan_computes_each_language_spec_once_and_the_same_as_each_run_would(make_cfg, tmp_path, monkeypatch):
+    from softprompt_xl.study import plan as plan_module
+
+    jobs = [[f"paths.root={tmp_path}", "experiment=paper_v1_toy", f"+combo={combo}", "lang=en", f"task={task}"]
+            for combo in ("lp_ta", "lp_tp", "la_ta") for task in ("qa", "ner")]
+    calls = []
+    real = plan_module.lang_spec
+    monkeypatch.setattr(plan_module, "lang_spec", lambda cfg, code: calls.append(code) or real(cfg, code))
+    shared = plan_sweep(jobs, lambda job: make_cfg(*job))
+    assert len(calls) == 2 * 6  # two kinds (prompt, adapter) x six evaluation languages, not 6 runs x 6
+    unique = iter(range(10**6))
+    monkeypatch.setattr(plan_module, "lang_spec_inputs", lambda cfg: str(next(unique)))  # every run its own
+    alone = plan_sweep(jobs, lambda job: make_cfg(*job))
+    assert len(calls) == 2 * 6 + 6 * 6
+    assert [(j.overrides, j.needs) for j in shared.todo] == [(j.overrides, j.needs) for j in alone.todo]
+    assert shared.lang_needed == alone.lang_needed

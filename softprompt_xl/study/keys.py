@@ -57,6 +57,16 @@ def lang_spec(cfg: Any, code: str | None = None) -> dict | None:
             "seed": cfg.seed}
 
 
+def lang_spec_inputs(cfg: Any) -> str:
+    """A digest of all that `lang_spec(cfg, code)` reads of a run's config besides `code` (keep it in step with
+    lang_spec and with_lang): runs with the same digest have the same language spec for every language, so a plan
+    computes each once (paper_v2's 96 runs with a language part ask for 1,056 specs, of 32 languages x kinds),
+    instead of copying the run's config for each. The run's language is in it because the run's config resolves
+    interpolations of `lang` (a prompt's init text, the corpus's path) with it."""
+    return stable_hash([cfg.lang.code, cfg.seed, *(to_plain(node) for node in (
+        cfg.combo.components.get("lang"), cfg.lang_stage, cfg.data.wiki, cfg.backbone, cfg.paths))])
+
+
 def imported_spec(cfg: Any, component: dict, source: str, layout: str, sha256: str) -> dict:
     """Spec of a language component imported from `source` (a Hub name or a directory) for `cfg`'s language and
     backbone: what it is and where its weights came from (their digest), instead of how it was trained."""

@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 from softprompt_xl.errors import UserError
 from softprompt_xl.study import schema
-from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec, task_spec, unevaluated
+from softprompt_xl.study.keys import (eval_langs, key, lang_spec, lang_spec_inputs, result_spec, task_spec,
+                                      unevaluated)
 from softprompt_xl.study.records import Result, cfg_run_name, lang_run_name
 from softprompt_xl.study.store import Store
 
@@ -164,12 +165,17 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
         schema.check(cfg)
     wanted: dict[str, LangComponentJob] = {}
     not_stored: dict[str, list[str]] = {}  # stage=eval runs that have nothing stored to evaluate, by store
+    known: dict[tuple[str, str], dict | None] = {}  # (keys.lang_spec_inputs, language) -> its spec
     for job, cfg in configs:
         store = Store(cfg.paths.store)
         evaluated = eval_langs(cfg)
-        # Each language's spec once per run (a copy of the run's config in that language): 11 of them in a
-        # paper_v2 run, wanted by the result's key and by the plan.
-        specs = {code: lang_spec(cfg, code) for code in dict.fromkeys([cfg.lang.code, *evaluated])}
+        # Each language's spec once per plan (a copy of the run's config in that language): 11 of them in a
+        # paper_v2 run, wanted by the result's key and by the plan, and the same in every run of that language part.
+        inputs, specs = lang_spec_inputs(cfg), {}
+        for code in dict.fromkeys([cfg.lang.code, *evaluated]):
+            if (inputs, code) not in known:
+                known[inputs, code] = lang_spec(cfg, code)
+            specs[code] = known[inputs, code]
         if finished_result(cfg, store, {code: specs[code] for code in evaluated}):
             plan.finished.append(cfg_run_name(cfg, " "))
             continue
