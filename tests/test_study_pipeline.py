@@ -215,22 +215,6 @@ def test_eval_only_without_a_trained_component_says_what_to_do(make_cfg, tmp_pat
     assert not (tmp_path / "store" / "components").exists()  # the language prompt was not trained first
 
 
-def test_dry_run_plans_the_paper_grid_without_training(tmp_path):
-    # The grid is 144 runs (6 combos x 6 languages x 4 tasks); planned here for one task (composing each run's
-    # config is most of a plan's time), which needs every language's prompt and adapter all the same.
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        params = compose("train", overrides=["experiment=paper_v1"], return_hydra_config=True).hydra.sweeper.params
-    assert len(sweep_jobs(*(f"{k}={v}" for k, v in params.items()))) == 144
-    proc = run_cli("experiment=paper_v1", "task=ner", f"paths.root={tmp_path}", "dry_run=true", "-m", timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "Sweep plan: 36 run(s)." in proc.stdout
-    assert "stage 1, language components: 12 needed, 0 already in the store, 12 to train" in proc.stdout
-    assert "0 finished (skipped), 36 to run" in proc.stdout
-    assert not (tmp_path / "store").exists()
-
-
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
 def test_every_experiment_config_composes(make_cfg, experiment):
     from hydra import compose, initialize_config_dir
