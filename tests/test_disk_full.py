@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from conftest import FAST_OVERRIDES, run_cli
+from test_resume import Tiny  # the same tiny module the checkpoint tests train
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import WEIGHTS_FILE, damage
 from softprompt_xl.runtime import atomic
@@ -85,18 +86,6 @@ def test_the_paragraph_names_the_setting_that_holds_the_file():
     assert disk_full(chained).explain(PATHS).startswith("The disk under paths.root (/data/runs) is full")
     quota = disk_full(OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), "/data/runs/store/x")).explain(PATHS)
     assert quota.startswith("Your disk quota under paths.root (/data/runs) is used up: writing /data/runs/store/x")
-
-
-class Tiny(L.LightningModule):
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(4, 1)
-
-    def training_step(self, batch, batch_idx):
-        return self.layer(batch).pow(2).mean()
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
 def fit(directory: Path, steps: int) -> None:
