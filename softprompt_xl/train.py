@@ -34,7 +34,8 @@ register_resolvers()
 
 
 def quiet_libraries() -> None:
-    """Keep the console to what a researcher needs: progress bars, stage lines, the summary, real warnings."""
+    """Keep the console to what a researcher needs: progress (bars on a terminal, lines in a file), stage lines, the
+    summary, real warnings."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
