@@ -251,3 +251,11 @@ def test_a_plan_computes_each_language_spec_once_and_the_same_as_each_run_would(
     assert len(calls) == 2 * 6 + 6 * 6
     assert [(j.overrides, j.needs) for j in shared.todo] == [(j.overrides, j.needs) for j in alone.todo]
     assert shared.lang_needed == alone.lang_needed
+
+
+def test_language_components_of_one_kind_and_language_are_told_apart_by_their_keys(make_cfg, tmp_path):
+    plan = plan_sweep([[f"paths.root={tmp_path}", "+combo=lp_ta", "lang=sk", f"seed={seed}"] for seed in (1, 2)],
+                      lambda job: make_cfg(*job))
+    first, second = (job.key for job in plan.lang_jobs)
+    assert first != second
+    assert f"2 to train: prompt sk ({first}), prompt sk ({second})" in plan.describe()

@@ -89,7 +89,10 @@ class SweepPlan:
     def _lang_jobs_by_kind(self) -> str:
         """"prompt sk, prompt cs", or for many, "16 adapters (en, cs, ...); 16 prompts (en, cs, ...)"."""
         if len(self.lang_jobs) <= 4:
-            return ", ".join(job.describe() for job in self.lang_jobs)
+            names = [job.describe() for job in self.lang_jobs]
+            if len(set(names)) < len(names):  # one kind and language with other settings (e.g. seeds): by their keys
+                names = [f"{name} ({job.key})" for name, job in zip(names, self.lang_jobs)]
+            return ", ".join(names)
         kinds: dict[str, list[str]] = {}
         for job in self.lang_jobs:
             kinds.setdefault(job.kind, []).append(job.lang)
