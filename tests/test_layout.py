@@ -44,6 +44,14 @@ def test_layers_import_only_downwards_and_nothing_imports_the_toy_part():
     assert not wrong, "\n".join(wrong)
 
 
+def test_config_and_errors_are_under_every_layer():
+    """config.py and errors.py are imported by every layer, so they import none: a resolver of a fact a layer owns
+    (the run name's, spxl.run_name) is registered by that layer's module, not reached for from below."""
+    wrong = [f"{name} imports {module} ({layer_of(module)}/)" for name in ("config.py", "errors.py")
+             for module in sorted(imports(PACKAGE / name)) if layer_of(module)]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_each_record_file_is_named_by_one_module_only():
     owners = {"component.json": "model/component_header.py", "result.json": "study/records.py"}
     for name, owner in owners.items():

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Union
 
+from omegaconf import OmegaConf
+
 from softprompt_xl.runtime.atomic import write_bytes, write_json
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,13 @@ def run_name(combo: Any, lang: Any, task: Any, sep: str = "-") -> str:
     `spxl.run_name` resolver) and its W&B runs are named so; `sep=" "` in what is said to a person
     ("skip lp_ta sk qa")."""
     return sep.join(str(part) for part in (combo, lang, task))
+
+
+# conf/train.yaml names each job's directory `${spxl.run_name:...}` (hydra.sweep.subdir): the resolver is registered
+# here, by the run name's owner, on import, so every process that names job directories has it (train.py, the staged
+# sweeper and the launchers import this module); config.py, under every layer, imports nothing of the study.
+if not OmegaConf.has_resolver("spxl.run_name"):
+    OmegaConf.register_new_resolver("spxl.run_name", run_name)
 
 
 def cfg_run_name(cfg: Any, sep: str = "-") -> str:
