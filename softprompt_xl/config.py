@@ -84,22 +84,25 @@ def keep_library_caches_under(paths: Any) -> None:
     os.environ.setdefault("MPLCONFIGDIR", str(Path(paths.cache) / "matplotlib"))
 
 
-def group_options(group: str) -> list[str]:
-    """The options of a config group (e.g. the languages of `lang`), wherever Hydra finds them (see load_option)."""
-    loader = _hydra_config_loader()
+def group_options(group: str, package: bool = False) -> list[str]:
+    """The options of a config group (e.g. the languages of `lang`), wherever Hydra finds them (see load_option);
+    with package=True, the package's own."""
+    loader = None if package else _hydra_config_loader()
     if loader is not None:
         return sorted(loader.get_group_options(group))
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-def load_option(group: str, name: str, copy: bool = True) -> DictConfig | None:
+def load_option(group: str, name: str, copy: bool = True, package: bool = False) -> DictConfig | None:
     """One option of a config group as written (e.g. conf/lang/sk.yaml), or None if there is none: the one way the
     framework reads a config file outside Hydra's composition (a run's evaluation languages, the report's
     language list). Inside a Hydra app it looks where Hydra composes from, so a language added in a directory of
     one's own (`--config-dir DIR`) is found; elsewhere (tests, notebooks) in the package's conf/. With
-    copy=False, the one read-only node read per process: for reading, or assigning into a config (which copies
-    it), thousands of times in a sweep's plan."""
-    found = _read_option(_sources(), group, name)
+    package=True, the package's own file wherever it is asked: what the embedded default is built from (the tiny
+    backbone's task texts, toy/), which a config directory of one's own must not change. With copy=False, the one
+    read-only node read per process: for reading, or assigning into a config (which copies it), thousands of
+    times in a sweep's plan."""
+    found = _read_option(_PACKAGE_SOURCES if package else _sources(), group, name)
     return found.copy() if found is not None and copy else found  # a copy is the caller's to change
 
 
@@ -115,17 +118,19 @@ def has_option(group: str, name: str) -> bool:
     return _read_option(_sources(), group, name) is not None
 
 
+_PACKAGE_SOURCES = (str(CONF_DIR),)  # the package's conf/ alone, read as files
+
+
 def _sources() -> tuple[str, ...]:
     loader = _hydra_config_loader()
-    return tuple(source.path for source in loader.get_sources()) if loader is not None else (str(CONF_DIR),)
+    return tuple(source.path for source in loader.get_sources()) if loader is not None else _PACKAGE_SOURCES
 
 
 @functools.lru_cache(maxsize=None)
 def _read_option(sources: tuple[str, ...], group: str, name: str) -> DictConfig | None:
     # Read once per process: planning a 144-run sweep asks for the same few languages about a thousand times.
-    loader = _hydra_config_loader()
-    if loader is not None:
-        found = loader.repository.load_config(f"{group}/{name}")
+    if sources != _PACKAGE_SOURCES:  # Hydra's search path (asked for inside a Hydra app)
+        found = _hydra_config_loader().repository.load_config(f"{group}/{name}")
         return None if found is None else found.config
     path = CONF_DIR / group / f"{name}.yaml"
     return OmegaConf.load(path) if path.exists() else None

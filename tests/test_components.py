@@ -274,7 +274,7 @@ def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cf
     from softprompt_xl.model.backbone import load_backbone
     from softprompt_xl.data.loaders import span_corruption_loader
     from softprompt_xl.toy import backbone as toy_backbone
-    from softprompt_xl.toy.pretraining import _task_loader
+    from softprompt_xl.toy.pretraining import task_loader
 
     paths = OmegaConf.merge(cfg.paths, {"cache": str(tmp_path)})
     span = {"input_length": 32, "noise_density": 0.15, "mean_noise_span_length": 3.0}
@@ -290,15 +290,15 @@ def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cf
         # that do not depend on the machine's load; this test asks only whether pre-training teaches anything).
         threads = torch.get_num_threads()
         try:
-            toy_backbone._build_tiny_backbone(to_plain(build), str(paths.toy_data), str(paths.hf_cache),
-                                              toy_backbone.tiny_backbone_dir(build, paths), threads=1)
+            toy_backbone.build_in_this_process(to_plain(build), str(paths.toy_data), str(paths.hf_cache),
+                                               toy_backbone.tiny_backbone_dir(build, paths), threads=1)
         finally:
             torch.set_num_threads(threads)
         model, tokenizer = load_backbone(backbone, paths)
         model.eval()
         texts = ["Eva býva v Nitre a rada jedáva halušky. Nitra je krásne mesto."] * 20
         corrupted = next(iter(span_corruption_loader(texts, "t", tokenizer, OmegaConf.create({**span, "batch_size": 8}), seed=0)))
-        nli = next(iter(_task_loader(tokenizer, spec, ["sk"])))
+        nli = next(iter(task_loader(tokenizer, spec, ["sk"])))
         with torch.no_grad():
             return model(**corrupted).loss.item(), model(**nli).loss.item()
 
@@ -308,7 +308,7 @@ def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cf
 
 
 def test_pretraining_forms_share_a_task_s_records_and_each_gives_its_own_targets(tiny):
-    from softprompt_xl.toy.pretraining import _task_loader
+    from softprompt_xl.toy.pretraining import task_loader
 
     _, tokenizer = tiny
     spec = {"records_per_task": 6, "batch_size": 64, "max_target_length": 32, "span_corruption": {"input_length": 128},
@@ -316,7 +316,7 @@ def test_pretraining_forms_share_a_task_s_records_and_each_gives_its_own_targets
                               {"template": "Short. {premise} So: {hypothesis}"}],
                       "qa": [{"template": "{context} Q: {question}", "target": "{statement}"},
                              {"template": "Short. {context} Q: {question}"}]}}
-    batch = next(iter(_task_loader(tokenizer, spec, ["en"])))
+    batch = next(iter(task_loader(tokenizer, spec, ["en"])))
     pairs = [(tokenizer.decode(i, skip_special_tokens=True), tokenizer.decode([t for t in l if t >= 0], skip_special_tokens=True))
              for i, l in zip(batch["input_ids"], batch["labels"])]
     assert len(pairs) == 12  # 6 records per task, split between its two forms

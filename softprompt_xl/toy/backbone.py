@@ -22,10 +22,9 @@ from typing import Any, Iterator
 import datasets
 import torch
 from filelock import FileLock
-from omegaconf import OmegaConf
 from transformers import MT5Config, MT5ForConditionalGeneration, T5TokenizerFast
 
-from softprompt_xl.config import CONF_DIR, stable_hash, to_plain
+from softprompt_xl.config import group_options, load_option, stable_hash, to_plain
 from softprompt_xl.data.loaders import model_text
 from softprompt_xl.data.sources import load_split
 from softprompt_xl.data.tasks import get_task
@@ -71,10 +70,11 @@ def _bundled_text(toy_data: str, langs: tuple[str, ...]) -> tuple[str, dict]:
     # These files also pin the generator that pre-training draws fresh records from (generate.fresh_records):
     # a change to it shows in them (tests/test_toy_data.py checks they are regenerated).
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
-    # Templates and label words are tokenizer text too (see below); comments and other settings are not.
-    task_text = {f.stem: {k: v for k, v in to_plain(OmegaConf.load(f)).items()
-                          if k in ("template", "labels", "separator", "tag_names")}
-                 for f in sorted((CONF_DIR / "task").glob("*.yaml"))}
+    # Templates and label words are tokenizer text too (see below); comments and other settings are not. The
+    # package's task files (package=True), as the build reads them in a process of its own, outside any Hydra app.
+    task_text = {name: {k: v for k, v in to_plain(load_option("task", name, copy=False, package=True)).items()
+                        if k in ("template", "labels", "separator", "tag_names")}
+                 for name in group_options("task", package=True)}
     return digest, task_text
 
 
@@ -104,7 +104,7 @@ def build_tiny_backbone(build: Any, paths: Any, target: Path) -> None:
         # In a process of its own: building in the job's process left state behind (not found) that changed
         # what the job then trained, so the first run on a machine could not be reproduced by later ones.
         builder = multiprocessing.get_context("spawn").Process(
-            target=_build_tiny_backbone, args=(to_plain(build), str(paths.toy_data), str(paths.hf_cache), target))
+            target=build_in_this_process, args=(to_plain(build), str(paths.toy_data), str(paths.hf_cache), target))
         builder.start()
         try:
             builder.join()
@@ -124,18 +124,20 @@ def build_tiny_backbone(build: Any, paths: Any, target: Path) -> None:
 BUILD_THREADS = 2
 
 
-def _build_tiny_backbone(build: dict, toy_data: str, hf_cache: str, target: Path, threads: int = BUILD_THREADS) -> None:
+def build_in_this_process(build: dict, toy_data: str, hf_cache: str, target: Path, threads: int = BUILD_THREADS) -> None:
+    """The build itself, in the calling process on `threads` torch threads (build_tiny_backbone runs it in a process
+    of its own; a test may run it here)."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     progress.library_bars(progress.resolve("auto"))  # a process of its own: no bars in a file, as the job's
     torch.set_num_threads(threads)
     files = _corpus_files(Path(toy_data), build["corpus_langs"])
-    task_files = sorted((CONF_DIR / "task").glob("*.yaml"))
     with atomic_dir(target) as tmp:
         datasets_cache = str(Path(hf_cache) / "datasets")
         # The tasks' inputs and targets as the task configs write them, so that template words, label words
         # and the NER separator are tokens (a real mT5 vocabulary has them; a corpus-only one cut
         # "Checkworthy" into letters and mapped "$$" to <unk>).
-        bundled = [p.stem for p in task_files if (Path(toy_data) / build["corpus_langs"][0] / p.stem).is_dir()]
+        bundled = [name for name in group_options("task", package=True)
+                   if (Path(toy_data) / build["corpus_langs"][0] / name).is_dir()]
         sources, targets = task_pairs(bundled, Path(toy_data), build["corpus_langs"], datasets_cache)
         tokenizer = train_tokenizer(itertools.chain(_corpus_texts(files), sources, targets), build["vocab_size"],
                                     build["extra_ids"])
@@ -178,7 +180,7 @@ def task_pairs(names: list[str], toy_data: Path, langs: list[str], cache_dir: st
     datasets.disable_progress_bars()  # two dozen tiny files: their bars would bury the one that matters
     try:
         for name in names:
-            task_cfg = OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml")
+            task_cfg = load_option("task", name, package=True)
             task = get_task(task_cfg)
             for lang in langs:
                 path = toy_data / lang / name / f"train.{task_cfg.toy.ext}"

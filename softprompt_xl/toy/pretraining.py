@@ -22,11 +22,11 @@ import logging
 from types import SimpleNamespace
 
 import torch
-from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
 
-from softprompt_xl.config import CONF_DIR
+from softprompt_xl.config import load_option
+from softprompt_xl.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,15 @@ def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, corpus:
         # First the curriculum: some tasks alone, at a constant lr. Copying from the input to the output (what
         # NER needs) appears after a few hundred steps of NER alone, but not within the mixture's budget.
         for phase in spec.get("curriculum") or []:
-            batches = _forever(_task_loader(tokenizer, {**spec, "tasks": {t: spec["tasks"][t] for t in phase["tasks"]}},
-                                            langs))
+            batches = _forever(task_loader(tokenizer, {**spec, "tasks": {t: spec["tasks"][t] for t in phase["tasks"]}},
+                                           langs))
             optimizer = torch.optim.AdamW(model.parameters(), lr=phase["lr"])
             _train(model, batches, optimizer, None, phase["steps"], bar)
         span_spec = dict(spec["span_corruption"])
         every = int(span_spec.pop("every", 2))  # one step in `every` is span corruption, the others are task steps
         span = SimpleNamespace(**span_spec, batch_size=spec["batch_size"])
         corrupted = _forever(span_corruption_loader(corpus, "bundled corpus (all languages)", tokenizer, span, seed=0))
-        tasks = _forever(_task_loader(tokenizer, spec, langs)) if spec.get("tasks") else corrupted
+        tasks = _forever(task_loader(tokenizer, spec, langs)) if spec.get("tasks") else corrupted
         mixed = (next(corrupted if step % every == 0 else tasks) for step in itertools.count())
         optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"])
         schedule = get_linear_schedule_with_warmup(optimizer, spec["warmup_steps"], spec["steps"])
@@ -82,7 +82,7 @@ def _forever(loader: DataLoader):
     return (batch for _ in itertools.count() for batch in loader)
 
 
-def _task_loader(tokenizer, spec: dict, langs: list[str]) -> DataLoader:
+def task_loader(tokenizer, spec: dict, langs: list[str]) -> DataLoader:
     """Fresh records of the bundled tasks in every language (see generate.fresh_records), each task in its
     pre-training forms: a template string, or a list of forms {template, target (a format string over the
     record; default: the task's own target), labels (default: the task's)} sharing the records in turn."""
@@ -95,7 +95,10 @@ def _task_loader(tokenizer, spec: dict, langs: list[str]) -> DataLoader:
         forms = [{"template": forms}] if isinstance(forms, str) else list(forms)
         drawn = {lang: fresh_records(name, lang, spec["records_per_task"]) for lang in langs}  # once, for all forms
         for k, form in enumerate(forms):
-            task_cfg = OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml")
+            task_cfg = load_option("task", name, package=True)  # the package's, as the backbone's name reads them
+            if task_cfg is None:
+                raise UserError(f"The tiny backbone's pre-training names the task '{name}', which the package has "
+                                f"no conf/task/{name}.yaml for (backbone.build.pretrain.tasks).")
             task_cfg.template = form["template"]
             if form.get("labels"):
                 task_cfg.labels = list(form["labels"])
