@@ -105,7 +105,7 @@ def test_conll2003_iob1_with_docstart_and_misc_through_data_files(tmp_path, cach
     cfg = with_files(make_cfg, "ner", "en", files)
     assert task_source(cfg)["path"] == "conll"
     task = get_task(cfg.task)
-    with caplog.at_level(logging.INFO, logger="softprompt_xl.data.sources"):
+    with caplog.at_level(logging.INFO, logger="softprompt_xl.data"):
         records = run_records(cfg, "train", cache)
     assert [r["tokens"][:2] for r in records] == [["EU", "rejects"], ["Peter", "Blackburn"], ["Flights", "link"]]
     assert [spans(task, r) for r in records] == CONLL2003_SPANS
@@ -126,7 +126,7 @@ def test_conll_through_a_language_source_that_names_the_format_and_maps_misc(tmp
         tag_map: {{MISC: LOC}}
     """)
     task = get_task(cfg.task)
-    with caplog.at_level(logging.INFO, logger="softprompt_xl.data.sources"):
+    with caplog.at_level(logging.INFO, logger="softprompt_xl.data"):
         records = run_records(cfg, "test", cache)
     assert spans(task, records[0]) == [("ORG", "EU"), ("LOC", "German"), ("LOC", "British")]
     assert "renamed 2 MISC entities to LOC" in caplog.text
@@ -261,7 +261,7 @@ def test_xnli_dev_tsv_keeps_the_run_language_renames_columns_and_maps_label_word
     train.write_text(XNLI_MT, encoding="utf-8")
     cfg = with_files(make_cfg, "nli", "de", {"train": train, "validation": dev, "test": test})
     assert task_source(cfg)["path"] == "tsv"
-    with caplog.at_level(logging.INFO, logger="softprompt_xl.data.sources"):
+    with caplog.at_level(logging.INFO, logger="softprompt_xl.data"):
         assert nli_tuples(run_records(cfg, "validation", cache)) == XNLI_DEV_DE
     assert "kept the 3 of 5 rows whose language is de" in caplog.text
     assert nli_tuples(run_records(cfg, "train", cache)) == [
@@ -340,7 +340,7 @@ def test_pairs_without_a_gold_label_are_left_out_and_counted(tmp_path, cache, ma
             {"sentence1": "c", "sentence2": "d", "gold_label": "-"},
             {"sentence1": "e", "sentence2": "f", "gold_label": "contradiction"}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    with caplog.at_level(logging.INFO, logger="softprompt_xl.data.sources"):
+    with caplog.at_level(logging.INFO, logger="softprompt_xl.data"):
         records = run_records(with_files(make_cfg, "nli", "en", {"test": path}), "test", cache)
     assert nli_tuples(records) == [("a", "b", 1), ("e", "f", 2)]
     assert "left out 1 of 3 records without a gold label" in caplog.text
@@ -408,7 +408,7 @@ def test_squad_v2_unanswerable_questions_are_counted_and_left_out(tmp_path, cach
                 with_source(make_cfg, "qa", "en", f"{{path: json, data_files: {{test: {files['test']}}}}}")):
         raw = load_split(task_source(cfg), "test", cache, "en qa", get_task(cfg.task), "en")
         assert [r["answers"]["text"] for r in raw] == [["France", "France"], [], []]  # plausible answers are not answers
-        with caplog.at_level(logging.INFO, logger="softprompt_xl.data.sources"):
+        with caplog.at_level(logging.INFO, logger="softprompt_xl.data"):
             records = run_records(cfg, "test", cache)
         assert [r["id"] for r in records] == ["56ddde6b9a695914005b9628"]
         assert records[0]["answers"] == {"text": ["France", "France"], "answer_start": [159, 159]}

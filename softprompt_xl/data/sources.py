@@ -69,7 +69,8 @@ from softprompt_xl.config import to_plain
 from softprompt_xl.errors import UserError
 from softprompt_xl.runtime.atomic import disk_full
 from softprompt_xl.runtime.hub import hub_reachable
-from softprompt_xl.data.tasks.ner import OUTSIDE, is_tag, retag, spans_to_tags
+from softprompt_xl.data.tasks.base import FIX, relabel, without_gold_less
+from softprompt_xl.data.tasks.ner import is_tag
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,6 @@ CONLL_FEATURES = datasets.Features({"tokens": datasets.List(datasets.Value("stri
                                    "ner_tags": datasets.List(datasets.Value("string"))})
 CONLL_READER = 1  # bump when the CoNLL reader changes, so files read by an older one are read again
 CARVE_SEED = 42  # the paper's authors' seed, when a carve names none
-FIX = "Fix or remove it, or point the source (conf/lang/<code>.yaml or data.files=...) at a file in the task's format."
 EXPECTED = ("JSON Lines, a JSON array or SQuAD JSON (.json/.jsonl); CSV (.csv); TSV (tab-separated columns, e.g. "
             "XNLI's .tsv); CoNLL (a 'token<TAB or space>tag' line per token, tags O/B-TYPE/I-TYPE, a blank line "
             "between sentences); Parquet (.parquet); Arrow (.arrow)")
@@ -249,8 +249,8 @@ def load_split(source: Any, split: str, cache_dir: str, what: str, task: Any = N
                lang: str | None = None) -> datasets.Dataset:
     """Split `split` of `source`; `what` (e.g. "sk qa") names the data in messages.
 
-    With `task` (a `Task`), the records get the task's field names (`columns`, the task's `column_aliases`),
-    label ids (`label_map`) and NER tag ids (tags written as text, WikiANN's `spans`). With `lang`, a file with
+    With `task` (a `Task`), the records get the task's field names and values (`Task.normalise`: column aliases,
+    label ids, NER tag ids, answers). With `lang`, a file with
     a `language` column keeps only that language's rows. Carved splits are cut (`carve`) before records whose
     label is mapped to null are left out, so they are the authors' carve of the data as published.
     """
@@ -279,7 +279,7 @@ def load_split(source: Any, split: str, cache_dir: str, what: str, task: Any = N
         dataset = pieces[split]
     else:
         dataset = prepared(split)
-    return _without_gold_less(dataset, source, split, what, task)
+    return without_gold_less(dataset, source, task.label_words() if task is not None else None, split, what)
 
 
 def _carves(source: dict, what: str) -> dict[str, dict]:
@@ -799,17 +799,12 @@ def _csv_problem(path: str, fmt: str = "csv", source: dict | None = None) -> str
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Renames and label maps
-
-
-NO_GOLD = -1  # the label of a record whose label the label_map maps to null: left out after any carve
+# Renames, then the task's fields and values
 
 
 def _adapt(dataset: datasets.Dataset, source: dict, split: str, what: str, task: Any = None) -> datasets.Dataset:
-    """Records as read -> records with the task's field names, label ids and tag ids: the source's `columns`
-    renames, the task's `column_aliases`, the label map (source's over task's) and, for NER, tags written as
-    text (or WikiANN's `spans`) turned into the task's IOB2 ids. Rows stay where they were read, so a message
-    names the line of the file."""
+    """Records as read -> records with the task's field names and values: the source's `columns` renames, then
+    the task's own (`Task.normalise`); without a task, the source's label_map alone."""
     columns = source.get("columns") or {}
     if columns:
         absent = [name for name in columns if name not in dataset.column_names]
@@ -822,166 +817,13 @@ def _adapt(dataset: datasets.Dataset, source: dict, split: str, what: str, task:
         if clashing:
             dataset = dataset.remove_columns(clashing)  # the renamed column replaces it
         dataset = dataset.rename_columns({old: new for old, new in columns.items() if old != new})
-    if source.get("answer_columns"):
-        dataset = _gather_answers(dataset, source["answer_columns"], split, what)
-    aliases: dict[str, str] = {}
-    for old, new in (getattr(task, "column_aliases", None) or {}).items():
-        if old in dataset.column_names and new not in dataset.column_names and new not in aliases.values():
-            aliases[old] = new
-    if aliases:
-        dataset = dataset.rename_columns(aliases)
-    label_map, own = _label_map(source, task)
-    if "label" in dataset.column_names:
-        feature = dataset.features["label"]
-        words = isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
-        if own or (words and hasattr(task, "label_map")):
-            dataset = _map_labels(dataset, label_map, own, source, split, what)
-    elif own:
-        raise UserError(f"The {split} split of {what} has no 'label' column for the source's label_map "
-                        f"(its columns: {', '.join(dataset.column_names)}); rename it with 'columns'.")
-    if getattr(task, "tag_names", None):
-        dataset = _map_tags(dataset, task, source, split, what)
-    return dataset
 
+    def where(data: datasets.Dataset, index: int) -> str:
+        return locate(source, split, _row(data, index))
 
-def _gather_answers(dataset: datasets.Dataset, spec: Any, split: str, what: str) -> datasets.Dataset:
-    """Answers in flat columns (`text`, `answer_start`) -> one row per question with SQuAD's `answers`
-    {text: [...], answer_start: [...]}: rows sharing a `question_id` are one question (uqa/UQA lists a question once
-    per gold answer), kept where it is first seen; an `is_impossible` row adds no answer."""
-    example = "answer_columns: {text: answer, answer_start: answer_start, question_id: id}"
-    if not isinstance(spec, dict) or not spec.get("text") or set(spec) - {"text", "answer_start", "question_id"}:
-        raise UserError(f"The answer_columns of {what} should name the answer's text column (and optionally its "
-                        f"answer_start column), e.g. '{example}'; got {spec!r}.")
-    absent = [c for c in spec.values() if c not in dataset.column_names]
-    if absent:
-        raise UserError(f"The {split} split of {what} has no column {', '.join(repr(a) for a in absent)} for "
-                        f"answer_columns (its columns: {', '.join(dataset.column_names)}). Fix the source's "
-                        "answer_columns (or its 'columns' renames, applied first).")
-    columns = dataset.column_names
-    texts = dataset[spec["text"]]
-    starts = dataset[spec["answer_start"]] if spec.get("answer_start") else [-1] * len(texts)
-    impossible = dataset["is_impossible"] if "is_impossible" in columns else [False] * len(texts)
-    ids = dataset[spec["question_id"]] if spec.get("question_id") else range(len(texts))
-    question: dict[Any, int] = {}  # question id -> its place among the questions
-    rows: list[int] = []  # the row each question is first seen at
-    answers: list[dict] = []
-    for row, (qid, text, start, none) in enumerate(zip(ids, texts, starts, impossible)):
-        if qid not in question:
-            question[qid] = len(rows)
-            rows.append(row)
-            answers.append({"text": [], "answer_start": []})
-        if none or text is None:
-            continue
-        answers[question[qid]]["text"].append(str(text))
-        answers[question[qid]]["answer_start"].append(-1 if start is None else int(start))
-    kept = dataset.select(rows).remove_columns([spec[k] for k in ("text", "answer_start") if spec.get(k)])
-    if "answers" in kept.column_names:
-        kept = kept.remove_columns("answers")
-    if len(kept) < len(dataset):
-        log.info("%s %s: %s answer rows are %s questions (rows with the same %s)", what, split, f"{len(dataset):,}",
-                 f"{len(kept):,}", spec["question_id"])
-    return kept.add_column("answers", answers, feature=SQUAD_FEATURES["answers"])
-
-
-def _label_map(source: dict, task: Any) -> tuple[dict[str, int | None], bool]:
-    """The label map in force, keys in lower case: the task's (label words) under the source's; and whether the
-    source has one of its own (then every label must be named by it)."""
-    own = source.get("label_map") or {}
-    merged = {**(getattr(task, "label_map", None) or {}), **own}
-    return {str(k).strip().lower(): None if v is None else int(v) for k, v in merged.items()}, bool(own)
-
-
-def _map_labels(dataset: datasets.Dataset, label_map: dict[str, int | None], own: bool, source: dict, split: str,
-                what: str) -> datasets.Dataset:
-    feature = dataset.features["label"]
-    names = feature.names if isinstance(feature, datasets.ClassLabel) else None
-
-    def convert(batch: dict, indices: list[int]) -> dict:
-        out = []
-        for value, index in zip(batch["label"], indices):
-            if value is None:  # no label at all: the task's check names the record
-                out.append(None)
-                continue
-            keys = ([names[value]] if names and isinstance(value, int) and 0 <= value < len(names) else []) + [str(value)]
-            key = next((k.strip().lower() for k in keys if k.strip().lower() in label_map), None)
-            if key is not None:
-                mapped = label_map[key]
-                out.append(NO_GOLD if mapped is None else mapped)
-            elif not own and isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-                out.append(int(value))  # an id written as text (a TSV file is read as text)
-            else:
-                raise _Malformed(index, value)
-        return {"label": out}
-
-    features = dataset.features.copy()
-    features["label"] = datasets.Value("int64")
-    try:
-        return dataset.map(convert, batched=True, with_indices=True, features=features, desc="Mapping labels")
-    except _Malformed as err:
-        index, value = err.args
-        named = ", ".join(k for k, v in label_map.items() if v is not None)
-        whose = ("the source's label_map does not name" if own else
-                 "is neither a label word of the task's label_map nor a label id")
-        raise UserError(
-            f"{locate(source, split, _row(dataset, index)).capitalize()} ({what}) has label {value!r}, which "
-            f"{whose} (it maps {named}). Add it to label_map in the source (label: id, or null to leave such "
-            "records out) or fix the record."
-        ) from None
-
-
-def _map_tags(dataset: datasets.Dataset, task: Any, source: dict, split: str, what: str) -> datasets.Dataset:
-    """NER tags written as text (CoNLL, JSON Lines), as another tag set's ids (a ClassLabel of other names) or as
-    WikiANN's `spans` -> the task's IOB2 ids. Ids of the task's own tag set (WikiANN's) are kept as they are."""
-    tag_names = list(task.tag_names)
-    from_spans = "ner_tags" not in dataset.column_names and {"spans", "tokens"} <= set(dataset.column_names)
-    names = None
-    if not from_spans:
-        if "ner_tags" not in dataset.column_names:
-            return dataset
-        inner = getattr(dataset.features["ner_tags"], "feature", None)
-        if isinstance(inner, datasets.ClassLabel):
-            if list(inner.names) == tag_names:
-                return dataset
-            names = list(inner.names)
-        elif not (isinstance(inner, datasets.Value) and inner.dtype in ("string", "large_string")):
-            return dataset  # ids: in the task's order, as WikiANN's (the task's check names any out of range)
-    tag_map = {**task.tag_map, **{str(k): OUTSIDE if v is None else str(v) for k, v in (source.get("tag_map") or {}).items()}}
-
-    def convert(batch: dict, indices: list[int]) -> dict:
-        out: dict[str, list] = {"ner_tags": [], "_retyped": []}
-        for i, index in enumerate(indices):
-            try:
-                if from_spans:
-                    tags = spans_to_tags(batch["tokens"][i], batch["spans"][i])
-                elif names:
-                    tags = [names[t] for t in batch["ner_tags"][i]]
-                else:
-                    tags = batch["ner_tags"][i]
-                ids, changed = retag(tags, tag_names, tag_map)
-            except (ValueError, TypeError, IndexError) as err:
-                raise _Malformed(index, str(err)) from None
-            out["ner_tags"].append(ids)
-            out["_retyped"].append(changed)
-        return out
-
-    features = dataset.features.copy()
-    features["ner_tags"] = datasets.List(datasets.ClassLabel(names=tag_names))
-    features["_retyped"] = datasets.List(datasets.Value("string"))
-    try:
-        mapped = dataset.map(convert, batched=True, with_indices=True, features=features, desc="Mapping NER tags")
-    except _Malformed as err:
-        index, problem = err.args
-        where = "in the source, conf/lang/<code>.yaml, or on the command line: +task.tag_map.<TYPE>=O"
-        fix = f" ({where})." if "tag_map" in problem else f". {FIX}"
-        raise UserError(f"{locate(source, split, _row(dataset, index)).capitalize()} ({what}): {problem}{fix}") from None
-    counts = pc.value_counts(pc.list_flatten(mapped.data.column("_retyped").combine_chunks())).to_pylist()
-    for entry in sorted(counts, key=lambda e: e["values"]):
-        kind, new = entry["values"].split(">")
-        if new == OUTSIDE:
-            log.info("%s %s: dropped %s %s entities (tag_map %s: O)", what, split, f"{entry['counts']:,}", kind, kind)
-        else:
-            log.info("%s %s: renamed %s %s entities to %s (tag_map)", what, split, f"{entry['counts']:,}", kind, new)
-    return mapped.remove_columns("_retyped")
+    if task is None:
+        return relabel(dataset, source, None, split, what, where)
+    return task.normalise(dataset, source, split, what, where)
 
 
 def _only_language(dataset: datasets.Dataset, source: dict, split: str, what: str, lang: str | None) -> datasets.Dataset:
@@ -1002,28 +844,6 @@ def _only_language(dataset: datasets.Dataset, source: dict, split: str, what: st
                         "language, or null to keep every row.")
     log.info("%s %s: kept the %s of %s rows whose language is %s", what, split, f"{len(kept):,}",
              f"{len(dataset):,}", code)
-    return kept
-
-
-def _without_gold_less(dataset: datasets.Dataset, source: dict, split: str, what: str, task: Any) -> datasets.Dataset:
-    """`dataset` without the records whose label the label map sends to null (MultiNLI's "-"), counted."""
-    label_map, _ = _label_map(source, task)
-    feature = dataset.features.get("label")
-    if None not in label_map.values() or not (
-            isinstance(feature, datasets.ClassLabel) or isinstance(feature, datasets.Value) and feature.dtype.startswith("int")):
-        return dataset
-    if not pc.any(pc.equal(dataset.data.column("label"), NO_GOLD)).as_py():  # the rows as read: a superset
-        return dataset
-    kept = dataset.filter(lambda batch: [value != NO_GOLD for value in batch["label"]], batched=True,
-                          desc="Leaving out records without a gold label")
-    left_out = len(dataset) - len(kept)
-    if left_out:
-        nulls = ", ".join(repr(k) for k, v in label_map.items() if v is None)
-        log.info("%s %s: left out %s of %s records without a gold label (label %s, mapped to null)", what, split,
-                 f"{left_out:,}", f"{len(dataset):,}", nulls)
-    if not len(kept):
-        raise UserError(f"Every record of the {split} split of {what} has a label the label_map maps to null "
-                        f"(no gold label). {FIX}")
     return kept
 
 

@@ -17,9 +17,10 @@ class Classification(Task):
         self.primary_metric = cfg.get("primary_metric", "accuracy")
         self.required_fields = {**{field: str for field in cfg.fields}, "label": int}
         self._by_word = {metrics.normalize_answer(word, None): i for i, word in enumerate(self.labels)}
-        # Label words of the published data -> label ids (None: the record has no gold label and is left out);
-        # used for labels written as text, and merged under a source's own label_map.
-        self.label_map: dict[str, int | None] = dict(cfg.get("label_map") or {})
+        self._label_words: dict[str, int | None] = dict(cfg.get("label_map") or {})  # None: no gold label
+
+    def label_words(self):
+        return self._label_words
 
     def check(self, record):
         problem = super().check(record)

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import re
 
+import datasets
+import pyarrow.compute as pc
+
 from softprompt_xl.data.tasks import metrics
-from softprompt_xl.data.tasks.base import Task
+from softprompt_xl.data.tasks.base import FIX, Malformed, Task, log
+from softprompt_xl.errors import UserError
 
 OUTSIDE = "O"
 _TAG = re.compile(r"\A([BIESLU])-(\S+)\Z")
@@ -34,6 +38,62 @@ class EntitySpans(Task):
         # Entity types of the data -> a task type, or O to drop them (conf/task/ner.yaml; a source may add to it).
         self.tag_map: dict[str, str] = {str(k): OUTSIDE if v is None else str(v)
                                         for k, v in (cfg.get("tag_map") or {}).items()}
+
+    def normalise(self, dataset, source, split, what, where):
+        """Tags written as text (CoNLL, JSON Lines), as another tag set's ids (a ClassLabel of other names) or as
+        WikiANN's `spans` -> the task's IOB2 ids; the source's `tag_map` is merged over the task's. Ids of the
+        task's own tag set (WikiANN's) are kept as they are."""
+        dataset = super().normalise(dataset, source, split, what, where)
+        from_spans = "ner_tags" not in dataset.column_names and {"spans", "tokens"} <= set(dataset.column_names)
+        names = None
+        if not from_spans:
+            if "ner_tags" not in dataset.column_names:
+                return dataset
+            inner = getattr(dataset.features["ner_tags"], "feature", None)
+            if isinstance(inner, datasets.ClassLabel):
+                if list(inner.names) == self.tag_names:
+                    return dataset
+                names = list(inner.names)
+            elif not (isinstance(inner, datasets.Value) and inner.dtype in ("string", "large_string")):
+                return dataset  # ids: in the task's order, as WikiANN's (the task's check names any out of range)
+        tag_map = {**self.tag_map,
+                   **{str(k): OUTSIDE if v is None else str(v) for k, v in (source.get("tag_map") or {}).items()}}
+
+        def convert(batch: dict, indices: list[int]) -> dict:
+            out: dict[str, list] = {"ner_tags": [], "_retyped": []}
+            for i, index in enumerate(indices):
+                try:
+                    if from_spans:
+                        tags = spans_to_tags(batch["tokens"][i], batch["spans"][i])
+                    elif names:
+                        tags = [names[t] for t in batch["ner_tags"][i]]
+                    else:
+                        tags = batch["ner_tags"][i]
+                    ids, changed = retag(tags, self.tag_names, tag_map)
+                except (ValueError, TypeError, IndexError) as err:
+                    raise Malformed(index, str(err)) from None
+                out["ner_tags"].append(ids)
+                out["_retyped"].append(changed)
+            return out
+
+        features = dataset.features.copy()
+        features["ner_tags"] = datasets.List(datasets.ClassLabel(names=self.tag_names))
+        features["_retyped"] = datasets.List(datasets.Value("string"))
+        try:
+            mapped = dataset.map(convert, batched=True, with_indices=True, features=features, desc="Mapping NER tags")
+        except Malformed as err:
+            index, problem = err.args
+            hint = "in the source, conf/lang/<code>.yaml, or on the command line: +task.tag_map.<TYPE>=O"
+            fix = f" ({hint})." if "tag_map" in problem else f". {FIX}"
+            raise UserError(f"{where(dataset, index).capitalize()} ({what}): {problem}{fix}") from None
+        counts = pc.value_counts(pc.list_flatten(mapped.data.column("_retyped").combine_chunks())).to_pylist()
+        for entry in sorted(counts, key=lambda e: e["values"]):
+            kind, new = entry["values"].split(">")
+            if new == OUTSIDE:
+                log.info("%s %s: dropped %s %s entities (tag_map %s: O)", what, split, f"{entry['counts']:,}", kind, kind)
+            else:
+                log.info("%s %s: renamed %s %s entities to %s (tag_map)", what, split, f"{entry['counts']:,}", kind, new)
+        return mapped.remove_columns("_retyped")
 
     def check(self, record):
         problem = super().check(record)

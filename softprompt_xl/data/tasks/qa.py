@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import datasets
+
 from softprompt_xl.data.tasks import metrics
 from softprompt_xl.errors import UserError
 from softprompt_xl.data.tasks.base import Task, log
+
+ANSWERS = {"text": datasets.List(datasets.Value("string")), "answer_start": datasets.List(datasets.Value("int32"))}
 
 
 class QuestionAnswering(Task):
     kind = "extractive_qa"
     primary_metric = "f1"
     required_fields = {"question": str, "context": str, "answers": dict}
+
+    def normalise(self, dataset, source, split, what, where):
+        """A source's `answer_columns` ({text, answer_start, question_id}: answers in flat columns) -> SQuAD's
+        `answers` {text: [...], answer_start: [...]}, before the task's column aliases."""
+        if source.get("answer_columns"):
+            dataset = _gather_answers(dataset, source["answer_columns"], split, what)
+        return super().normalise(dataset, source, split, what, where)
 
     def check(self, record):
         problem = super().check(record)
@@ -103,3 +116,42 @@ class QuestionAnswering(Task):
         """Per example: the answer is empty or not a span of the context."""
         return [not (p := metrics.normalize_answer(prediction, lang)) or p not in metrics.normalize_answer(r["context"], lang)
                 for prediction, r in zip(predictions, references)]
+
+
+def _gather_answers(dataset: datasets.Dataset, spec: Any, split: str, what: str) -> datasets.Dataset:
+    """Rows sharing a `question_id` are one question (uqa/UQA lists a question once per gold answer), kept where it
+    is first seen; without it each row is one. An `is_impossible` row adds no answer; an answer without
+    `answer_start` gets -1 (found in the context where needed)."""
+    example = "answer_columns: {text: answer, answer_start: answer_start, question_id: id}"
+    if not isinstance(spec, dict) or not spec.get("text") or set(spec) - {"text", "answer_start", "question_id"}:
+        raise UserError(f"The answer_columns of {what} should name the answer's text column (and optionally its "
+                        f"answer_start column), e.g. '{example}'; got {spec!r}.")
+    absent = [c for c in spec.values() if c not in dataset.column_names]
+    if absent:
+        raise UserError(f"The {split} split of {what} has no column {', '.join(repr(a) for a in absent)} for "
+                        f"answer_columns (its columns: {', '.join(dataset.column_names)}). Fix the source's "
+                        "answer_columns (or its 'columns' renames, applied first).")
+    columns = dataset.column_names
+    texts = dataset[spec["text"]]
+    starts = dataset[spec["answer_start"]] if spec.get("answer_start") else [-1] * len(texts)
+    impossible = dataset["is_impossible"] if "is_impossible" in columns else [False] * len(texts)
+    ids = dataset[spec["question_id"]] if spec.get("question_id") else range(len(texts))
+    question: dict[Any, int] = {}  # question id -> its place among the questions
+    rows: list[int] = []  # the row each question is first seen at
+    answers: list[dict] = []
+    for row, (qid, text, start, none) in enumerate(zip(ids, texts, starts, impossible)):
+        if qid not in question:
+            question[qid] = len(rows)
+            rows.append(row)
+            answers.append({"text": [], "answer_start": []})
+        if none or text is None:
+            continue
+        answers[question[qid]]["text"].append(str(text))
+        answers[question[qid]]["answer_start"].append(-1 if start is None else int(start))
+    kept = dataset.select(rows).remove_columns([spec[k] for k in ("text", "answer_start") if spec.get(k)])
+    if "answers" in kept.column_names:
+        kept = kept.remove_columns("answers")
+    if len(kept) < len(dataset):
+        log.info("%s %s: %s answer rows are %s questions (rows with the same %s)", what, split, f"{len(dataset):,}",
+                 f"{len(kept):,}", spec["question_id"])
+    return kept.add_column("answers", answers, feature=ANSWERS)
