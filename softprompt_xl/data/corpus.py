@@ -29,7 +29,7 @@ import torch
 from softprompt_xl.config import to_plain
 from softprompt_xl.errors import UserError
 from softprompt_xl.runtime.hub import hub_reachable
-from softprompt_xl.data.sources import FILE_FORMATS, LOAD_KEYS, _existing_files
+from softprompt_xl.data.sources import FILE_FORMATS, LOAD_KEYS, existing_files
 from softprompt_xl.data.span_corruption import SpanCorruptionCollator
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def documents(source: Any, part: str, cache_dir: str, what: str) -> datasets.Ite
 def _open(source: dict, split: str, cache_dir: str, what: str) -> datasets.IterableDataset:
     kwargs = _load_kwargs(source, what)
     if source["path"] in FILE_FORMATS:
-        kwargs["data_files"] = _existing_files(source.get("data_files"), split, what)
+        kwargs["data_files"] = existing_files(source.get("data_files"), split, what)
     elif not hub_reachable():
         datasets.config.HF_HUB_OFFLINE = True
     try:

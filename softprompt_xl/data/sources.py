@@ -30,18 +30,10 @@ A source is the keyword arguments of `load_dataset` (path, name, data_files, dat
 The bundled toy data, a researcher's own files (`data.files=...`) and the hub datasets all go through
 `load_split`.
 
-Local files are read in their native formats, named by the source's `path` (FILE_FORMATS) or, with
-`path: auto` and for `data.files`, told from the file's name and content (`builder_for`):
-- `json`: JSON Lines, a JSON array of records, or SQuAD-shaped JSON (SQuAD v1.1 / v2.0, MLQA, XQuAD:
-  `{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}`), which is flattened into the flat SQuAD
-  schema (id, title, context, question, answers {text, answer_start}) as the hub's SQuAD has it; a SQuAD v2.0
-  question with `is_impossible` gets no answers (its `plausible_answers` are not answers);
-- `csv`, and `tsv` (tab-separated, read with quoting off: XNLI's text holds bare quote characters);
-- `conll`: one `token<whitespace>tag` line per token (the tag last, so CoNLL-2003's `token POS chunk NER` too),
-  a blank line between sentences, `-DOCSTART-` lines skipped; WikiANN's `xx:` language prefix on tokens is
-  removed; tags in IOB1, IOB2 or BIOES, turned into the task's IOB2 ids (tasks/ner.py);
-- `parquet`, `arrow`.
-A file in none of them is refused, naming the file, what was expected and what it holds.
+Local files are read in the published formats of `data/formats/` (JSON Lines, SQuAD JSON, CSV, TSV, CoNLL,
+Parquet, Arrow), named by the source's `path` (FILE_FORMATS) or, with `path: auto` and for `data.files`, told
+from each file's name and content (`builder_for`). A file in none of them is refused, naming the file, what was
+expected and what it holds. The task (`data/tasks/`) then gives the records its field names and values.
 
 A malformed local file stops the run with a `UserError` naming the file, the line or record, what is wrong
 and how to fix it; `locate` and `check_records` give the same precision to record-level checks.
@@ -49,57 +41,29 @@ and how to fix it; `locate` and `check_records` give the same precision to recor
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import glob
-import gzip
-import hashlib
-import io
-import json
 import logging
 import os
-import re
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import datasets
-import pyarrow.compute as pc
 from omegaconf import OmegaConf
 
 from softprompt_xl.config import to_plain
+from softprompt_xl.data.formats import AUTO, FORMATS, Split, builder_for, format_for
+from softprompt_xl.data.formats.base import open_text
+from softprompt_xl.data.tasks.base import FIX, relabel, without_gold_less
 from softprompt_xl.errors import UserError
 from softprompt_xl.runtime.atomic import disk_full
 from softprompt_xl.runtime.hub import hub_reachable
-from softprompt_xl.data.tasks.base import FIX, relabel, without_gold_less
-from softprompt_xl.data.tasks.ner import is_tag
 
 log = logging.getLogger(__name__)
 
 LOAD_KEYS = ("path", "name", "data_files", "data_dir", "revision")
 SPLITS = ("train", "validation", "test")
-AUTO = "auto"  # a local source whose format each split's files tell by their name and content
-# Local file formats (a source's `path`) -> the datasets builder that reads them (None: read here).
-FILE_FORMATS = {"json": "json", "csv": "csv", "tsv": "csv", "conll": None, "parquet": "parquet", "arrow": "arrow",
-                "text": "text", AUTO: None}
-# File name endings (without .gz) -> format; other names (.tsv, .txt, none) are told by their content.
-EXTENSION_FORMATS = (
-    (".jsonl", "json"), (".json", "json"), (".csv", "csv"), (".parquet", "parquet"), (".arrow", "arrow"),
-    (".conll", "conll"), (".conll03", "conll"), (".iob", "conll"), (".iob1", "conll"), (".iob2", "conll"),
-    (".bio", "conll"), (".bioes", "conll"),
-)
-SQUAD_FEATURES = datasets.Features({
-    "id": datasets.Value("string"),
-    "title": datasets.Value("string"),
-    "context": datasets.Value("string"),
-    "question": datasets.Value("string"),
-    "answers": {"text": datasets.List(datasets.Value("string")), "answer_start": datasets.List(datasets.Value("int32"))},
-})
-CONLL_FEATURES = datasets.Features({"tokens": datasets.List(datasets.Value("string")),
-                                   "ner_tags": datasets.List(datasets.Value("string"))})
-CONLL_READER = 1  # bump when the CoNLL reader changes, so files read by an older one are read again
+# Local file formats (a source's `path`) -> the datasets builder that reads them (None: read by the format itself).
+FILE_FORMATS = {**{f.name: f.builder for f in FORMATS}, AUTO: None}
 CARVE_SEED = 42  # the paper's authors' seed, when a carve names none
-EXPECTED = ("JSON Lines, a JSON array or SQuAD JSON (.json/.jsonl); CSV (.csv); TSV (tab-separated columns, e.g. "
-            "XNLI's .tsv); CoNLL (a 'token<TAB or space>tag' line per token, tags O/B-TYPE/I-TYPE, a blank line "
-            "between sentences); Parquet (.parquet); Arrow (.arrow)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -163,75 +127,6 @@ def files_source(files: Any, needed: tuple[str, ...] = SPLITS, what: str = "the 
     if carve:
         source["carve"] = carve
     return source
-
-
-def builder_for(path: str) -> str:
-    """The format of a local file (a key of FILE_FORMATS): by its name (.json/.jsonl -> json, .csv -> csv,
-    .parquet, .arrow, .conll/.iob/.bio -> conll; .gz too), else by its content (JSON, CoNLL or TSV: `sniff`;
-    a .tsv file is TSV unless it holds CoNLL).
-    A file that is not there yet and whose name does not tell is AUTO, told when it is read. Raises UserError
-    for a file in none of the formats, naming what was expected and what it holds."""
-    lower = path.lower().removesuffix(".gz")
-    for ending, fmt in EXTENSION_FORMATS:
-        if lower.endswith(ending):
-            return fmt
-    if not os.path.isfile(path):
-        return AUTO
-    fmt, found = sniff(path)
-    if lower.endswith(".tsv") and fmt != "conll":
-        return "tsv"  # the name says TSV; the reader names any line that is not
-    if fmt is None:
-        raise UserError(f"Cannot tell the format of {path}: it is none of {EXPECTED}. {found} Name the format "
-                        "with data.format=... (or `path:` in the source), or convert the file.")
-    return fmt
-
-
-_IDENTIFIER = re.compile(r"\A[^\W\d]\w*\Z")  # a column name such as premise, gold_label, sentence1
-_LANGUAGE_PREFIX = re.compile(r"\A([a-z]{2,3}(?:-[a-z]{1,12})*|simple):(?=\S)")  # WikiANN's "en:", "be-x-old:"
-_DOCSTART = "-DOCSTART-"
-
-
-def sniff(path: str) -> tuple[str | None, str]:
-    """(format, what the file begins with) from the first 64 KiB of a local file: json when it begins with { or
-    [, conll when every line is `token ... tag` with an IOB tag last (or -DOCSTART-, or blank), tsv when every
-    line has the same number (at least 2) of tab-separated fields; None when it is none of them."""
-    try:
-        with _open_text(path) as stream:
-            head = stream.read(65536)
-            complete = not stream.read(1)
-    except UnicodeDecodeError:
-        with open(path, "rb") as raw:
-            magic = raw.read(4)
-        if magic == b"PAR1":
-            return "parquet", ""
-        return None, "It is not UTF-8 text."
-    except OSError as err:
-        return None, f"It cannot be read ({err})."
-    body = head.lstrip("\ufeff \t\r\n")
-    lines = head.lstrip("\ufeff").splitlines()
-    if not complete and lines:
-        lines = lines[:-1]  # cut off mid-line
-    content = [line for line in lines if line.strip()]
-    found = f"Its first line is {content[0][:120]!r}." if content else "It holds no text."
-    if body[:1] in ("{", "["):
-        return "json", found
-    if content and all(_conll_line(line) for line in content):
-        return "conll", found
-    widths = {len(line.split("\t")) for line in content}
-    if content and len(widths) == 1 and widths.pop() >= 2:
-        return "tsv", found
-    return None, found
-
-
-def _conll_line(line: str) -> bool:
-    fields = _conll_fields(line)
-    return fields[0] == _DOCSTART or (len(fields) >= 2 and is_tag(fields[-1]))
-
-
-def _conll_fields(line: str) -> list[str]:
-    """A CoNLL line's fields: split at tabs when it has any (a token may hold a space there), else at spaces."""
-    line = line.rstrip()
-    return line.split("\t") if "\t" in line else line.split()
 
 
 def _trains(cfg: Any) -> bool:
@@ -311,35 +206,25 @@ def _carves(source: dict, what: str) -> dict[str, dict]:
 
 
 def _read(source: dict, split: str, cache_dir: str, what: str, task: Any = None) -> datasets.Dataset:
-    """Split `split` of `source` as published: loaded, SQuAD JSON flattened, CoNLL parsed; nothing renamed."""
+    """Split `split` of `source` as published, read in its format (data/formats/); nothing renamed."""
     selector = (source.get("splits") or {}).get(split, split)
     kwargs = {k: source[k] for k in LOAD_KEYS if source.get(k)}
-    fmt = source["path"]
-    local = fmt in FILE_FORMATS
+    local = source["path"] in FILE_FORMATS
     files: list[str] = []
-    squad = False
     if local:
-        kwargs["data_files"] = _existing_files(source.get("data_files"), selector, what)
+        kwargs["data_files"] = existing_files(source.get("data_files"), selector, what)
         files = _expand(next(iter(kwargs["data_files"].values())))
         for path in files:
             _check_not_empty(path, split, what)
-        fmt = _format_of(files, fmt, split, what)
-        if fmt == "conll":
-            return _slice(_read_conll(files, cache_dir, split, what), selector, what)
-        kwargs["path"] = FILE_FORMATS[fmt]
-        squad = fmt == "json" and any(_is_squad_json(path) for path in files)
-        if squad:
-            kwargs["field"] = "data"
+        fmt = format_for(_format_of(files, kwargs.pop("path"), split, what), files)
     elif not hub_reachable():
         # Without this, datasets retries the unreachable Hub for about a minute before failing.
         datasets.config.HF_HUB_OFFLINE = True
     try:
-        if fmt in ("csv", "tsv"):
-            kwargs.update(_delimited_options(files[0], fmt, source, task, split, what))
-        with _quiet(local):
+        if local:
+            dataset = fmt.read(Split(files, kwargs, selector, source, task, split, what, cache_dir))
+        else:
             dataset = datasets.load_dataset(**kwargs, split=selector, cache_dir=cache_dir)
-        if squad:
-            dataset = _flatten_squad(dataset, files, split, what)
     except UserError:
         raise
     except Exception as err:  # noqa: BLE001 - datasets' errors on a bad file are opaque: find the place ourselves
@@ -353,7 +238,8 @@ def _read(source: dict, split: str, cache_dir: str, what: str, task: Any = None)
         detail = detail[0] if detail else repr(err)
         if local:
             try:
-                problem = _diagnose(files, fmt, source)
+                problem = next((p for p in (format_for(fmt.name, [path]).diagnose(path, source) for path in files)
+                                if p), None)
             except Exception as failure:  # noqa: BLE001 - e.g. a damaged .gz: say that rather than nothing
                 problem = f"{', '.join(files)} cannot be read ({type(failure).__name__}: {failure})"
             if problem:
@@ -389,33 +275,9 @@ def _format_of(files: list[str], fmt: str, split: str, what: str) -> str:
     return kinds.pop()
 
 
-def _slice(dataset: datasets.Dataset, selector: str, what: str) -> datasets.Dataset:
-    """`dataset` cut as a split expression such as `train[:10%]` says (for files read here, not by datasets)."""
-    if "[" not in selector:
-        return dataset
-    name = selector.split("[")[0]
-    try:
-        instructions = datasets.ReadInstruction.from_spec(selector).to_absolute({name: len(dataset)})
-    except (ValueError, AssertionError) as err:
-        raise UserError(f"The split expression {selector!r} of {what} is not valid: {err}.") from None
-    indices = [i for part in instructions for i in range(part.from_, part.to)]
-    return dataset.select(indices)
-
-
-@contextlib.contextmanager
-def _quiet(local: bool) -> Iterator[None]:
-    """Silence datasets' own log line about a file it cannot parse: the UserError says it better."""
-    logger = logging.getLogger("datasets.packaged_modules.json.json")
-    level = logger.level
-    if local:
-        logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _existing_files(data_files: Any, selector: str, what: str) -> Any:
+def existing_files(data_files: Any, selector: str, what: str) -> Any:
+    """`{split: files}` of a local source's `data_files` for the split `selector` names; a UserError names a
+    split without files, or a file that is not there."""
     base = selector.split("[")[0]
     files = data_files.get(base) if isinstance(data_files, dict) else data_files
     if files is None:
@@ -448,354 +310,15 @@ def _describe(source: dict) -> str:
     return source["path"] + (f" ({source['name']})" if source.get("name") else "")
 
 
-def _open_text(path: str) -> io.TextIOBase:
-    """A text stream of a local file, gunzipped when its name ends in .gz."""
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
 def _check_not_empty(path: str, split: str, what: str) -> None:
-    if path.endswith((".parquet", ".arrow")):
-        empty = os.path.getsize(path) == 0
-    else:
-        try:
-            with _open_text(path) as stream:
-                empty = not stream.read(65536).strip()
-        except (OSError, UnicodeDecodeError):
-            return  # not readable as text: the loader says what is wrong
+    try:
+        with open_text(path) as stream:
+            empty = not stream.read(65536).strip()
+    except (OSError, UnicodeDecodeError):
+        return  # not text (Parquet, Arrow) or not readable: the format says what is wrong
     if empty:
         raise UserError(f"The {split} file of {what} is empty: {path}. Put the split's records in it, or point "
                         "the source (conf/lang/<code>.yaml or data.files=...) at the right file.")
-
-
-def _read_conll(files: list[str], cache_dir: str, split: str, what: str) -> datasets.Dataset:
-    """CoNLL files as records {tokens, ner_tags (the tags as written)}, streamed into datasets' cache: a sentence
-    at a time is in memory, and the cache is found again while the files are unchanged."""
-    stamp = [(os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for p in files]
-    fingerprint = hashlib.sha256(json.dumps([CONLL_READER, stamp]).encode()).hexdigest()[:32]
-    try:
-        with _quiet(True):
-            dataset = datasets.Dataset.from_generator(
-                _conll_sentences, features=CONLL_FEATURES, cache_dir=cache_dir, gen_kwargs={"files": files},
-                fingerprint=fingerprint)
-    except Exception as err:  # noqa: BLE001 - the reader's own UserError comes back wrapped by datasets
-        cause = err
-        while cause is not None and not isinstance(cause, UserError):
-            cause = cause.__cause__ or cause.__context__
-        if cause is not None:
-            raise UserError(f"Could not read the {split} split of {what}: {cause} {FIX}") from None
-        raise
-    if len(dataset) == 0:
-        raise UserError(f"The {split} split of {what} ({', '.join(files)}) has no sentences. {FIX}")
-    return dataset
-
-
-def _conll_sentences(files: list[str]) -> Iterator[dict]:
-    for path in files:
-        try:
-            yield from _conll_file(path)
-        except UnicodeDecodeError as err:
-            raise UserError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}).") from None
-
-
-def _conll_file(path: str) -> Iterator[dict]:
-    """The sentences of one CoNLL file, read a line at a time."""
-    prefix = _language_prefix(path)
-    tokens: list[str] = []
-    tags: list[str] = []
-    with _open_text(path) as stream:
-        for number, line in enumerate(stream, 1):
-            fields = _conll_fields(line) if line.strip() else []
-            if not fields or fields[0] == _DOCSTART:
-                if tokens:
-                    yield {"tokens": tokens, "ner_tags": tags}
-                    tokens, tags = [], []
-                continue
-            if len(fields) < 2 or not is_tag(fields[-1]):
-                raise UserError(
-                    f"line {number} of {path} is not CoNLL: expected a token and its tag last, separated by a "
-                    f"tab or spaces (e.g. 'Praha<TAB>B-LOC' or CoNLL-2003's 'EU NNP B-NP B-ORG'), with an IOB tag "
-                    f"(O, B-TYPE, I-TYPE; or BIOES), found {line.rstrip()[:120]!r}.")
-            token = fields[0]
-            if prefix and token.startswith(prefix):
-                token = token[len(prefix):]
-            tokens.append(token)
-            tags.append(fields[-1])
-    if tokens:
-        yield {"tokens": tokens, "ner_tags": tags}
-
-
-def _language_prefix(path: str) -> str | None:
-    """WikiANN's split files (Rahimi et al.) write every token as `xx:token`: the `xx:` of a file whose first
-    hundred tokens all carry the same one, else None."""
-    seen, checked = set(), 0
-    with _open_text(path) as stream:
-        for line in stream:
-            fields = _conll_fields(line) if line.strip() else []
-            if not fields or fields[0] == _DOCSTART:
-                continue
-            match = _LANGUAGE_PREFIX.match(fields[0])
-            seen.add(match.group(0) if match else None)
-            checked += 1
-            if len(seen) > 1 or None in seen or checked >= 100:
-                break
-    prefix = seen.pop() if len(seen) == 1 else None
-    if prefix:
-        log.info("%s: WikiANN's language prefix %r is removed from its tokens", path, prefix)
-    return prefix
-
-
-def _delimited_options(path: str, fmt: str, source: dict, task: Any, split: str, what: str) -> dict:
-    """The csv builder's options for a CSV or TSV file: TSV is read with quoting off and every column as text
-    (XNLI's unquoted text holds quote characters; "NA" or "null" are words there, not missing values); a file
-    without a header row gets its column names from the source's `column_names` or the task's fields."""
-    options: dict[str, Any] = {"sep": "\t", "quoting": csv.QUOTE_NONE, "na_filter": False} if fmt == "tsv" else {}
-    header = _header(path, fmt, source)
-    if header is None:
-        names = source.get("column_names") or (task.columns if task is not None else None)
-        width = len(_first_row(path, fmt))
-        if not names or len(names) != width:
-            raise UserError(
-                f"The {split} file of {what} ({path}) has no header row and {width} columns"
-                f"{f', but the task has {len(names)} fields ({chr(44).join(names)})' if names else ''}: add a "
-                "header row naming the columns, or name them in the source with column_names: [...].")
-        options.update(header=None, column_names=list(names))
-    else:
-        names = header
-    if fmt == "tsv":
-        options["features"] = datasets.Features({name: datasets.Value("string") for name in names})
-    return options
-
-
-def _first_row(path: str, fmt: str) -> list[str]:
-    with _open_text(path) as stream:
-        for row in _rows(stream, fmt):
-            if row:
-                return row
-    return []
-
-
-def _rows(stream: io.TextIOBase, fmt: str):
-    if fmt == "tsv":
-        return csv.reader(stream, delimiter="\t", quoting=csv.QUOTE_NONE)
-    return csv.reader(stream)
-
-
-def _header(path: str, fmt: str, source: dict) -> list[str] | None:
-    """The column names of a CSV / TSV file's first row, or None when that row is a record: the source's
-    `header: true|false` says; else a CSV file has one, and a TSV file has one when every field of its first row
-    is a name (premise, gold_label) - XNLI's files have one, some of their copies do not."""
-    row = [field.strip().lstrip("\ufeff") for field in _first_row(path, fmt)]
-    explicit = source.get("header")
-    if explicit is not None:
-        return row if explicit else None
-    if fmt == "csv":
-        return row  # CSV files are written with their header row (pandas, spreadsheets)
-    return row if row and all(_IDENTIFIER.match(field) for field in row) else None
-
-
-_SQUAD_START = re.compile(r'\A\ufeff?\s*\{\s*"(?:data|version)"\s*:')
-
-
-def _is_squad_json(path: str) -> bool:
-    """Whether a .json(l) file is one SQuAD-style JSON document ({"version", "data": [articles]}), not JSON Lines."""
-    try:
-        with _open_text(path) as stream:
-            head = stream.read(65536)
-    except (OSError, UnicodeDecodeError):
-        return False
-    body = head.lstrip("\ufeff \t\r\n")
-    if not body.startswith("{"):
-        return False
-    if _SQUAD_START.match(head):
-        return True
-    try:  # one complete object on the first line: JSON Lines, unless it is a one-line SQuAD document
-        first = json.loads(body.split("\n", 1)[0])
-    except ValueError:  # the first line is not a whole object: a pretty-printed (or long) JSON document
-        return re.search(r'"data"\s*:\s*\[', head) is not None
-    return isinstance(first, dict) and isinstance(first.get("data"), list) and '"paragraphs"' in head
-
-
-class _Malformed(Exception):
-    """Raised inside datasets.map; turned into a UserError with the exact place outside it."""
-
-
-def _flatten_squad(articles: datasets.Dataset, files: list[str], split: str, what: str) -> datasets.Dataset:
-    """SQuAD articles (title, paragraphs[context, qas[id, question, answers[text, answer_start]]]) -> one row per
-    question. Files whose `data` already holds flat records are returned as they are."""
-    if "paragraphs" not in articles.column_names:
-        return articles
-
-    def flatten(batch: dict) -> dict:
-        out = {name: [] for name in SQUAD_FEATURES}
-        for title, paragraphs in zip(batch.get("title") or [None] * len(batch["paragraphs"]), batch["paragraphs"]):
-            for paragraph in paragraphs or []:
-                if not isinstance(paragraph, dict) or not isinstance(paragraph.get("context"), str):
-                    raise _Malformed()
-                for qa in paragraph.get("qas") or []:
-                    answers = qa.get("answers") if isinstance(qa, dict) else None
-                    if not isinstance(qa, dict) or not isinstance(qa.get("question"), str) or not isinstance(answers, list):
-                        raise _Malformed()
-                    if any(not isinstance(a, dict) or not isinstance(a.get("text"), str) for a in answers):
-                        raise _Malformed()
-                    out["id"].append(None if qa.get("id") is None else str(qa["id"]))
-                    out["title"].append(title)
-                    out["context"].append(paragraph["context"])
-                    out["question"].append(qa["question"])
-                    if qa.get("is_impossible") is True:  # SQuAD v2.0: unanswerable, whatever else it lists
-                        answers = []
-                    out["answers"].append({"text": [a["text"] for a in answers],
-                                           "answer_start": [a.get("answer_start", -1) for a in answers]})
-        return out
-
-    try:
-        questions = articles.map(flatten, batched=True, remove_columns=articles.column_names,
-                                 features=SQUAD_FEATURES, desc="Flattening SQuAD JSON")
-    except (_Malformed, TypeError, AttributeError):
-        problem = next((p for p in (_squad_problem(path) for path in files) if p), None)
-        raise UserError(f"Could not read the {split} split of {what}: "
-                        f"{problem or 'a question is not in the SQuAD format'}. {FIX}") from None
-    texts = questions.data.column("answers").combine_chunks().field("text")
-    unanswerable = int(pc.sum(pc.equal(pc.list_value_length(texts), 0)).as_py() or 0)
-    if unanswerable:
-        log.info("%s %s: %d of %d questions have no answer (SQuAD v2.0 unanswerable); a task that needs an answer "
-                 "leaves them out", what, split, unanswerable, len(questions))
-    return questions
-
-
-def _squad_questions(document: Any) -> Iterator[tuple[int, int, int, Any, Any, Any]]:
-    """(article, paragraph, question) positions (from 1) with the article, paragraph and question objects."""
-    for a, article in enumerate(document.get("data") or [], 1):
-        for p, paragraph in enumerate((article.get("paragraphs") if isinstance(article, dict) else None) or [], 1):
-            qas = paragraph.get("qas") if isinstance(paragraph, dict) else None
-            for q, qa in enumerate(qas or [], 1):
-                yield a, p, q, article, paragraph, qa
-
-
-def _squad_problem(path: str) -> str | None:
-    """The first place where a SQuAD JSON file departs from the format, in words, or None."""
-    document = _load_json_document(path)
-    if isinstance(document, str):
-        return document
-    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        return f"{path} is not SQuAD JSON: its top level should be an object with a 'data' list of articles"
-    for a, article in enumerate(document["data"], 1):
-        where = f"article {a} of {path}"
-        if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
-            return f"{where} has no 'paragraphs' list"
-        for p, paragraph in enumerate(article["paragraphs"], 1):
-            where = f"paragraph {p} of article {a} ({article.get('title')!r}) of {path}"
-            if not isinstance(paragraph, dict) or not isinstance(paragraph.get("context"), str):
-                return f"{where} has no 'context' text"
-            if not isinstance(paragraph.get("qas"), list):
-                return f"{where} has no 'qas' list"
-            for q, qa in enumerate(paragraph["qas"], 1):
-                here = f"question {q} (id {qa.get('id') if isinstance(qa, dict) else None!r}) in {where}"
-                if not isinstance(qa, dict) or not isinstance(qa.get("question"), str):
-                    return f"{here} has no 'question' text"
-                if not isinstance(qa.get("answers"), list):
-                    return f"{here} has no 'answers' list"
-                for answer in qa["answers"]:
-                    if not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
-                        return f"{here} has an answer without 'text': {answer!r}"
-                    if not isinstance(answer.get("answer_start", 0), int):
-                        return f"{here} has an answer whose 'answer_start' is not a number: {answer!r}"
-    return None
-
-
-def _load_json_document(path: str) -> Any:
-    """The parsed JSON document, or a sentence saying where it is not valid JSON."""
-    try:
-        with _open_text(path) as stream:
-            return json.load(stream)
-    except json.JSONDecodeError as err:
-        return f"line {err.lineno} (column {err.colno}) of {path} is not valid JSON: {err.msg}"
-    except UnicodeDecodeError as err:
-        return f"{path} is not UTF-8 text ({err.reason} at byte {err.start})"
-
-
-def _diagnose(files: list[str], fmt: str, source: dict) -> str | None:
-    """Where the first of `files` that datasets could not read goes wrong, found by reading it ourselves."""
-    for path in files:
-        if fmt == "json":
-            problem = _squad_problem(path) if _is_squad_json(path) else _json_lines_problem(path)
-        elif fmt in ("csv", "tsv"):
-            problem = _csv_problem(path, fmt, source)
-        else:
-            problem = None
-        if problem:
-            return problem
-    return None
-
-
-_JSON_TYPES = ((bool, "true/false"), ((int, float), "a number"), (str, "a string"), (list, "a list"), (dict, "an object"))
-
-
-def _json_type(value: Any) -> str | None:
-    return next((name for kinds, name in _JSON_TYPES if isinstance(value, kinds)), None)
-
-
-def _json_lines_problem(path: str) -> str | None:
-    if _first_char(path) == "[":  # a JSON array of records: only its syntax can be wrong here
-        document = _load_json_document(path)
-        return document if isinstance(document, str) else None
-    seen: dict[str, tuple[str, int]] = {}  # field -> (JSON type, first line with it)
-    try:
-        with _open_text(path) as stream:
-            for number, line in enumerate(stream, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    return f"line {number} (column {err.colno}) of {path} is not valid JSON: {err.msg}"
-                if not isinstance(record, dict):
-                    return f"line {number} of {path} is {_json_type(record) or 'null'}, not a JSON object (one record per line)"
-                for field, value in record.items():
-                    kind = _json_type(value)
-                    if kind is None:
-                        continue
-                    if field in seen and seen[field][0] != kind:
-                        return (f"line {number} of {path}: field '{field}' is {kind} here but {seen[field][0]} on "
-                                f"line {seen[field][1]}; one field must have one type in all records")
-                    seen.setdefault(field, (kind, number))
-    except UnicodeDecodeError as err:
-        return f"{path} is not UTF-8 text ({err.reason} at byte {err.start})"
-    return None
-
-
-def _first_char(path: str) -> str:
-    try:
-        with _open_text(path) as stream:
-            return stream.read(4096).lstrip("\ufeff \t\r\n")[:1]
-    except (OSError, UnicodeDecodeError):
-        return ""
-
-
-def _csv_problem(path: str, fmt: str = "csv", source: dict | None = None) -> str | None:
-    kind = "TSV" if fmt == "tsv" else "CSV"
-    try:
-        with _open_text(path) as stream:
-            reader = _rows(stream, fmt)
-            header = _header(path, fmt, source or {})
-            first = next(reader, None)
-            if not first:
-                return f"{path} has no header row (the first line names the columns, e.g. text,label)"
-            width = len(header) if header is not None else len(first)  # headerless: the first record's width
-            start = reader.line_num + 1
-            for row in reader:
-                if row and len(row) != width:
-                    said = f"the header has {width} ({','.join(header)})" if header is not None else f"line 1 has {width}"
-                    advice = ("a tab inside a field breaks TSV: remove it" if fmt == "tsv"
-                              else "quote fields that contain commas or line breaks")
-                    return f"line {start} of {path} has {len(row)} fields but {said}; {advice}"
-                start = reader.line_num + 1
-    except csv.Error as err:
-        return f"line {reader.line_num} of {path} is not valid {kind}: {err}"
-    except UnicodeDecodeError as err:
-        return f"{path} is not UTF-8 text ({err.reason} at byte {err.start})"
-    return None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -869,74 +392,13 @@ def locate(source: Any, split: str, index: int) -> str:
         return f"record {index + 1} of the {split} split"
 
 
-def _locate_in_files(files: list[str], fmt: str, index: int, source: dict) -> str | None:
-    remaining = index
+def _locate_in_files(files: list[str], name: str, index: int, source: dict) -> str | None:
     for path in files:
-        builder = builder_for(path) if fmt == AUTO else fmt
-        if builder == "json" and _is_squad_json(path):
-            document = _load_json_document(path)
-            if isinstance(document, str):
-                return None
-            for a, p, q, article, _, qa in _squad_questions(document):
-                if remaining == 0:
-                    title = article.get("title") if isinstance(article, dict) else None
-                    qid = qa.get("id") if isinstance(qa, dict) else None
-                    return (f"question {q} (id {qid!r}) of paragraph {p} of article {a}"
-                            f"{f' ({title!r})' if title else ''} of {path}")
-                remaining -= 1
-        elif builder == "json" and _first_char(path) == "[":
-            document = _load_json_document(path)
-            if isinstance(document, str):
-                return None
-            if remaining < len(document):
-                return f"record {remaining + 1} of {path}"
-            remaining -= len(document)
-        elif builder == "json":
-            with _open_text(path) as stream:
-                for number, line in enumerate(stream, 1):
-                    if line.strip():
-                        if remaining == 0:
-                            return f"line {number} of {path}"
-                        remaining -= 1
-        elif builder in ("csv", "tsv"):
-            header = _header(path, builder, source) is not None
-            with _open_text(path) as stream:
-                reader = _rows(stream, builder)
-                if header:
-                    next(reader, None)
-                start, record = reader.line_num + 1, 0
-                for row in reader:
-                    if row:  # pandas skips blank lines
-                        record += 1
-                        if remaining == 0:
-                            return f"line {start} of {path} (record {record})"
-                        remaining -= 1
-                    start = reader.line_num + 1
-        elif builder == "conll":
-            sentence, first = 0, None
-            with _open_text(path) as stream:
-                for number, line in enumerate(stream, 1):
-                    fields = _conll_fields(line) if line.strip() else []
-                    if fields and fields[0] != _DOCSTART:
-                        first = first or number
-                        continue
-                    if first:
-                        if remaining == 0:
-                            return f"sentence {sentence + 1} (line {first}) of {path}"
-                        sentence, first, remaining = sentence + 1, None, remaining - 1
-            if first:
-                if remaining == 0:
-                    return f"sentence {sentence + 1} (line {first}) of {path}"
-                remaining -= 1
-        elif builder == "parquet":
-            import pyarrow.parquet as pq
-
-            rows = pq.ParquetFile(path).metadata.num_rows
-            if remaining < rows:
-                return f"row {remaining + 1} of {path}"
-            remaining -= rows
-        else:
-            return None
+        fmt = format_for(builder_for(path) if name == AUTO else name, [path])
+        place = fmt.locate(path, index, source) if fmt is not None else None
+        if not isinstance(place, int):
+            return place
+        index -= place
     return None
 
 
