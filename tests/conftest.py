@@ -142,38 +142,36 @@ FAST_OVERRIDES = ("lang_stage.max_steps=4", "task_stage.max_steps=4", "task_stag
                   "task_stage.val_max_examples=8", "data.task.splits.test='test[:16]'", "logger=none")
 
 
-def sweep_jobs(*overrides: str) -> list[list[str]]:
-    """The jobs of `python -m softprompt_xl.train OVERRIDES -m`: comma-separated values expanded as Hydra does."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
-
-
 def run_sweep(make_cfg, root: Path, *overrides: str):
-    """What the staged sweeper does for `... OVERRIDES -m`, in this process: plan the sweep
-    (softprompt_xl.study.plan), run its language-component jobs, then its runs, each by stages.run on its composed config;
-    the jobs' directories under ROOT/outputs. Returns the plan and the results (as JSON) by `<combo>-<lang>-<task>`
-    (language-component jobs by `lang-<kind>-<lang>`). A failing job raises (the sweep's handling of failures is the CLI's, tested there)."""
+    """The staged sweeper's sweep of `... OVERRIDES -m`, in this process: its jobs (study/sweep.py sweep_jobs), the
+    plan (study/plan.py) and its launch in stages (sweep.launch_in_stages), each job run by stages.run on its composed
+    config in its directory under ROOT/outputs, instead of by Hydra's launcher. Returns the plan and the results (as
+    JSON) by `<combo>-<lang>-<task>` (language-component jobs by `lang-<kind>-<lang>`). A failing job raises (the
+    sweep's handling of failures is the CLI's, tested there)."""
     from softprompt_xl.study import stages
-    from softprompt_xl.study.plan import plan_sweep
+    from softprompt_xl.study.plan import LangComponentJob, plan_sweep
     from softprompt_xl.study.records import cfg_run_name, lang_run_name
+    from softprompt_xl.study.sweep import launch_in_stages, sweep_jobs
 
     def compose(job: list[str]):
         return make_cfg(f"paths.root={root}", *(o for o in job if not o.startswith("hydra.")))
 
-    plan = plan_sweep(sweep_jobs(*overrides), compose)
-    results, index = {}, 0
-    for job in plan.lang_jobs:
-        name = lang_run_name(job.kind, job.lang)
-        results[name] = stages.run(compose(list(job.overrides)), root / "outputs" / f"{index}_{name}").to_json()
-        index += 1
-    for job in plan.runs_after(set())[0]:
-        cfg = compose(list(job.overrides))
-        name = cfg_run_name(cfg)
-        results[name] = stages.run(cfg, root / "outputs" / f"{index}_{name}").to_json()
-        index += 1
+    results = {}
+
+    def launch(job_type: str, jobs, index: int) -> list[dict]:
+        batch = []
+        for number, job in enumerate(jobs, index):
+            cfg = compose(list(job.overrides))
+            name = lang_run_name(job.kind, job.lang) if isinstance(job, LangComponentJob) else cfg_run_name(cfg)
+            results[name] = stages.run(cfg, root / "outputs" / f"{number}_{name}").to_json()
+            batch.append(results[name])
+        return batch
+
+    def not_run(job, number: int, error: str) -> None:
+        raise AssertionError(f"run_sweep: job {number} not run, but no job fails here: {error}")
+
+    plan = plan_sweep(sweep_jobs(overrides), compose)
+    launch_in_stages(plan, launch, lambda result: None, not_run)  # (a failing job raised)
     return plan, results
 
 

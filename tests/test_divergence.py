@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import run_cli, sweep_jobs
+from conftest import run_cli
 from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard, DivergenceRule
 from softprompt_xl.errors import UserError
 
@@ -137,6 +137,7 @@ def test_a_sweep_reports_diverged_runs_and_goes_on(tmp_path, make_cfg):
 
     # A failed run is not finished: the same sweep plans it (and the language prompt) again.
     from softprompt_xl.study.plan import plan_sweep
+    from softprompt_xl.study.sweep import sweep_jobs
 
-    again = plan_sweep(sweep_jobs(*args[:-1]), lambda job: make_cfg(*job)).describe()
+    again = plan_sweep(sweep_jobs(args[:-1]), lambda job: make_cfg(*job)).describe()
     assert "1 to train: prompt sk" in again and "1 finished (skipped), 2 to run" in again, again

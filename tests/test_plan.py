@@ -184,11 +184,11 @@ def experiment_grid(name: str) -> list[list[str]]:
     from hydra import compose, initialize_config_module
 
     from softprompt_xl.config import CONF_MODULE
-    from conftest import sweep_jobs
+    from softprompt_xl.study.sweep import sweep_jobs
 
     with initialize_config_module(CONF_MODULE, version_base="1.3"):
         params = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True).hydra.sweeper.params
-    return sweep_jobs(f"experiment={name}", *(f"{k}={v}" for k, v in params.items()))
+    return sweep_jobs([f"experiment={name}"], params)
 
 
 @pytest.mark.parametrize("experiment", group_options("experiment"))

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from conftest import FAST_OVERRIDES, cli_env, run_cli, run_sweep, sweep_jobs
+from conftest import FAST_OVERRIDES, cli_env, run_cli, run_sweep
 from softprompt_xl.config import CONF_DIR, PROJECT_DIR
 from softprompt_xl.errors import UserError
 from softprompt_xl.runtime import cluster
 from softprompt_xl.study import stages
 from softprompt_xl.study.plan import plan_sweep
+from softprompt_xl.study.sweep import sweep_jobs
 
 
 def stored(root: Path, pattern: str) -> list[Path]:
@@ -39,7 +40,7 @@ def test_rerun_skips_finished_runs_and_force_recomputes(every_combo, make_cfg, c
     assert "stage 2, runs: 0 finished (skipped), 14 to run" in first.describe()
     created = the_result(root, "tp-sk-qa")["created"]
 
-    again = plan_sweep(sweep_jobs("+combo=tp,lp_tp", "lang=sk", *FAST_OVERRIDES),
+    again = plan_sweep(sweep_jobs(["+combo=tp,lp_tp", "lang=sk", *FAST_OVERRIDES]),
                        lambda job: make_cfg(f"paths.root={root}", *job))
     described = again.describe()
     assert "2 finished (skipped), 0 to run" in described
@@ -176,7 +177,7 @@ def test_cross_lingual_evaluation_swaps_in_each_targets_component_and_eval_only_
                                                                                       tmp_path):
     root = every_combo[0]  # lp_ta's task adapter for sk and the sk prompt are there; cs and es prompts are not
     args = ["+combo=lp_ta", "lang=sk", *FAST_OVERRIDES]
-    fresh = plan_sweep(sweep_jobs(*args, "eval_langs=[sk,cs]"), lambda job: make_cfg(f"paths.root={tmp_path}", *job))
+    fresh = plan_sweep(sweep_jobs([*args, "eval_langs=[sk,cs]"]), lambda job: make_cfg(f"paths.root={tmp_path}", *job))
     assert "2 needed, 0 already in the store, 2 to train" in fresh.describe()
     plan, found = run_sweep(make_cfg, root, *args, "eval_langs=[sk,cs]")
     assert "2 needed, 1 already in the store, 1 to train: prompt cs" in plan.describe()
@@ -203,7 +204,7 @@ def test_eval_only_without_a_trained_component_says_what_to_do(make_cfg, tmp_pat
     single run, before its language components."""
     args = ["+combo=ll_tl,full_ft,zero_shot", "lang=en", "stage=eval", "eval_langs=[sk]", *FAST_OVERRIDES]
     with pytest.raises(UserError) as err:
-        plan_sweep(sweep_jobs(*args), lambda job: make_cfg(f"paths.root={tmp_path}", *job))
+        plan_sweep(sweep_jobs(args), lambda job: make_cfg(f"paths.root={tmp_path}", *job))
     message = str(err.value)
     assert message.startswith("stage=eval evaluates stored task components and trains nothing, but the store")
     assert "2 run(s) of this command: ll_tl en qa (no task component task-ll_tl-lora-en-qa-" in message

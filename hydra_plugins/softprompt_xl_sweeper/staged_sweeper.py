@@ -1,18 +1,18 @@
 """The sweep in stages: plan it (softprompt_xl.study.plan), then launch the missing language components as one
-batch of jobs and the unfinished runs as the next, through whatever launcher is configured (local, joblib,
-submitit/SLURM). No task job then waits for a language component another job is training, and none is launched
-whose language component failed in stage 1 (diverged, say): it is recorded as failed instead, without training
-that component again, and the sweep's summary lists it; the next run of the sweep tries the component again."""
+batch of jobs and the unfinished runs as the next (softprompt_xl.study.sweep, which the tests drive in-process),
+through whatever launcher is configured (local, joblib, submitit/SLURM). No task job then waits for a language
+component another job is training, and none is launched whose language component failed in stage 1 (diverged,
+say): it is recorded as failed instead, without training that component again, and the sweep's summary lists it;
+the next run of the sweep tries the component again."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 log = logging.getLogger("softprompt_xl")
@@ -35,12 +35,11 @@ class StagedSweeper(BasicSweeper):
 
     def _sweep(self, arguments: List[str]) -> Any:
         from softprompt_xl.errors import UserError
-        from softprompt_xl.study.plan import LangComponentJob, RunJob, plan_sweep
+        from softprompt_xl.study.plan import plan_sweep
+        from softprompt_xl.study.sweep import launch_in_stages, sweep_jobs
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        overrides = parser.parse_overrides(self._parse_config() + list(arguments))
-        jobs = [job for batch in self.split_arguments(overrides, None) for job in batch]
+        jobs = sweep_jobs(arguments, self.params, self.hydra_context.config_loader)
         self.overrides, self.batch_index = [], 0  # the batches are ours, not BasicSweeper's
 
         def compose(job: list[str]):
@@ -58,43 +57,25 @@ class StagedSweeper(BasicSweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        returns, index, failed = [], 0, {}
-        if plan.lang_jobs:
-            log.info("Launching %d job(s): language components", len(plan.lang_jobs))
-            results = self._launch(LangComponentJob.TYPE, [list(job.overrides) for job in plan.lang_jobs], index)
-            index += len(plan.lang_jobs)
-            returns.append(results)
-            failed = {job.key: error for job, r in zip(plan.lang_jobs, results) if (error := _failure(r))}
-        runs, left_out = plan.runs_after(set(failed))
-        if runs:
-            log.info("Launching %d job(s): runs", len(runs))
-            returns.append(self._launch(RunJob.TYPE, [list(job.overrides) for job in runs], index))
-            index += len(runs)
-        for job, keys in left_out:  # recorded as failed, so the sweep's summary lists them and a rerun retries them
-            reasons = "; ".join(f"the language {plan.lang_needed[k]} it needs failed in stage 1 of this sweep: "
-                                f"{failed[k]}" for k in keys)
-            self._record_not_run(list(job.overrides), index, f"Not run: {reasons}")
-            index += 1
-        if left_out:
-            log.error("Not launched: %d run(s) whose language component failed in stage 1", len(left_out))
-        return returns
+        return launch_in_stages(plan, self._launch, _failure, self._record_not_run)
 
-    def _launch(self, job_type: str, jobs: list[list[str]], index: int) -> Any:
+    def _launch(self, job_type: str, jobs: Sequence[Any], index: int) -> Any:
         """One batch of jobs of one type; a launcher of ours names the batch by it (e.g. SLURM job names)."""
         self.launcher.job_type = job_type
-        return self.launcher.launch(jobs, initial_job_idx=index)
+        return self.launcher.launch([list(job.overrides) for job in jobs], initial_job_idx=index)
 
-    def _record_not_run(self, job: list[str], idx: int, error: str) -> None:
+    def _record_not_run(self, job: Any, idx: int, error: str) -> None:
         from omegaconf import open_dict
 
         from softprompt_xl.study import records
         from softprompt_xl.study.records import RESULT_FILE, JobFailure
 
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+        overrides = list(job.overrides)
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         with open_dict(cfg.hydra.job):
             cfg.hydra.job.num = idx
         path = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir) / RESULT_FILE
-        records.write(path, JobFailure.failed(cfg, error, overrides=" ".join(job)))
+        records.write(path, JobFailure.failed(cfg, error, overrides=" ".join(overrides)))
 
 
 def _failure(returned: Any) -> str | None:

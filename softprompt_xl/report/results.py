@@ -88,18 +88,16 @@ def experiment_runs(cfg: Any, experiment: str, task: str | None = None) -> list[
     expands them, each job composed from the training config, so the report knows exactly which results belong to
     it, whatever their seed."""
     from hydra import compose
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from softprompt_xl.study.keys import comparison_spec
+    from softprompt_xl.study.sweep import sweep_jobs
 
     hydra_cfg = HydraConfig.get()
     params = OmegaConf.to_container(hydra_cfg.sweeper.params or {})
     # The report's own paths.* overrides apply to the planned runs too (a relative path or another root).
     base = [f"experiment={experiment}", *(o for o in hydra_cfg.overrides.task if o.startswith("paths."))]
-    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch
+    jobs = [job for job in sweep_jobs([], params)
             if task is None or f"task={task}" in job or not any(o.startswith("task=") for o in job)]
     log.info("experiment=%s plans %d run(s); composing them to match the store's results", experiment, len(jobs))
     planned = []
