@@ -13,11 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env
+from conftest import FAST_OVERRIDES, cli_env
 from softprompt_xl.config import PROJECT_DIR
-
-SHORT = ["backbone.budget.lang_steps=4", "backbone.budget.task_steps=4", "backbone.budget.val_every_n_steps=2",
-         "logger=none"]
 
 
 def setuptools_builds_wheels() -> bool:
@@ -77,7 +74,7 @@ def test_the_installed_package_runs_from_an_empty_directory(venv, tmp_path):
     venv_dir = venv.parent.parent.resolve()
     assert all(Path(f).resolve().is_relative_to(venv_dir) for f in where.stdout.split()), where.stdout
 
-    proc = run(venv, "softprompt_xl.train", "+combo=lp_ta", "lang=sk", *SHORT, "-m", cwd=cwd)
+    proc = run(venv, "softprompt_xl.train", "+combo=lp_ta", "lang=sk", *FAST_OVERRIDES, "-m", cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-3000:]
     shipped = f"The tiny backbone as shipped with the package: {venv_dir}"  # the wheel's copy, not built
     assert shipped in proc.stdout and "Building the tiny backbone" not in proc.stdout, proc.stdout[-3000:]
@@ -114,8 +111,8 @@ def test_a_users_config_dir_adds_combos_and_languages(venv, tmp_path):
                cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "name: my_combo" in proc.stdout and "code: xx" in proc.stdout and "name: Mine" in proc.stdout
-    proc = run(venv, "softprompt_xl.train", "--config-dir", str(user), "+combo=my_combo", "lang=sk", *SHORT, "-m",
-               cwd=cwd)
+    proc = run(venv, "softprompt_xl.train", "--config-dir", str(user), "+combo=my_combo", "lang=sk", *FAST_OVERRIDES,
+               "-m", cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-3000:]
     result = json.loads(next((cwd / "runs" / "outputs").rglob("0_my_combo-sk-qa/result.json")).read_text())
     assert result["status"] == "complete" and result["combo"] == "my_combo"

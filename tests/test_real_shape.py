@@ -25,7 +25,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoTokenizer, MT5Config, MT5ForConditionalGeneration
 
-from conftest import start_cli
+from conftest import FAST_OVERRIDES, start_cli
 from softprompt_xl.config import to_plain
 
 pytestmark = pytest.mark.slow
@@ -34,13 +34,13 @@ pytestmark = pytest.mark.slow
 PROMPT_TOKENS, REDUCTION_FACTOR, LORA_R, LORA_TARGETS = 50, 16, 8, ("q", "v")
 MT5_BASE_PARAMETERS = 580e6  # mT5-base's size as its paper gives it (rounded)
 
-# A few steps of each stage, a short input and four validation and test examples: this exercises the real
-# shape, not the scores. A checkpoint after every step, so every stage leaves one to inspect.
+# The suite's few steps (conftest.FAST_OVERRIDES), then what this size needs instead (a later value wins): fewer
+# steps, a short input, small batches, four validation and test examples. This exercises the real shape, not the
+# scores. A checkpoint after every step, so every stage leaves one to inspect.
 SHORT = [
-    "lang=sk", "task=qa", "backbone=mt0_base", "logger=none",
+    "lang=sk", "task=qa", "backbone=mt0_base", *FAST_OVERRIDES,
     "backbone.max_input_length=64", "lang_stage.max_steps=2", "lang_stage.batch_size=2", "lang_stage.heldout_chunks=4",
-    "task_stage.max_steps=3", "task_stage.batch_size=2", "task_stage.eval_batch_size=4",
-    "task_stage.val_every_n_steps=2", "checkpoint_every_n_steps=1",
+    "task_stage.max_steps=3", "task_stage.batch_size=2", "task_stage.eval_batch_size=4", "checkpoint_every_n_steps=1",
     "data.task.splits.validation='validation[:4]'", "data.task.splits.test='test[:4]'",
 ]
 

@@ -124,7 +124,8 @@ def build_tiny_backbone(build: Any, paths: Any, target: Path) -> None:
 BUILD_THREADS = 2
 
 
-def build_in_this_process(build: dict, toy_data: str, hf_cache: str, target: Path, threads: int = BUILD_THREADS) -> None:
+def build_in_this_process(build: dict, toy_data: str, hf_cache: str, target: Path,
+                          threads: int = BUILD_THREADS) -> None:
     """The build itself, in the calling process on `threads` torch threads (build_tiny_backbone runs it in a process
     of its own; a test may run it here)."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
