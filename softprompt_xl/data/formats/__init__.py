@@ -1,5 +1,5 @@
 """The published file formats of local data, by the name a source gives them (its `path`, or data.format=).
-`format_for` is the only way in; `builder_for` tells a file's format from its name, else its content.
+`format_for` finds a format by its name; `builder_for` tells a file's format from its name, else its content.
 
 A new format is a module here with a `Format` subclass (base.py: how its files are recognised, read, diagnosed
 and located), added to FORMATS.
