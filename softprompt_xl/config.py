@@ -48,11 +48,11 @@ def register_resolvers() -> None:
     # spxl.run_name (a job's directory, conf/train.yaml) is registered by its owner, study/records.py, on import.
 
 
-def to_plain(cfg: Any) -> Any:
+def to_plain(node: Any) -> Any:
     """Resolved plain Python (dicts, lists, scalars) from an OmegaConf node; anything else is returned as is."""
-    if isinstance(cfg, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(cfg, resolve=True)
-    return cfg
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
 
 
 def stable_hash(obj: Any, length: int = 12) -> str:

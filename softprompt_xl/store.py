@@ -76,7 +76,7 @@ def import_main(argv: list[str]) -> None:
                 f"({cfg.paths.hf_cache}), and the Hub could not be reached. Download it on a machine with network "
                 f"(`huggingface-cli download {given} --local-dir DIR`), copy DIR here and run `python -m "
                 f"softprompt_xl.store import DIR --as {given}` with the same settings. (Detail: {err})") from None
-    key, existed = import_component(cfg, directory, source)
+    key, existed = import_component(cfg.backbone, cfg.paths, cfg.lang.code, directory, source)
     print(f"{source} ({cfg.lang.code}) {'was already in' if existed else 'imported into'} the store "
           f"{cfg.paths.store}: {key}")
     print(f"Use it in runs with lang_stage.source=import:{source}"

@@ -27,7 +27,7 @@ from softprompt_xl.runtime import cluster, distributed
 from softprompt_xl.config import CONF_PATH, check_writable, keep_library_caches_under, register_resolvers
 from softprompt_xl.errors import UserError
 from softprompt_xl.study import records
-from softprompt_xl.study.records import RESULT_FILE, JobFailure, LangStageResult, Record, Result
+from softprompt_xl.study.records import RESULT_FILE, JobFailure, LangStageResult, Record, Result, job_identity
 
 log = logging.getLogger("softprompt_xl")
 register_resolvers()
@@ -74,6 +74,7 @@ def run_job(cfg: DictConfig) -> dict:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     started = time.time()
     from softprompt_xl.study import stages
+    from softprompt_xl.study.run_spec import RunSpec
     from softprompt_xl.runtime.divergence import Diverged
     from softprompt_xl.runtime.resume import Interrupted
     from softprompt_xl.runtime.atomic import DiskFull, disk_full
@@ -84,14 +85,14 @@ def run_job(cfg: DictConfig) -> dict:
     gc.freeze()
     interrupted_by, full = None, None
     try:
-        result = stages.run(cfg, output_dir)
+        result = stages.run(RunSpec.of(cfg), output_dir)
         if not distributed.is_zero():  # one of several processes of the run: rank 0 records and reports
             return {"rank": distributed.rank(), "status": "complete"}
         log.info("%s", summary_line(result))
     except Interrupted as err:
         log.warning("Job interrupted: %s", err)
         interrupted_by = err.signum
-        result = JobFailure.interrupted(cfg, str(err), wall_time_s=round(time.time() - started, 1))
+        result = JobFailure.interrupted(job_identity(cfg), str(err), wall_time_s=round(time.time() - started, 1))
     except Exception as err:  # noqa: BLE001 - any failure must be recorded and must not stop the sweep
         overrides = " ".join(HydraConfig.get().overrides.task)
         if (full := disk_full(err)) is not None:  # one paragraph; the job's log file is on that disk too, and
@@ -103,7 +104,8 @@ def run_job(cfg: DictConfig) -> dict:
             message = f"{type(err).__name__}: {err}"
             log.error("%s", traceback.format_exc())
         log.error("Job failed (%s): %s", overrides, message)
-        result = JobFailure.failed(cfg, message, overrides=overrides, wall_time_s=round(time.time() - started, 1),
+        result = JobFailure.failed(job_identity(cfg), message, overrides=overrides,
+                                   wall_time_s=round(time.time() - started, 1),
                                    diverged=err.record if isinstance(err, Diverged) else None)
     if distributed.is_zero():
         try:
@@ -147,13 +149,15 @@ def check_and_plan_single_run(cfg: DictConfig) -> Result | None:
     configuration no job could run with (planning reads its data sources too: a file in no known format)."""
     from softprompt_xl.study import schema
     from softprompt_xl.study.plan import RunJob, finished_result
+    from softprompt_xl.study.run_spec import RunSpec
     from softprompt_xl.study.store import Store
 
     schema.check(cfg)
     if cfg.dry_run:  # in a multirun the sweeper has printed the plan and launched nothing
         raise UserError("dry_run=true prints the plan of a sweep: add -m (e.g. `python -m softprompt_xl.train "
                         "+combo=lp_ta lang=sk,cs dry_run=true -m`).")
-    done = finished_result(cfg, Store(cfg.paths.store)) if cfg.job == RunJob.TYPE and cfg.stage != "lang" else None
+    done = finished_result(RunSpec.of(cfg), Store(cfg.paths.store)) if cfg.job == RunJob.TYPE and cfg.stage != "lang" \
+        else None
     return dataclasses.replace(done, skipped=True) if done else None
 
 

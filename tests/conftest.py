@@ -151,6 +151,7 @@ def run_sweep(make_cfg, root: Path, *overrides: str):
     from softprompt_xl.study import stages
     from softprompt_xl.study.plan import LangComponentJob, plan_sweep
     from softprompt_xl.study.records import cfg_run_name, lang_run_name
+    from softprompt_xl.study.run_spec import RunSpec
     from softprompt_xl.study.sweep import launch_in_stages, sweep_jobs
 
     def compose(job: list[str]):
@@ -163,7 +164,7 @@ def run_sweep(make_cfg, root: Path, *overrides: str):
         for number, job in enumerate(jobs, index):
             cfg = compose(list(job.overrides))
             name = lang_run_name(job.kind, job.lang) if isinstance(job, LangComponentJob) else cfg_run_name(cfg)
-            results[name] = stages.run(cfg, root / "outputs" / f"{number}_{name}").to_json()
+            results[name] = stages.run(RunSpec.of(cfg), root / "outputs" / f"{number}_{name}").to_json()
             batch.append(results[name])
         return batch
 

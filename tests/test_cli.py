@@ -17,6 +17,7 @@ import conftest
 from conftest import ALL_COMBOS, FAST_OVERRIDES, run_cli, run_sweep
 from softprompt_xl.config import CONF_DIR, PROJECT_DIR
 from softprompt_xl.errors import UserError
+from softprompt_xl.study.run_spec import RunSpec
 
 
 def results(sweep_root: Path) -> dict[str, dict]:
@@ -206,8 +207,8 @@ def test_the_everyday_command_end_to_end(everyday_command, tmp_path, make_cfg, c
 
     # a second run (here in this process) reuses the language prompt instead of training it again
     caplog.set_level(logging.INFO)
-    again = stages.run(make_cfg(f"paths.root={root}", "+combo=lp_ta", "lang=sk", "task_stage.max_steps=4",
-                                "logger=none"), tmp_path / "again")
+    again = stages.run(RunSpec.of(make_cfg(f"paths.root={root}", "+combo=lp_ta", "lang=sk", "task_stage.max_steps=4",
+                                "logger=none")), tmp_path / "again")
     assert again.status == "complete"
     assert "found in the store" in caplog.text and "Stage 1: training" not in caplog.text
 
@@ -221,7 +222,7 @@ def test_wandb_online_without_a_login_says_how_to_fix_it(make_cfg, tmp_path, mon
         monkeypatch.setenv(var, str(tmp_path / "wandb" / var))  # set here, so that they are unset after the test
     cfg = make_cfg("+combo=zero_shot", "lang=sk", "logger.wandb.mode=online", f"paths.root={tmp_path}")
     with pytest.raises(UserError) as err:  # said as it is, without a traceback (test_hub_backbone_offline_...)
-        with stage_logger(cfg, "eval", "zero_shot-sk-qa", "result-x", tmp_path, []):
+        with stage_logger(RunSpec.of(cfg), "eval", "zero_shot-sk-qa", "result-x", tmp_path, []):
             pass
     assert "W&B could not start in online mode" in str(err.value) and "wandb login" in str(err.value)
 

@@ -11,6 +11,7 @@ from softprompt_xl.data.sources import FILE_FORMATS
 from softprompt_xl.errors import UserError
 from softprompt_xl.study import schema
 from softprompt_xl.study.tracking import stage_logger
+from softprompt_xl.study.run_spec import RunSpec
 
 HUB_BACKBONES = {"mt0_base": "bigscience/mt0-base", "mt5_base": "google/mt5-base", "mt0_small": "bigscience/mt0-small",
                  "mt5_small": "google/mt5-small", "mt0_large": "bigscience/mt0-large"}
@@ -77,7 +78,7 @@ def test_combos_pick_their_component_kinds(make_cfg, combo, lang_kind, task_kind
 
 def test_wandb_run_is_finished_even_when_the_stage_fails(cfg, tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
-        with stage_logger(cfg, "task", "lp_ta-sk-qa", "task-lp_ta-sk-qa-0", tmp_path, ["lp_ta"]) as logger:
+        with stage_logger(RunSpec.of(cfg), "task", "lp_ta-sk-qa", "task-lp_ta-sk-qa-0", tmp_path, ["lp_ta"]) as logger:
             assert logger.experiment.name == "lp_ta-sk-qa" and logger.experiment.group == cfg.logger.wandb.group
             raise RuntimeError("boom")
     assert wandb.run is None  # the next job starts a run of its own
@@ -93,3 +94,27 @@ def test_each_hub_backbone_config_has_its_published_architecture(make_cfg, group
     size = PUBLISHED_SIZES[group.split("_")[1]]
     assert (arch.d_model, arch.d_ff, arch.num_layers, arch.num_heads) == size
     assert (arch.num_decoder_layers, arch.d_kv, arch.vocab_size, arch.tie_word_embeddings) == (size[2], 64, 250112, False)
+
+
+def test_any_lightning_trainer_argument_in_conf_trainer_reaches_every_stages_trainer(make_cfg, tmp_path):
+    from softprompt_xl.study.stages import make_trainer
+
+    cfg = make_cfg("+combo=lp_ta", "lang=sk", "+trainer.accumulate_grad_batches=3", "trainer.gradient_clip_val=0.5",
+                   "+trainer.limit_val_batches=2")
+    schema.check(cfg)
+    trainer = make_trainer(RunSpec.of(cfg).trainer, False, tmp_path, 5, name="Stage 2")
+    assert (trainer.accumulate_grad_batches, trainer.gradient_clip_val, trainer.limit_val_batches) == (3, 0.5, 2)
+    assert trainer.max_steps == 5  # the stage's own budget, not a setting of conf/trainer
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+trainer.acumulate_grad_batches=3", r"trainer.acumulate_grad_batches is neither a lightning.Trainer "
+                                          r"argument nor a setting of the framework \(num_workers, progress, .*"
+                                          r"Check its spelling"),
+    ("+trainer.max_steps=3", r"trainer.max_steps is set by each stage itself: use lang_stage.max_steps / "
+                             r"task_stage.max_steps instead. Drop it from trainer."),
+    ("+trainer.logger=false", r"trainer.logger is set by each stage itself, so it cannot be configured"),
+])
+def test_a_trainer_setting_lightning_does_not_take_is_refused_before_anything_runs(make_cfg, override, message):
+    with pytest.raises(UserError, match=message):
+        schema.check(make_cfg("+combo=lp_ta", "lang=sk", override))

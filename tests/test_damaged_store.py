@@ -17,6 +17,7 @@ from softprompt_xl.runtime.resume import LAST
 from softprompt_xl.study import records
 from softprompt_xl.study.keys import key, result_spec, task_spec
 from softprompt_xl.study.store import Store
+from softprompt_xl.study.run_spec import RunSpec
 
 ARGS = ("lang=sk", *FAST_OVERRIDES)
 
@@ -91,9 +92,9 @@ def test_a_task_component_with_a_cut_header_is_trained_again(damaged, finished, 
     root = damaged
     cfg = make_cfg(f"paths.root={root}", "+combo=lp_ta", *ARGS)
     store = Store(root / "store")
-    task = store.component_dir(key(task_spec(cfg)))
+    task = store.component_dir(key(task_spec(RunSpec.of(cfg))))
     cut(task / HEADER_FILE)
-    result_key = key(result_spec(cfg))
+    result_key = key(result_spec(RunSpec.of(cfg)))
     store.result_file(result_key).unlink()  # the run to do again (its result gone), its task adapter damaged
     with caplog.at_level(logging.WARNING):
         _, results = run_sweep(make_cfg, root, "+combo=lp_ta", *ARGS)
@@ -110,7 +111,7 @@ def test_cut_predictions_make_their_run_evaluated_again(damaged, finished, make_
     root = damaged
     cfg = make_cfg(f"paths.root={root}", "+combo=lp_ta", *ARGS)
     store = Store(root / "store")
-    result_key = key(result_spec(cfg))
+    result_key = key(result_spec(RunSpec.of(cfg)))
     path = store.predictions_file(result_key)
     whole = cut(path, 0.9)
     caplog.set_level(logging.INFO)
@@ -128,7 +129,7 @@ def test_a_damaged_checkpoint_restarts_its_stage_from_scratch(damaged, finished,
     root = damaged
     cfg = make_cfg(f"paths.root={root}", "+combo=lp_ta", *ARGS)
     store = Store(root / "store")
-    task_key, result_key = key(task_spec(cfg)), key(result_spec(cfg))
+    task_key, result_key = key(task_spec(RunSpec.of(cfg))), key(result_spec(RunSpec.of(cfg)))
     task = store.component_dir(task_key)
     shutil.rmtree(task)
     store.result_file(result_key).unlink()

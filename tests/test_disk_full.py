@@ -27,6 +27,7 @@ from softprompt_xl.runtime.atomic import DiskFull, atomic_dir, disk_full, write_
 from softprompt_xl.runtime.resume import LAST, Checkpointing, resume_point
 from softprompt_xl.study import stages
 from softprompt_xl.study.store import Store
+from softprompt_xl.study.run_spec import RunSpec
 
 PATHS = {"root": "/data/runs", "store": "/data/runs/store", "cache": "/scratch/cache",
          "hf_cache": "/scratch/cache/huggingface", "outputs": "/data/runs/outputs", "wandb": "/data/runs/wandb"}
@@ -159,8 +160,8 @@ def test_a_sweep_on_a_full_disk_says_so_in_a_paragraph_and_a_rerun_with_room_fin
     assert "1 already in the store, 0 to train" in again.stdout and "resuming at step" in again.stdout
     assert not temporaries(root) and not any((root / "store" / "checkpoints").iterdir())
     (result,) = (root / "store" / "results").glob("*.json")
-    whole = stages.run(make_cfg(f"paths.root={tmp_path / 'roomy'}", *args[:2], *FAST_OVERRIDES,
-                                "checkpoint_every_n_steps=1"), tmp_path / "roomy" / "outputs")
+    whole = stages.run(RunSpec.of(make_cfg(f"paths.root={tmp_path / 'roomy'}", *args[:2], *FAST_OVERRIDES,
+                                "checkpoint_every_n_steps=1")), tmp_path / "roomy" / "outputs")
     assert json.loads(result.read_text())["metrics"] == whole.metrics
     (task,) = (root / "store" / "components").glob("task-*")
     expected = load_file(Store(tmp_path / "roomy" / "store").component_dir(whole.task_component) / WEIGHTS_FILE)

@@ -13,6 +13,7 @@ import pytest
 from conftest import FAST_OVERRIDES, PROJECT_DIR, cli_env
 from softprompt_xl.errors import UserError
 from softprompt_xl.runtime.resume import ResumableSampler
+from softprompt_xl.study.run_spec import RunSpec
 
 
 def test_two_processes_share_out_the_batches_of_one():
@@ -46,7 +47,8 @@ def test_ddp_without_an_outside_launcher_says_how_to_start_it(make_cfg, tmp_path
     from softprompt_xl.study import stages
 
     with pytest.raises(UserError) as err:  # said as it is, without a traceback (test_cli.py's failing single runs)
-        stages.run(make_cfg(f"paths.root={tmp_path}", "+combo=tp", "lang=sk", *FAST_OVERRIDES, "trainer=ddp"), tmp_path)
+        stages.run(RunSpec.of(make_cfg(f"paths.root={tmp_path}", "+combo=tp", "lang=sk", *FAST_OVERRIDES,
+                                       "trainer=ddp")), tmp_path)
     message = str(err.value)
     assert "trainer=ddp trains on trainer.devices=2 processes" in message
     assert "hydra/launcher=slurm" in message and "torchrun --nproc-per-node=2" in message

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import FAST_OVERRIDES
 from softprompt_xl.runtime.resume import ResumableSampler
+from softprompt_xl.study.run_spec import RunSpec
 
 N, BATCH = 203, 8  # not a multiple of the batch: batches cross epochs
 LENGTHS = [(random.Random(i).randint(5, 200), random.Random(-i).randint(1, 30)) for i in range(N)]
@@ -55,9 +56,11 @@ def test_the_setting_enters_the_store_key_only_when_set(make_cfg):
     from softprompt_xl.study.keys import key, result_spec, task_spec
 
     base = make_cfg("+combo=lp_ta", "lang=sk")
-    assert "group_by_length" not in task_spec(base)["stage"]  # unset: the keys of before
+    assert "group_by_length" not in task_spec(RunSpec.of(base))["stage"]  # unset: the keys of before
     grouped = make_cfg("+combo=lp_ta", "lang=sk", "task_stage.group_by_length=50")
-    assert key(task_spec(grouped)) != key(task_spec(base)) and key(result_spec(grouped)) != key(result_spec(base))
+    grouped_run, base_run = RunSpec.of(grouped), RunSpec.of(base)
+    assert key(task_spec(grouped_run)) != key(task_spec(base_run))
+    assert key(result_spec(grouped_run)) != key(result_spec(base_run))
     schema.check(grouped)
     with pytest.raises(UserError, match=r"task_stage.group_by_length=0: must be a whole number of at least 1"):
         schema.check(make_cfg("+combo=lp_ta", "lang=sk", "task_stage.group_by_length=0"))
@@ -70,5 +73,5 @@ def test_a_run_trains_on_grouped_batches(make_cfg, monkeypatch, tmp_path):
     order = ResumableSampler.epoch_order
     monkeypatch.setattr(ResumableSampler, "epoch_order", lambda self, epoch: groups.append(self.group) or order(self, epoch))
     cfg = make_cfg(f"paths.root={tmp_path}", "+combo=tp", "lang=sk", *FAST_OVERRIDES, "task_stage.group_by_length=3")
-    assert stages.run(cfg, tmp_path / "out").status == "complete"
+    assert stages.run(RunSpec.of(cfg), tmp_path / "out").status == "complete"
     assert groups and set(groups) == {3}

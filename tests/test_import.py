@@ -20,6 +20,7 @@ from softprompt_xl.model.components.compose import ComposedModel
 from softprompt_xl.study.imports import import_component
 from softprompt_xl.study.keys import key, lang_spec, result_spec
 from softprompt_xl.study.store import Store
+from softprompt_xl.study.run_spec import RunSpec
 
 PROMPT_NAME = "ivykopal/slovak_prompt_100k"
 
@@ -71,9 +72,9 @@ def test_prompt_import_uses_the_first_virtual_tokens_and_computes_what_theirs_di
     d, n = model.config.d_model, 6
     table = torch.randn(2 * n, d, generator=torch.Generator().manual_seed(1)) * 0.5  # 2 submodules: 2n rows saved
     save_authors_prompt(tmp_path / "src", table, n)
-    k, existed = import_component(cfg, tmp_path / "src", PROMPT_NAME)
+    k, existed = import_component(cfg.backbone, cfg.paths, cfg.lang.code, tmp_path / "src", PROMPT_NAME)
     assert not existed and k.startswith("lang-prompt-sk-")
-    assert import_component(cfg, tmp_path / "src", PROMPT_NAME) == (k, True)
+    assert import_component(cfg.backbone, cfg.paths, cfg.lang.code, tmp_path / "src", PROMPT_NAME) == (k, True)
 
     store = Store(cfg.paths.store)
     from softprompt_xl.model.component_header import ComponentHeader
@@ -101,7 +102,7 @@ def test_adapter_import_gives_the_adapters_librarys_own_outputs(make_cfg, tmp_pa
     model, tokenizer = tiny
     cfg = make_cfg("lang=sk", f"paths.root={tmp_path / 'root'}")
     source_model = adapter_source(model, tmp_path / "src" / "wikipedia")
-    k, _ = import_component(cfg, tmp_path / "src", "ivykopal/slovak_adapter_100k")
+    k, _ = import_component(cfg.backbone, cfg.paths, cfg.lang.code, tmp_path / "src", "ivykopal/slovak_adapter_100k")
     assert k.startswith("lang-adapter-sk-")
 
     net = ComposedModel(copy.deepcopy(tiny[0]), tokenizer)
@@ -125,7 +126,7 @@ def test_a_component_that_does_not_fit_the_backbone_is_refused_naming_both_shape
     cfg = make_cfg("lang=sk", f"paths.root={tmp_path / 'root'}")
     save_authors_prompt(tmp_path / "prompt", torch.zeros(100, 768), 50)  # mt0-base's
     with pytest.raises(UserError, match=r"token_dim 768.*d_model 128.*bigscience/mt0-base"):
-        import_component(cfg, tmp_path / "prompt", PROMPT_NAME)
+        import_component(cfg.backbone, cfg.paths, cfg.lang.code, tmp_path / "prompt", PROMPT_NAME)
 
     from transformers import MT5Config, MT5ForConditionalGeneration
 
@@ -133,7 +134,7 @@ def test_a_component_that_does_not_fit_the_backbone_is_refused_naming_both_shape
                                                   num_decoder_layers=2, num_heads=2, d_kv=16))
     adapter_source(other, tmp_path / "adapter")  # d_model fits, the number of layers does not
     with pytest.raises(UserError, match=r"has 16 adapter weights.*needs 24 adapter weights for 3 encoder and 3 decoder layers"):
-        import_component(cfg, tmp_path / "adapter", "ivykopal/slovak_adapter_100k")
+        import_component(cfg.backbone, cfg.paths, cfg.lang.code, tmp_path / "adapter", "ivykopal/slovak_adapter_100k")
     assert not list((tmp_path / "root" / "store").glob("components/lang-*/component.json"))
 
 
@@ -142,14 +143,14 @@ def test_unknown_layouts_and_configs_our_adapter_cannot_express_are_refused(make
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "model.safetensors").write_bytes(b"x")
     with pytest.raises(UserError, match=r"no component in a known layout.*model.safetensors"):
-        import_component(cfg, tmp_path / "empty", "x")
+        import_component(cfg.backbone, cfg.paths, cfg.lang.code, tmp_path / "empty", "x")
     (tmp_path / "lora").mkdir()
     (tmp_path / "lora" / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
     with pytest.raises(UserError, match=r"in no layout this import reads.*peft_type"):
-        import_component(cfg, tmp_path / "lora", "x")
+        import_component(cfg.backbone, cfg.paths, cfg.lang.code, tmp_path / "lora", "x")
     adapter_source(tiny[0], tmp_path / "lnafter", SeqBnConfig(ln_after=True))
     with pytest.raises(UserError, match=r"cannot express exactly: ln_after=True"):
-        import_component(cfg, tmp_path / "lnafter", "x")
+        import_component(cfg.backbone, cfg.paths, cfg.lang.code, tmp_path / "lnafter", "x")
 
 
 def test_an_offline_hub_name_says_what_to_download_where(tmp_path):
@@ -166,15 +167,16 @@ def test_a_run_with_an_imported_component_skips_stage_1_and_its_keys_say_importe
     source = ("lang_stage.source=import:authors",)
     with pytest.raises(UserError, match=r"Import it first: `python -m softprompt_xl.store import "
                                         r"ivykopal/slovak_prompt_100k lang=sk backbone=tiny"):
-        lang_spec(make_cfg("+combo=lp_ta", "lang=sk", f"paths.root={root}", *source))
+        lang_spec(RunSpec.of(make_cfg("+combo=lp_ta", "lang=sk", f"paths.root={root}", *source)))
     save_authors_prompt(tmp_path / "src", torch.randn(20, tiny[0].config.d_model), 10)
-    k, _ = import_component(make_cfg("lang=sk", f"paths.root={root}"), tmp_path / "src", PROMPT_NAME)
+    target = make_cfg("lang=sk", f"paths.root={root}")
+    k, _ = import_component(target.backbone, target.paths, "sk", tmp_path / "src", PROMPT_NAME)
 
     cfg = make_cfg("+combo=lp_ta", "lang=sk", f"paths.root={root}", *source, *FAST_OVERRIDES)
     trained = make_cfg("+combo=lp_ta", "lang=sk", f"paths.root={root}", *FAST_OVERRIDES)
-    spec = lang_spec(cfg)
+    spec = lang_spec(RunSpec.of(cfg))
     assert key(spec) == k and spec["imported"]["source"] == PROMPT_NAME and "stage" not in spec
-    assert key(result_spec(cfg)) != key(result_spec(trained))
+    assert key(result_spec(RunSpec.of(cfg))) != key(result_spec(RunSpec.of(trained)))
     plan, results = run_sweep(make_cfg, root, "+combo=lp_ta", "lang=sk", *source, *FAST_OVERRIDES)
     assert plan.lang_jobs == [] and list(plan.imported) == [k] and "imported" in plan.describe()
     (result,) = results.values()

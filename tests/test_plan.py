@@ -11,10 +11,11 @@ from softprompt_xl.config import check_writable, group_options
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import WEIGHTS_FILE, ComponentHeader
 from softprompt_xl.study import schema
-from softprompt_xl.study.keys import eval_langs, key, lang_spec, result_spec, unevaluated
+from softprompt_xl.study.keys import key, lang_spec, result_spec
 from softprompt_xl.study.plan import LangComponentJob, RunJob, plan_sweep
 from softprompt_xl.study.records import Result
 from softprompt_xl.study.store import Store
+from softprompt_xl.study.run_spec import RunSpec
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -68,7 +69,8 @@ def test_the_plan_has_one_language_component_job_per_component_and_one_run_job_p
     runs = [[*base, "+combo=lp_ta", "lang=sk", "task=ner"], [*base, "+combo=lp_ta", "lang=sk", "task=qa"],
             [*base, "+combo=lp_tp", "lang=cs", "task=qa", "eval_langs=[cs,sk]"], [*base, "+combo=ta", "lang=sk"]]
     plan = plan_sweep(runs, lambda job: make_cfg(*job))
-    prompt_sk, prompt_cs = (key(lang_spec(make_cfg(*base, "+combo=lp_ta", f"lang={c}"))) for c in ("sk", "cs"))
+    prompt_sk, prompt_cs = (key(lang_spec(RunSpec.of(make_cfg(*base, "+combo=lp_ta", f"lang={c}"))))
+                            for c in ("sk", "cs"))
     assert [(job.key, job.kind, job.lang) for job in plan.lang_jobs] == [(prompt_sk, "prompt", "sk"),
                                                                          (prompt_cs, "prompt", "cs")]
     assert all(isinstance(job, LangComponentJob) for job in plan.lang_jobs)
@@ -82,7 +84,7 @@ def test_the_plan_has_one_language_component_job_per_component_and_one_run_job_p
     assert "4 needed" not in plan.describe() and "2 to train: prompt sk, prompt cs" in plan.describe()
     # the language-component job, composed, trains exactly the component the runs need
     composed = make_cfg(*job.overrides[:-1])
-    assert composed.job == LangComponentJob.TYPE and key(lang_spec(composed)) == prompt_sk
+    assert composed.job == LangComponentJob.TYPE and key(lang_spec(RunSpec.of(composed))) == prompt_sk
     # a run whose language component failed in stage 1 is left out, the others launch
     launch, left_out = plan.runs_after({prompt_cs})
     assert [r.overrides for r in launch] == [tuple(r) for r in (runs[0], runs[1], runs[3])]
@@ -93,13 +95,14 @@ def test_the_plan_skips_finished_runs_and_components_the_store_holds(make_cfg, t
     run = [f"paths.root={tmp_path}", "+combo=lp_ta", "lang=sk"]
     cfg = make_cfg(*run)
     store = Store(cfg.paths.store)
-    stored = store.component_dir(key(lang_spec(cfg)))
+    stored = store.component_dir(key(lang_spec(RunSpec.of(cfg))))
     stored.mkdir(parents=True)  # a whole component, as the store checks: a header, and weights its index covers
     ComponentHeader(kind="prompt", format_version=1, role="lang", name="sk", config={}, num_parameters=4).write(stored)
     save_file({"prompt": torch.zeros(1, 4)}, str(stored / WEIGHTS_FILE))
     plan = plan_sweep([run], lambda job: make_cfg(*job))
     assert plan.lang_jobs == [] and len(plan.todo) == 1 and "1 needed, 1 already in the store" in plan.describe()
-    store.save_result(key(result_spec(cfg)), Result(combo="lp_ta", lang="sk", task="qa", backbone="tiny", seed=42,
+    store.save_result(key(result_spec(RunSpec.of(cfg))), Result(combo="lp_ta", lang="sk", task="qa", backbone="tiny",
+                                                                seed=42,
                                                     metrics={}, eval_langs=[], spec={}, wall_time_s=1.0))
     plan = plan_sweep([run], lambda job: make_cfg(*job))
     assert plan.todo == [] and plan.finished == ["lp_ta sk qa"]
@@ -136,14 +139,14 @@ def test_paper_v2_plan_counts_evaluations_and_says_bulgarian_qa_is_not_evaluated
     runs = [[*base, "+combo=lp_ta", "lang=en", "task=qa"], [*base, "+combo=ta", "lang=ar", "task=nli"],
             [*base, "+combo=zero_shot", "lang=en", "task=ner"], [*base, "+combo=zero_shot", "lang=de", "task=ner"],
             [*base, "+combo=zero_shot", "lang=bg", "task=qa"]]
-    configs = [make_cfg(*run) for run in runs]
+    specs = [RunSpec.of(make_cfg(*run)) for run in runs[:4]]
     targets = ["bg", "cs", "el", "ml", "ro", "sk", "sl", "sw", "te", "ur"]
     # a source run: its own language first, then the targets, each with its own component (bg has no QA set)
-    assert eval_langs(configs[0]) == ["en", *targets[1:]]
-    assert unevaluated(configs[0]) == ["bg has no qa test set: not evaluated (conf/lang/bg.yaml)"]
-    assert eval_langs(configs[1]) == ["ar", *targets]
+    assert specs[0].eval_langs == ("en", *targets[1:])
+    assert specs[0].unevaluated == ("bg has no qa test set: not evaluated (conf/lang/bg.yaml)",)
+    assert specs[1].eval_langs == ("ar", *targets)
     # zero_shot is the same model in every language: the targets are scored once, by the first source's run
-    assert (eval_langs(configs[2]), eval_langs(configs[3])) == (["en", *targets], ["de"])
+    assert (specs[2].eval_langs, specs[3].eval_langs) == (("en", *targets), ("de",))
     plan = plan_sweep(runs, lambda job: make_cfg(*job))
     assert (plan.runs, len(plan.todo), plan.no_data) == (5, 4, ["zero_shot bg qa"])
     assert (plan.evaluations, plan.transfer) == (10 + 11 + 11 + 1, 9 + 10 + 10)
@@ -157,8 +160,8 @@ def test_paper_v2_plan_counts_evaluations_and_says_bulgarian_qa_is_not_evaluated
 
 def test_paper_v1_runs_keep_their_evaluation_languages(make_cfg, tmp_path):
     # the source's own language first was already paper_v1's order (its targets begin with en): keys unchanged
-    cfg = make_cfg(f"paths.root={tmp_path}", "experiment=paper_v1", "+combo=lp_ta", "lang=en")
-    assert eval_langs(cfg) == ["en", "de", "es", "cs", "sk", "te"] and unevaluated(cfg) == []
+    run = RunSpec.of(make_cfg(f"paths.root={tmp_path}", "experiment=paper_v1", "+combo=lp_ta", "lang=en"))
+    assert run.eval_langs == ("en", "de", "es", "cs", "sk", "te") and run.unevaluated == ()
 
 
 def test_an_unknown_language_on_the_command_line_lists_the_known_ones_and_how_to_add_one(tmp_path):
@@ -235,20 +238,21 @@ def test_a_sweep_none_of_whose_runs_has_data_is_refused_and_one_with_nothing_lef
     assert "Nothing to launch" not in SweepPlan(runs=1, todo=[RunJob(("+combo=ta",), ())]).describe()
 
 
-def test_a_plan_computes_each_language_spec_once_and_the_same_as_each_run_would(make_cfg, tmp_path, monkeypatch):
-    from softprompt_xl.study import plan as plan_module
+def test_runs_alike_but_for_their_combo_share_their_views_of_each_language(make_cfg, tmp_path, monkeypatch):
+    from softprompt_xl.study import run_spec
 
     jobs = [[f"paths.root={tmp_path}", "experiment=paper_v1_toy", f"+combo={combo}", "lang=en", f"task={task}"]
             for combo in ("lp_ta", "lp_tp", "la_ta") for task in ("qa", "ner")]
-    calls = []
-    real = plan_module.lang_spec
-    monkeypatch.setattr(plan_module, "lang_spec", lambda cfg, code: calls.append(code) or real(cfg, code))
+    resolved = []
+    real = run_spec.LanguageViews.resolve
+    monkeypatch.setattr(run_spec.LanguageViews, "resolve", lambda self, code: resolved.append(code) or real(self, code))
+    monkeypatch.setattr(run_spec, "VIEWS", {})
     shared = plan_sweep(jobs, lambda job: make_cfg(*job))
-    assert len(calls) == 2 * 6  # two kinds (prompt, adapter) x six evaluation languages, not 6 runs x 6
-    unique = iter(range(10**6))
-    monkeypatch.setattr(plan_module, "lang_spec_inputs", lambda cfg: str(next(unique)))  # every run its own
+    assert len(resolved) == 2 * 6  # two tasks x six evaluation languages, not 6 runs x 6
+    # ... and each the view the run would resolve alone
+    monkeypatch.setattr(run_spec, "RUN_ONLY_SETTINGS", ())  # nothing shared: every run resolves its own
     alone = plan_sweep(jobs, lambda job: make_cfg(*job))
-    assert len(calls) == 2 * 6 + 6 * 6
+    assert len(resolved) == 2 * 6 + 6 * 6
     assert [(j.overrides, j.needs) for j in shared.todo] == [(j.overrides, j.needs) for j in alone.todo]
     assert shared.lang_needed == alone.lang_needed
 

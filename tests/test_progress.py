@@ -21,6 +21,7 @@ from softprompt_xl.runtime.progress import Lines, Loop, ProgressLines
 from softprompt_xl.study import schema
 from softprompt_xl.study.keys import key, lang_spec, result_spec, task_spec
 from softprompt_xl.study.stages import make_trainer
+from softprompt_xl.study.run_spec import RunSpec
 
 EVERYDAY = ("+combo=lp_ta", "lang=sk")
 
@@ -233,7 +234,7 @@ def test_the_setting_changes_no_store_key(make_cfg):
     """A display setting: the everyday command's components and result keep their keys whatever it is."""
     def keys(*overrides):
         cfg = make_cfg(*EVERYDAY, *overrides)
-        return key(lang_spec(cfg)), key(task_spec(cfg)), key(result_spec(cfg))
+        return key(lang_spec(RunSpec.of(cfg))), key(task_spec(RunSpec.of(cfg))), key(result_spec(RunSpec.of(cfg)))
 
     assert keys() == keys("trainer.progress=none", "trainer.progress_every_s=5") == keys("trainer.progress=bar")
     assert keys()[0] != keys("lang_stage.max_steps=7")[0]  # (a setting that matters does change them)

@@ -15,8 +15,9 @@ from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import HEADER_FILE, ComponentHeader
 from softprompt_xl.study import records
 from softprompt_xl.study.keys import key, result_spec
-from softprompt_xl.study.records import RESULT_FILE, JobFailure, LangStageResult, Result, run_name
+from softprompt_xl.study.records import RESULT_FILE, JobFailure, LangStageResult, Result, job_identity, run_name
 from softprompt_xl.study.store import Store
+from softprompt_xl.study.run_spec import RunSpec
 
 HEADER = ComponentHeader(kind="prompt", format_version=1, role="lang", name="sk", config={"kind": "prompt", "length": 4},
                          num_parameters=128, meta={"spec": {"lang": "sk"}, "wall_time_s": 1.5})
@@ -91,10 +92,10 @@ def test_records_round_trip_with_the_field_names_of_today(tmp_path):
 
 def test_failure_constructors_name_the_job(make_cfg):
     cfg = make_cfg("+combo=tp", "lang=sk", "task=ner", "seed=3")
-    failed = JobFailure.failed(cfg, "Not run: ...", overrides="+combo=tp lang=sk task=ner")
+    failed = JobFailure.failed(job_identity(cfg), "Not run: ...", overrides="+combo=tp lang=sk task=ner")
     assert failed.to_json() == {"combo": "tp", "lang": "sk", "task": "ner", "backbone": "tiny", "seed": 3,
                                 "status": "failed", "error": "Not run: ...", "overrides": "+combo=tp lang=sk task=ner"}
-    assert JobFailure.interrupted(cfg, "SIGUSR2", 5.0).to_json()["status"] == "interrupted"
+    assert JobFailure.interrupted(job_identity(cfg), "SIGUSR2", 5.0).to_json()["status"] == "interrupted"
     assert failed.name() == "tp-sk-ner" and failed.name(" ") == "tp sk ner"
     assert run_name("lp_ta", "sk", "qa") == "lp_ta-sk-qa" == records.cfg_run_name(make_cfg("+combo=lp_ta", "lang=sk"))
 
@@ -146,7 +147,7 @@ def test_the_store_keeps_a_results_predictions_beside_it(tmp_path, caplog):
 
 def test_a_truncated_result_in_the_store_is_run_again(tmp_path, make_cfg):
     args = ["+combo=zero_shot", "lang=sk", "task=nli", f"paths.root={tmp_path}", "logger=none"]
-    path = Store(tmp_path / "store").result_file(key(result_spec(make_cfg(*args))))
+    path = Store(tmp_path / "store").result_file(key(result_spec(RunSpec.of(make_cfg(*args)))))
     path.parent.mkdir(parents=True)
     path.write_text('{"combo": "zero_shot", "lang": "sk", "task": "nli", "backbone": "ti')  # e.g. a full disk
     proc = run_cli(*args, "-m")

@@ -19,8 +19,9 @@ from conftest import FAST_OVERRIDES, SHARED_CACHE, run_cli
 from softprompt_xl.config import PROJECT_DIR
 from softprompt_xl.study import records
 from softprompt_xl.study.keys import comparison_spec, key, result_spec
-from softprompt_xl.study.records import RESULT_FILE, JobFailure, Result
+from softprompt_xl.study.records import RESULT_FILE, JobFailure, Result, job_identity
 from softprompt_xl.study.store import Store
+from softprompt_xl.study.run_spec import RunSpec
 from wandb_files import read_run
 
 TINY_RUNS = [  # (combo, language, seeds, evaluation languages); TA has no Czech run: a missing cell
@@ -45,8 +46,8 @@ def save(store: Store, cfg, metrics: dict) -> Result:
                     lang_component=f"lang-prompt-{cfg.lang.code}-x" if cfg.combo.components.lang else None,
                     lang_component_params=1280 if cfg.combo.components.lang else None,
                     lang_train_time_s=5.0 if cfg.combo.components.lang else None,
-                    spec=json.loads(json.dumps(comparison_spec(cfg))), wall_time_s=1.0)
-    store.save_result(key(result_spec(cfg)), result)
+                    spec=json.loads(json.dumps(comparison_spec(RunSpec.of(cfg)))), wall_time_s=1.0)
+    store.save_result(key(result_spec(RunSpec.of(cfg))), result)
     return result
 
 
@@ -67,7 +68,7 @@ def fixture_root(tmp_path_factory, make_cfg):
     # A job that failed (its result.json in its job directory; the store holds nothing for it).
     failed = make_cfg("+combo=tp", "lang=sk", "task=ner", "seed=1")
     records.write(root / "outputs" / "multirun" / "2026-01-01_00-00-00" / "3_tp-sk-ner" / RESULT_FILE,
-                  JobFailure.failed(failed, "RuntimeError: boom"))
+                  JobFailure.failed(job_identity(failed), "RuntimeError: boom"))
     return root, scores
 
 
@@ -270,7 +271,8 @@ def test_report_shows_confidence_intervals_and_comparisons(tmp_path, make_cfg):
                                f"eval_langs=[{','.join(targets)}]")
                 found = {t: ner_predictions(task, t, quality[("lp_ta" if t == "sk" else combo, t)], seed) for t in targets}
                 result = save(store, cfg, {t: m for t, (m, _) in found.items()})
-                store.save_result(result.key or key(result_spec(cfg)), result, {t: rows for t, (_, rows) in found.items()})
+                store.save_result(result.key or key(result_spec(RunSpec.of(cfg))), result,
+                                  {t: rows for t, (_, rows) in found.items()})
     save(store, make_cfg("+combo=ta", "lang=sk", "task=ner", "seed=1"), {"sk": {"span_f1": 50.0}})
 
     proc = report(f"paths.root={tmp_path}", "report.resamples=300")
@@ -339,10 +341,12 @@ def test_damaged_predictions_are_named_and_their_cell_left_out_of_the_comparison
             cfg = make_cfg(f"+combo={combo}", f"lang={lang}", "task=ner", "seed=1")
             metrics, rows = ner_predictions(task, lang, 0.9 if combo == "lp_ta" else 0.3, 1)
             result = save(store, cfg, {lang: metrics})
-            store.save_result(key(result_spec(cfg)), result, {lang: rows})
-    cut = store.predictions_file(key(result_spec(make_cfg("+combo=la_ta", "lang=sk", "task=ner", "seed=1"))))
+            store.save_result(key(result_spec(RunSpec.of(cfg))), result, {lang: rows})
+    cut = store.predictions_file(key(result_spec(RunSpec.of(make_cfg("+combo=la_ta", "lang=sk", "task=ner",
+                                                                     "seed=1")))))
     cut.write_bytes(cut.read_bytes()[:-40])
-    garbled = store.predictions_file(key(result_spec(make_cfg("+combo=lp_ta", "lang=en", "task=ner", "seed=1"))))
+    garbled = store.predictions_file(key(result_spec(RunSpec.of(make_cfg("+combo=lp_ta", "lang=en", "task=ner",
+                                                                         "seed=1")))))
     records.write_predictions(garbled, {"en": [{"id": "en-0", "references": []}]})  # no prediction in it
 
     proc = report(f"paths.root={tmp_path}", "report.resamples=100")
@@ -374,7 +378,7 @@ def test_transfer_is_to_another_language(tmp_path, make_cfg):
             cfg = make_cfg(f"+combo={combo}", f"lang={lang}", "task=ner", "seed=1")
             metrics, rows = ner_predictions(task, lang, quality, 1)
             result = save(store, cfg, {lang: metrics})
-            store.save_result(key(result_spec(cfg)), result, {lang: rows})
+            store.save_result(key(result_spec(RunSpec.of(cfg))), result, {lang: rows})
     sections, _ = build(store.results())
     settings = OmegaConf.create({"confidence": 0.95, "resamples": 100, "seed": 0, "compare": ["lp_ta", "la_ta"],
                                  "alpha": 0.05})
@@ -401,9 +405,9 @@ def test_a_report_that_shows_something_else_gets_a_directory_of_its_own(override
     from hydra import compose, initialize_config_module
 
     from softprompt_xl.config import CONF_MODULE
-    from softprompt_xl.report.__main__ import report_name
+    from softprompt_xl.report.report_spec import ReportSpec
 
     with initialize_config_module(CONF_MODULE, version_base="1.3"):
         cfg = compose("report", overrides=overrides)
-    assert report_name(cfg, None, overrides) == name
-    assert report_name(cfg, "paper_v1", overrides) == name.replace("all", "paper_v1")
+    assert ReportSpec.of(cfg, None, overrides).name == name
+    assert ReportSpec.of(cfg, "paper_v1", overrides).name == name.replace("all", "paper_v1")

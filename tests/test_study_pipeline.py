@@ -24,6 +24,7 @@ from softprompt_xl.runtime import cluster
 from softprompt_xl.study import stages
 from softprompt_xl.study.plan import plan_sweep
 from softprompt_xl.study.sweep import sweep_jobs
+from softprompt_xl.study.run_spec import RunSpec
 
 
 def stored(root: Path, pattern: str) -> list[Path]:
@@ -49,7 +50,8 @@ def test_rerun_skips_finished_runs_and_force_recomputes(every_combo, make_cfg, c
 
     time.sleep(1.1)  # `created` has a resolution of one second
     caplog.set_level(logging.INFO)
-    forced = stages.run(make_cfg(f"paths.root={root}", "+combo=tp", "lang=sk", *FAST_OVERRIDES, "force=true"), tmp_path)
+    forced = stages.run(RunSpec.of(make_cfg(f"paths.root={root}", "+combo=tp", "lang=sk", *FAST_OVERRIDES,
+                                            "force=true")), tmp_path)
     assert forced.status == "complete" and "Stage 2: training" in caplog.text
     assert the_result(root, "tp-sk-qa")["created"] != created
 
@@ -125,7 +127,7 @@ def test_killed_and_signalled_stages_resume_and_end_as_uninterrupted_ones(make_c
     caplog.set_level(logging.INFO)
     whole, root = tmp_path / "whole", tmp_path / "killed"
     root.mkdir()
-    assert stages.run(make_cfg(f"paths.root={whole}", *RESUMABLE), whole / "outputs").status == "complete"
+    assert stages.run(RunSpec.of(make_cfg(f"paths.root={whole}", *RESUMABLE)), whole / "outputs").status == "complete"
     args = [*RESUMABLE, f"paths.root={root}"]
 
     # SIGKILL in stage 1: nothing half-finished passes for done; stage 1 resumes to the same component
@@ -133,7 +135,8 @@ def test_killed_and_signalled_stages_resume_and_end_as_uninterrupted_ones(make_c
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not stored(root, "lang-*") and not list((root / "store" / "results").glob("*.json"))
-    assert stages.run(make_cfg(f"paths.root={root}", *RESUMABLE, "stage=lang"), root / "outputs" / "lang").status == "complete"
+    assert stages.run(RunSpec.of(make_cfg(f"paths.root={root}", *RESUMABLE, "stage=lang")),
+                      root / "outputs" / "lang").status == "complete"
     assert "resuming at step" in caplog.text
     _assert_same(_weights(whole, "lang"), _weights(root, "lang"))
 
@@ -160,7 +163,7 @@ def test_killed_and_signalled_stages_resume_and_end_as_uninterrupted_ones(make_c
     assert len(task_runs) == 2 and task_runs[0] == task_runs[1]
 
     caplog.clear()
-    again = stages.run(make_cfg(f"paths.root={root}", *RESUMABLE), root / "outputs" / "again")
+    again = stages.run(RunSpec.of(make_cfg(f"paths.root={root}", *RESUMABLE)), root / "outputs" / "again")
     assert again.status == "complete" and "resuming at step" in caplog.text
     _assert_same(_weights(whole), _weights(root))
     a, b = the_result(whole, "lp_tp-sk-qa"), the_result(root, "lp_tp-sk-qa")
@@ -189,7 +192,8 @@ def test_cross_lingual_evaluation_swaps_in_each_targets_component_and_eval_only_
     # evaluating the same task adapter on another target trains nothing
     caplog.set_level(logging.INFO)
     caplog.clear()
-    more = stages.run(make_cfg(f"paths.root={root}", *args, "eval_langs=[es]", "stage=eval"), tmp_path / "more")
+    more = stages.run(RunSpec.of(make_cfg(f"paths.root={root}", *args, "eval_langs=[es]", "stage=eval")),
+                      tmp_path / "more")
     assert more.status == "complete"
     assert "Stage 2: training" not in caplog.text and "Task adapter for sk qa: found in the store" in caplog.text
     (es,) = stored(root, "lang-prompt-es-*")  # the target's prompt, trained because it was missing
@@ -211,7 +215,8 @@ def test_eval_only_without_a_trained_component_says_what_to_do(make_cfg, tmp_pat
     assert "full_ft en qa (full_ft does not store its fine-tuned backbone)" in message  # zero_shot needs nothing
     assert "without stage=eval" in message
     with pytest.raises(UserError) as err:
-        stages.run(make_cfg(f"paths.root={tmp_path}", "+combo=lp_tp", "lang=sk", *FAST_OVERRIDES, "stage=eval"), tmp_path)
+        stages.run(RunSpec.of(make_cfg(f"paths.root={tmp_path}", "+combo=lp_tp", "lang=sk", *FAST_OVERRIDES,
+                                       "stage=eval")), tmp_path)
     assert "stage=eval evaluates stored task components" in str(err.value) and "without stage=eval" in str(err.value)
     assert not (tmp_path / "store" / "components").exists()  # the language prompt was not trained first
 
@@ -233,16 +238,19 @@ def test_every_experiment_config_composes(make_cfg, experiment):
 def test_keys_follow_the_configuration(make_cfg):
     from softprompt_xl.study.keys import key, lang_spec, result_spec, task_spec
 
-    base = make_cfg("+combo=lp_ta", "lang=sk")
-    assert key(task_spec(base)) == key(task_spec(make_cfg("+combo=lp_ta", "lang=sk")))  # same config, same key
-    longer_lang = make_cfg("+combo=lp_ta", "lang=sk", "lang_stage.max_steps=7")
-    assert key(lang_spec(longer_lang)) != key(lang_spec(base))
+    def keys(*overrides: str) -> tuple[str, str, str]:  # of the language component, the task part and the result
+        run = RunSpec.of(make_cfg("+combo=lp_ta", "lang=sk", *overrides))
+        return key(lang_spec(run)), key(task_spec(run)), key(result_spec(run))
+
+    base = keys()
+    assert keys() == base  # same config, same keys
+    longer_lang = keys("lang_stage.max_steps=7")
     # a task component trained with another language component is another component
-    assert key(task_spec(longer_lang)) != key(task_spec(base))
-    assert key(task_spec(make_cfg("+combo=lp_ta", "lang=sk", "seed=1"))) != key(task_spec(base))
-    assert key(task_spec(make_cfg("+combo=lp_ta", "lang=sk", "combo.components.task.optimizer.lr=0.1"))) != key(task_spec(base))
+    assert longer_lang[0] != base[0] and longer_lang[1] != base[1]
+    assert keys("seed=1")[1] != base[1] and keys("combo.components.task.optimizer.lr=0.1")[1] != base[1]
     # what does not shape the weights does not change the key; evaluation languages change only the result's
-    assert key(task_spec(make_cfg("+combo=lp_ta", "lang=sk", "checkpoint_every_n_steps=3"))) == key(task_spec(base))
-    wider = make_cfg("+combo=lp_ta", "lang=sk", "eval_langs=[sk,cs]")
-    assert key(task_spec(wider)) == key(task_spec(base)) and key(result_spec(wider)) != key(result_spec(base))
-    assert key(lang_spec(base, "cs")).startswith("lang-prompt-cs-")
+    assert keys("checkpoint_every_n_steps=3") == base
+    wider = keys("eval_langs=[sk,cs]")
+    assert wider[:2] == base[:2] and wider[2] != base[2]
+    assert key(lang_spec(RunSpec.of(make_cfg("+combo=lp_ta", "lang=sk", "eval_langs=[sk,cs]")), "cs")).startswith(
+        "lang-prompt-cs-")

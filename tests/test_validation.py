@@ -67,6 +67,7 @@ def test_an_unknown_validation_mode_is_refused():
 def test_validation_by_loss_never_generates_and_keeps_the_lowest_loss(make_cfg, tiny, tmp_path, monkeypatch):
     """Stage 2 in-process: a validation at every step on 7 records, by loss; the best step is the lowest loss."""
     from softprompt_xl.model.components.compose import ComposedModel
+    from softprompt_xl.study.run_spec import RunSpec
     from softprompt_xl.study.stages import Job, TaskStage, train_task_part
 
     cfg = make_cfg(f"paths.root={tmp_path}", "+combo=ta", "lang=sk", "logger=none", "task_stage.max_steps=4", "task_stage.val_every_n_steps=1",
@@ -77,7 +78,8 @@ def test_validation_by_loss_never_generates_and_keeps_the_lowest_loss(make_cfg, 
 
     monkeypatch.setattr(ComposedModel, "_greedy", no_generation)  # every way to generate goes through it
     model, tokenizer = tiny
-    info = train_task_part(Job.of(cfg, tmp_path), TaskStage.of(cfg, get_task(cfg.task)), ComposedModel(model, tokenizer))
+    run = RunSpec.of(cfg)
+    info = train_task_part(Job.of(run, tmp_path), TaskStage.of(run, get_task(run.task)), ComposedModel(model, tokenizer))
     history = info["validation"]
     assert [(v["step"], v["mode"], v["examples"]) for v in history] == [(s, "loss", 7) for s in (1, 2, 3, 4)]
     assert all(v["seconds"] >= 0 and v["inputs"] >= 7 and "f1" not in v for v in history)

@@ -89,9 +89,9 @@ from softprompt_xl.model.components.compose import ComposedModel
 from softprompt_xl.model.module import Seq2SeqModule
 from softprompt_xl.runtime.divergence import DivergenceGuard
 from softprompt_xl.runtime.resume import Checkpointing
-from softprompt_xl.data.sources import task_source
 from softprompt_xl.study.stages import Job, make_trainer
 from softprompt_xl.study.tracking import stage_logger
+from softprompt_xl.study.run_spec import RunSpec
 
 REFERENCE_INPUT, REFERENCE_LABELS = 256, 30
 # The backbone config groups whose shapes are measured: conf/backbone/<group>.yaml holds the published
@@ -326,7 +326,7 @@ class Measure:
         else:
             def loader():
                 what = f"{cfg.lang.name} corpus"
-                stream = SpanCorruptionStream(documents(cfg.data.wiki, "train", Job.of(cfg, Path(self.root)).datasets_cache, what),
+                stream = SpanCorruptionStream(documents(cfg.data.wiki, "train", Job.of(RunSpec.of(cfg), Path(self.root)).datasets_cache, what),
                                               b.tokenizer, cfg.lang_stage, cfg.seed, steps, 0, 0, 1, what)
                 return DataLoader(stream, batch_size=None, num_workers=0, generator=own_generator()), [CorpusPosition(stream)]
         batches = list(loader()[0])
@@ -368,7 +368,8 @@ class Measure:
     def _split(self, cfg, task, split: str) -> TaskSplit:
         lengths = self.args.lengths.get(task.name)
         if lengths is None:
-            return Job.of(cfg, Path(self.root)).split(task, task_source(cfg), split, cfg.lang.code, self.backbone.tokenizer,
+            run = RunSpec.of(cfg)
+            return Job.of(run, Path(self.root)).split(task, run.task_source, split, cfg.lang.code, self.backbone.tokenizer,
                                                       int(cfg.task_stage.max_input_length))
         return synthetic_split(lengths, self.backbone.tokenizer, cfg.lang.code, int(cfg.task_stage.max_input_length),
                                task.max_answer_length)
@@ -384,7 +385,7 @@ class Measure:
         guard = DivergenceGuard(cfg.trainer.divergence, role, f"the {role} component", "lr")
         callbacks = [*extra, guard, Checkpointing(out / "checkpoints", cfg.checkpoint_every_n_steps),
                      LightningClock(clock)]
-        with stage_logger(cfg, role, "benchmark", "benchmark", out, ["benchmark"]) as logger:
+        with stage_logger(RunSpec.of(cfg), role, "benchmark", "benchmark", out, ["benchmark"]) as logger:
             trainer = make_trainer(t, logger, out, steps, callbacks=callbacks)
             trainer.fit(self._module(net, trainable, optimizer, steps), data)
 
@@ -444,7 +445,8 @@ class Measure:
                         module = cls(net, [], None, 0, task)
                         module.test_splits = [test]
                         out = Path(self.root) / "framework"
-                        with stage_logger(cfg, "eval", "benchmark", "benchmark", out, ["benchmark"]) as logger:
+                        with stage_logger(RunSpec.of(cfg), "eval", "benchmark", "benchmark", out,
+                                          ["benchmark"]) as logger:
                             trainer = make_trainer(cfg.trainer, logger, out, 0, alone=True)
                             trainer.test(module, task_loader(test, tokenizer, batch, 0), verbose=False)
                     else:

@@ -103,7 +103,7 @@ class _WaitForEveryJob(BaseSubmititLauncher):
         """Into the job's result.json, so that the sweep's summary lists it: a job that never started has no
         directory yet, and one that was interrupted keeps what it said (e.g. where its checkpoint is)."""
         from softprompt_xl.study import records
-        from softprompt_xl.study.records import RESULT_FILE, JobFailure
+        from softprompt_xl.study.records import RESULT_FILE, JobFailure, job_identity
 
         assert self.hydra_context is not None and self.config is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
@@ -115,7 +115,7 @@ class _WaitForEveryJob(BaseSubmititLauncher):
             return
         command = " ".join(filter_overrides(overrides))
         if said is None:
-            records.write(path, JobFailure.failed(cfg, reason, overrides=command))
+            records.write(path, JobFailure.failed(job_identity(cfg), reason, overrides=command))
         else:
             records.write(path, replace(said, error=f"{said.error} ({reason})" if said.error else reason,
                                         overrides=command))

@@ -68,14 +68,14 @@ class StagedSweeper(BasicSweeper):
         from omegaconf import open_dict
 
         from softprompt_xl.study import records
-        from softprompt_xl.study.records import RESULT_FILE, JobFailure
+        from softprompt_xl.study.records import RESULT_FILE, JobFailure, job_identity
 
         overrides = list(job.overrides)
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         with open_dict(cfg.hydra.job):
             cfg.hydra.job.num = idx
         path = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir) / RESULT_FILE
-        records.write(path, JobFailure.failed(cfg, error, overrides=" ".join(overrides)))
+        records.write(path, JobFailure.failed(job_identity(cfg), error, overrides=" ".join(overrides)))
 
 
 def _failure(returned: Any) -> str | None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from softprompt_xl.errors import UserError
+from softprompt_xl.report.report_spec import ReportSpec
 from softprompt_xl.report.run_files import LoggedRun, logged_runs
 from softprompt_xl.report.tables import Cell, Section, lang_order, languages
 from softprompt_xl.report.wandb_io import ReportRun
@@ -271,25 +272,25 @@ def previous_push(folder: Path) -> dict | None:
         return None
 
 
-def make_dashboard(cfg: Any, name: str, sections: list[Section], results: list[Result], folder: Path,
+def make_dashboard(spec: ReportSpec, sections: list[Section], results: list[Result], folder: Path,
                    report: ReportRun, pushed: dict | None = None) -> Path:
     """Build the dashboard from the runs under paths.wandb, write dashboard.json into the report's folder, and save it
     in W&B when logging is online."""
     made = {k for r in results for k in [r.key, r.task_component, r.lang_component, *r.eval_lang_components.values()]}
-    runs = logged_runs(cfg.paths.wandb, lambda run: run.run_id == report.run_id  # the rest of a file is read only for
+    runs = logged_runs(spec.paths.wandb, lambda run: run.run_id == report.run_id  # the rest of a file is read only for
                        or (run.identity.get("store_key") in made))              # the runs the report shows
-    spec = build(name, report.project, cfg.logger.wandb.entity, sections, results, runs, report, str(cfg.paths.wandb))
-    if pushed and pushed.get("project") == spec["project"] and (not spec["entity"] or pushed.get("entity") == spec["entity"]):
-        spec["pushed"] = pushed  # the W&B report saved from this report's dashboard before: the next push updates it
+    board = build(spec.name, report.project, spec.wandb.entity, sections, results, runs, report, str(spec.paths.wandb))
+    if pushed and pushed.get("project") == board["project"] and (not board["entity"] or pushed.get("entity") == board["entity"]):
+        board["pushed"] = pushed  # the W&B report saved from this report's dashboard before: the next push updates it
     path = folder / FILE
-    write_json(path, spec)
-    made = spec["made_from"]
+    write_json(path, board)
+    made = board["made_from"]
     log.info("Dashboard written to %s: %d panels in %d grids, from %d eval, %d task and %d language run(s) of group(s) "
              "%s", path, made["panels"], made["grids"], made["runs"]["eval"], made["runs"]["task"], made["runs"]["lang"],
-             ", ".join(sorted(set().union(*map(set, spec["groups"].values())))))
+             ", ".join(sorted(set().union(*map(set, board["groups"].values())))))
     if str(report.mode).lower() in OFFLINE_MODES or os.environ.get("WANDB_MODE", "").lower() in OFFLINE_MODES:
         log.info("W&B is offline: to see the dashboard in W&B, on a machine with network log in (`wandb login`), "
-                 "upload the runs (`cd %s && wandb sync --yes`), then save it: `%s %s`", cfg.paths.wandb, PUSH, path)
+                 "upload the runs (`cd %s && wandb sync --yes`), then save it: `%s %s`", spec.paths.wandb, PUSH, path)
     else:
         log.info("Dashboard saved in W&B: %s", push(path))
     return path

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from softprompt_xl.config import stable_hash
 from softprompt_xl.errors import UserError
+from softprompt_xl.report.report_spec import ReportSpec
 from softprompt_xl.study import records
 from softprompt_xl.study.records import RESULT_FILE, JobFailure, Result, cfg_run_name
 from softprompt_xl.study.store import Store
@@ -32,35 +33,29 @@ class Selection:
     failed: list[str] = field(default_factory=list)  # failed or interrupted jobs without a later complete result
 
 
-def filters(cfg: Any) -> dict[str, str]:
-    """The filters given on the command line: the report config's task / backbone / data groups, null unless set."""
-    chosen = {"task": OmegaConf.select(cfg, "task.name"), "backbone": OmegaConf.select(cfg, "backbone.id"),
-              "data": OmegaConf.select(cfg, "data.name")}
-    return {k: v for k, v in chosen.items() if v}
-
-
 def _field(result: Result, name: str) -> Any:
     if name == "data":  # only the comparison spec records the data choice
         return ((result.spec.get("shared") or {}).get("data") or {}).get("name")
     return getattr(result, name)
 
 
-def select(cfg: Any, experiment: str | None) -> Selection:
-    if cfg.source == "store":
-        results, where = Store(cfg.paths.store).results(), f"store {cfg.paths.store}"
-    elif cfg.source == "wandb":
-        results, where = read_wandb(cfg)
+def select(spec: ReportSpec) -> Selection:
+    experiment = spec.experiment
+    if spec.source == "store":
+        results, where = Store(spec.paths.store).results(), f"store {spec.paths.store}"
+    elif spec.source == "wandb":
+        results, where = read_wandb(spec.wandb, spec.paths)
     else:
-        raise UserError(f"Unknown source '{cfg.source}': use source=store (the results under paths.store, the default) "
+        raise UserError(f"Unknown source '{spec.source}': use source=store (the results under paths.store, the default) "
                         "or source=wandb (the eval runs of the W&B project logger.wandb.project; online only).")
     if not results:
         raise UserError(f"The {where} holds no finished results, so there is nothing to report. Run a sweep first, "
                         f"e.g. {RUN_EXAMPLE}, or point the report at the root that holds the store with paths.root=DIR.")
-    chosen = filters(cfg)
+    chosen = spec.filters
     kept = [r for r in results if all(_field(r, k) == v for k, v in chosen.items())]
     selection = Selection(kept, chosen, where)
     if experiment and kept:  # (composing a study's runs takes seconds: not when the filters left nothing)
-        planned = experiment_runs(cfg, experiment, chosen.get("task"))
+        planned = experiment_runs(experiment, chosen.get("task"))
         ids = {p["id"] for p in planned}
         selection.results = [r for r in kept if _run_id(r.spec, r.lang, r.task) in ids]
         present = {_run_id(r.spec, r.lang, r.task) for r in selection.results}
@@ -72,8 +67,8 @@ def select(cfg: Any, experiment: str | None) -> Selection:
                         f"{', '.join(held['task'])}, backbones {', '.join(held['backbone'])}, data "
                         f"{', '.join(held['data'])}. Change or drop the filter, or run those runs first "
                         "(the same filters on `python -m softprompt_xl.train`).")
-    if cfg.source == "store":
-        selection.failed = failed_jobs(Path(cfg.paths.outputs), results, chosen,
+    if spec.source == "store":
+        selection.failed = failed_jobs(Path(spec.paths.outputs), results, chosen,
                                        selection.missing if experiment else None)
     return selection
 
@@ -83,7 +78,7 @@ def _run_id(spec: dict, lang: str, task: str) -> str:
     return stable_hash([spec, lang, task])
 
 
-def experiment_runs(cfg: Any, experiment: str, task: str | None = None) -> list[dict]:
+def experiment_runs(experiment: str, task: str | None = None) -> list[dict]:
     """The runs `experiment=<name>` plans (of `task` only, if given): its sweeper parameters expanded as the sweep
     expands them, each job composed from the training config, so the report knows exactly which results belong to
     it, whatever their seed."""
@@ -91,6 +86,7 @@ def experiment_runs(cfg: Any, experiment: str, task: str | None = None) -> list[
     from hydra.core.hydra_config import HydraConfig
 
     from softprompt_xl.study.keys import comparison_spec
+    from softprompt_xl.study.run_spec import RunSpec
     from softprompt_xl.study.sweep import sweep_jobs
 
     hydra_cfg = HydraConfig.get()
@@ -105,7 +101,7 @@ def experiment_runs(cfg: Any, experiment: str, task: str | None = None) -> list[
         run = compose("train", overrides=base + job)
         if task is not None and run.task.name != task:
             continue
-        spec = comparison_spec(run)
+        spec = comparison_spec(RunSpec.of(run))
         planned.append({"id": _run_id(json.loads(json.dumps(spec)), run.lang.code, run.task.name),
                         "name": cfg_run_name(run, " ")})
     return planned
@@ -130,11 +126,11 @@ def failed_jobs(outputs: Path, results: list[Result], chosen: dict[str, str], on
     return found
 
 
-def read_wandb(cfg: Any) -> tuple[list[Result], str]:
-    """The results recorded in the summaries of the project's eval runs (the same records the store holds)."""
+def read_wandb(settings: Any, paths: Any) -> tuple[list[Result], str]:
+    """The results recorded in the summaries of the eval runs of the project logger.wandb (`settings`) names (the
+    same records the store holds)."""
     from softprompt_xl.study.tracking import wandb_environment
 
-    settings = cfg.logger.get("wandb")
     if settings is None:
         raise UserError("source=wandb reads the W&B project named in logger.wandb; it was switched off (logger=csv or "
                         "logger=none). Drop that override, or read the local store (source=store, the default).")
@@ -144,7 +140,7 @@ def read_wandb(cfg: Any) -> tuple[list[Result], str]:
               "it is (source=store, the default; paths.root=DIR), after uploading offline runs with `wandb sync`.")
     if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
         raise UserError(f"WANDB_MODE={os.environ['WANDB_MODE']} keeps W&B offline, but {advice}")
-    wandb_environment(cfg.paths)
+    wandb_environment(paths)
     import wandb
 
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -16,6 +15,7 @@ from softprompt_xl.config import stable_hash
 from softprompt_xl.errors import UserError
 from softprompt_xl.study.tracking import wandb_environment
 from softprompt_xl.report.render import flat
+from softprompt_xl.report.report_spec import ReportSpec
 from softprompt_xl.report.tables import Section
 from softprompt_xl.study.records import Result
 
@@ -38,16 +38,16 @@ class ReportRun:
         return f"W&B project {self.project}, group {self.group} ({self.mode})"
 
 
-def report_run(cfg: Any, name: str, results: list[Result], why: str = "report.wandb=true") -> ReportRun:
+def report_run(spec: ReportSpec, results: list[Result], why: str = "report.wandb=true") -> ReportRun:
     """Where the report of `results` goes: the project and group of the sweep they come from (report.group chooses)."""
-    settings = cfg.logger.get("wandb")
+    settings, name = spec.wandb, spec.name
     if settings is None:
         raise UserError(f"{why} logs to the W&B project named in logger.wandb, which was switched off "
                         f"(logger=csv or logger=none). Drop that override, or leave {why.split('=')[0]}=false.")
     runs = [r.wandb for r in results if r.wandb]
     groups, projects = sorted({r["group"] for r in runs}), sorted({r["project"] for r in runs})
-    group = cfg.report.group or (groups[0] if len(groups) == 1 else f"report-{name}")
-    if not cfg.report.group and len(groups) != 1:
+    group = spec.settings.group or (groups[0] if len(groups) == 1 else f"report-{name}")
+    if not spec.settings.group and len(groups) != 1:
         log.info("The results come from %s W&B group(s); logging the report to group '%s' (report.group=NAME "
                  "chooses)", len(groups) or "no", group)
     project = projects[0] if len(projects) == 1 else settings.project
@@ -55,19 +55,19 @@ def report_run(cfg: Any, name: str, results: list[Result], why: str = "report.wa
                      run_id=f"report-{stable_hash([settings.entity, project, group, name], 16)}")
 
 
-def log_report(cfg: Any, name: str, sections: list[Section], results: list[Result], folder: Path,
+def log_report(spec: ReportSpec, sections: list[Section], results: list[Result], folder: Path,
                why: str = "report.wandb=true") -> ReportRun:
     """Log the report; returns the run it went to."""
-    where = report_run(cfg, name, results, why)
-    project, group, settings = where.project, where.group, cfg.logger.wandb
-    wandb_environment(cfg.paths)
+    where = report_run(spec, results, why)
+    project, group, settings = where.project, where.group, spec.wandb
+    wandb_environment(spec.paths)
     import wandb
 
     try:
         run = wandb.init(id=where.run_id, resume="allow", project=project, entity=settings.entity, group=group,
                          job_type="report", name=where.name,
-                         mode=settings.mode, dir=cfg.paths.wandb, tags=["report", *sorted({s.task for s in sections})],
-                         config={"report": OmegaConf.to_container(cfg.report), "source": cfg.source,
+                         mode=settings.mode, dir=spec.paths.wandb, tags=["report", *sorted({s.task for s in sections})],
+                         config={"report": OmegaConf.to_container(spec.settings), "source": spec.source,
                                  "results": len(results)})
     except wandb.errors.UsageError as err:
         raise UserError(f"W&B could not start in {settings.mode} mode: {err}. Log in with `wandb login` (or set "

@@ -18,17 +18,17 @@ from softprompt_xl.study.store import Store
 log = logging.getLogger(__name__)
 
 
-def import_component(cfg: Any, directory: str | Path, source: str) -> tuple[str, bool]:
-    """Convert the component saved in `directory` (named `source`: a Hub name or the directory) onto `cfg`'s backbone
-    as the language component of `cfg`'s language, and store it. Returns its store key and whether it was already
-    there (the same source, weights and backbone give the same key)."""
+def import_component(backbone: Any, paths: Any, lang: str, directory: str | Path, source: str) -> tuple[str, bool]:
+    """Convert the component saved in `directory` (named `source`: a Hub name or the directory) onto `backbone` (its
+    conf/backbone node) as the language component of language `lang`, and store it in `paths.store`. Returns its
+    store key and whether it was already there (the same source, weights and backbone give the same key)."""
     found = find_source(directory)
     digest = found.sha256()
-    model, tokenizer = load_backbone(cfg.backbone, cfg.paths)
+    model, tokenizer = load_backbone(backbone, paths)
     net = ComposedModel(model, tokenizer)
-    component = convert(found, net, "lang", cfg.lang.code)
-    spec = imported_spec(cfg, component.config, source, found.layout, digest)
-    store = Store(cfg.paths.store)
+    component = convert(found, net, "lang", lang)
+    spec = imported_spec(lang, component.config, backbone, paths, source, found.layout, digest)
+    store = Store(paths.store)
     path = store.component_dir(key(spec))
     with store.lock(path):
         if store.has(path):

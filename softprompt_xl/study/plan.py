@@ -10,9 +10,9 @@ from typing import Any, Callable
 
 from softprompt_xl.errors import UserError
 from softprompt_xl.study import schema
-from softprompt_xl.study.keys import (eval_langs, key, lang_spec, lang_spec_inputs, result_spec, task_spec,
-                                      unevaluated)
+from softprompt_xl.study.keys import key, lang_spec, result_spec, task_spec
 from softprompt_xl.study.records import Result, cfg_run_name, lang_run_name
+from softprompt_xl.study.run_spec import RunSpec
 from softprompt_xl.study.store import Store
 
 
@@ -112,11 +112,10 @@ class SweepPlan:
         return launch, left_out
 
 
-def finished_result(cfg: Any, store: Store, lang_specs: dict[str, dict | None] | None = None) -> Result | None:
-    """The stored result of the run `cfg` if it finished before and force=true does not ask to recompute it
-    (`lang_specs`: as keys.result_spec takes them)."""
-    result = store.read_result(key(result_spec(cfg, lang_specs)))
-    return result if result and not cfg.force else None
+def finished_result(run: RunSpec, store: Store) -> Result | None:
+    """The stored result of `run` if it finished before and force=true does not ask to recompute it."""
+    result = store.read_result(key(result_spec(run)))
+    return result if result and not run.force else None
 
 
 def no_data_set(runs: list[str]) -> str:
@@ -129,16 +128,16 @@ def no_data_set(runs: list[str]) -> str:
             "with data.files={train:...,validation:...,test:...}, or choose another task or language.")
 
 
-def not_stored_for_eval(cfg: Any, store: Store) -> str | None:
-    """With stage=eval (evaluate a stored task component, train nothing): why the run `cfg` cannot run - the store
-    holds no task component for it, or its combo stores none (full_ft) - else None. Asked before anything trains:
-    by the plan for every run of a sweep, and by a single run before its stage 1."""
-    if cfg.stage != "eval" or not schema.trains_task_part(cfg.combo):
+def not_stored_for_eval(run: RunSpec, store: Store) -> str | None:
+    """With stage=eval (evaluate a stored task component, train nothing): why `run` cannot run - the store holds no
+    task component for it, or its combo stores none (full_ft) - else None. Asked before anything trains: by the
+    plan for every run of a sweep, and by a single run before its stage 1."""
+    if run.stage != "eval" or not run.combo.trains_task_part:
         return None
-    if not cfg.combo.components.get("task"):
-        return f"{cfg_run_name(cfg, ' ')} (full_ft does not store its fine-tuned backbone)"
-    k = key(task_spec(cfg))
-    return None if store.has(store.component_dir(k)) else f"{cfg_run_name(cfg, ' ')} (no task component {k})"
+    if not run.combo.task:
+        return f"{run.name(' ')} (full_ft does not store its fine-tuned backbone)"
+    k = key(task_spec(run))
+    return None if store.has(store.component_dir(k)) else f"{run.name(' ')} (no task component {k})"
 
 
 def nothing_stored_for_eval(store: str, runs: list[str]) -> str:
@@ -168,37 +167,29 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
         schema.check(cfg)
     wanted: dict[str, LangComponentJob] = {}
     not_stored: dict[str, list[str]] = {}  # stage=eval runs that have nothing stored to evaluate, by store
-    known: dict[tuple[str, str], dict | None] = {}  # (keys.lang_spec_inputs, language) -> its spec
     for job, cfg in configs:
-        store = Store(cfg.paths.store)
-        evaluated = eval_langs(cfg)
-        # Each language's spec once per plan (a copy of the run's config in that language): 11 of them in a
-        # paper_v2 run, wanted by the result's key and by the plan, and the same in every run of that language part.
-        inputs, specs = lang_spec_inputs(cfg), {}
-        for code in dict.fromkeys([cfg.lang.code, *evaluated]):
-            if (inputs, code) not in known:
-                known[inputs, code] = lang_spec(cfg, code)
-            specs[code] = known[inputs, code]
-        if finished_result(cfg, store, {code: specs[code] for code in evaluated}):
-            plan.finished.append(cfg_run_name(cfg, " "))
+        run = RunSpec.of(cfg)
+        store = Store(run.paths.store)
+        if finished_result(run, store):
+            plan.finished.append(run.name(" "))
             continue
-        if why := not_stored_for_eval(cfg, store):
+        if why := not_stored_for_eval(run, store):
             not_stored.setdefault(str(store.root), []).append(why)
             continue
-        plan.evaluations += len(evaluated)
-        plan.transfer += sum(code != cfg.lang.code for code in evaluated)
-        for why in unevaluated(cfg):
+        plan.evaluations += len(run.eval_langs)
+        plan.transfer += sum(code != run.lang.code for code in run.eval_langs)
+        for why in run.unevaluated:
             plan.not_evaluated[why] = plan.not_evaluated.get(why, 0) + 1
         needs = []
-        for code, spec in specs.items():
-            if spec:
-                k = key(spec)
-                plan.lang_needed.setdefault(k, f"{spec['kind']} {code}")
-                needs.append(k)
-                if spec.get("imported"):  # keys.lang_spec found it in the store (or said to import it first)
-                    plan.imported[k] = f"{spec['kind']} {code} from {spec['imported']['source']}"
-                if k not in wanted and not store.has(store.component_dir(k)):
-                    wanted[k] = LangComponentJob.of(job, spec)
+        for code in run.languages_of_stage_1:
+            spec = lang_spec(run, code)
+            k = key(spec)
+            plan.lang_needed.setdefault(k, f"{spec['kind']} {code}")
+            needs.append(k)
+            if spec.get("imported"):  # keys.lang_spec found it in the store (or said to import it first)
+                plan.imported[k] = f"{spec['kind']} {code} from {spec['imported']['source']}"
+            if k not in wanted and not store.has(store.component_dir(k)):
+                wanted[k] = LangComponentJob.of(job, spec)
         plan.todo.append(RunJob(tuple(job), tuple(needs)))
     for store, runs in not_stored.items():  # refused before stage 1 trains anything for them
         raise UserError(nothing_stored_for_eval(store, runs))

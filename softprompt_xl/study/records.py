@@ -144,19 +144,22 @@ class JobFailure(_Record):
                                             "diverged")
 
     @classmethod
-    def failed(cls, cfg: Any, error: str, **details: Any) -> "JobFailure":
-        """A job that failed, or one that was not run at all (the reason in `error`)."""
-        return cls(**_identity(cfg), status="failed", error=error, **details)
+    def failed(cls, identity: dict, error: str, **details: Any) -> "JobFailure":
+        """A job (`identity`: job_identity of its config) that failed, or one that was not run at all (the reason in
+        `error`)."""
+        return cls(**identity, status="failed", error=error, **details)
 
     @classmethod
-    def interrupted(cls, cfg: Any, error: str, wall_time_s: float) -> "JobFailure":
-        return cls(**_identity(cfg), status="interrupted", error=error, wall_time_s=wall_time_s)
+    def interrupted(cls, identity: dict, error: str, wall_time_s: float) -> "JobFailure":
+        return cls(**identity, status="interrupted", error=error, wall_time_s=wall_time_s)
 
 
 Record = Union[Result, LangStageResult, JobFailure]
 
 
-def _identity(cfg: Any) -> dict:
+def job_identity(cfg: Any) -> dict:
+    """Which job a composed config is, as a record names it: read from the raw config, since a job can fail before
+    its config has been checked (a launcher records one that never started)."""
     return {"combo": cfg.combo.name, "lang": cfg.lang.code, "task": cfg.task.name, "backbone": cfg.backbone.id,
             "seed": cfg.seed}
 

@@ -20,6 +20,7 @@ from softprompt_xl.model.components.lora import LINEAR_NAMES
 from softprompt_xl.model.module import OPTIMIZERS, check_val_mode
 from softprompt_xl.runtime import progress
 from softprompt_xl.runtime.divergence import DivergenceRule
+from softprompt_xl.runtime.trainer_settings import trainer_arguments
 
 # What a job does (`job`): a run trains what the store lacks for one (combo, language, task) and evaluates it;
 # a language-component job (stage 1 of a sweep, launched by the staged sweeper) trains one language component.
@@ -64,6 +65,7 @@ def check(cfg: Any) -> None:
     check_subset_size(cfg.task_stage.val_max_examples)
     DivergenceRule.from_config(cfg.trainer.divergence)
     progress.settings(cfg.trainer)  # trainer.progress, trainer.progress_every_s
+    trainer_arguments(cfg.trainer)  # the rest: lightning.Trainer's arguments
     _languages(cfg)
     if not has_task_data(cfg, cfg.lang.code):
         raise UserError(f"{cfg.lang.code} has no {cfg.task.name} data set: conf/lang/{cfg.lang.code}.yaml names no "

@@ -1,7 +1,8 @@
-"""One job of the grid, stage by stage: find (or train) the language component, find (or train) the task
-part, evaluate it on every evaluation language with that language's component swapped in, and store the
-result. Whatever the store already holds is reused; whether a run is finished is the plan's question
-(study/plan.py), asked before the job starts."""
+"""One job of the grid, stage by stage: find (or train) the language components (stage 1), find (or train) the
+task part (stage 2), evaluate the composed model on every evaluation language with that language's component
+swapped in (evaluation), and store the result. Each stage is a function of the `Job` and its own inputs (a
+`LangStage`, `TaskStage` or `EvalStage`, read from the run's spec); `run` chains them. Whatever the store already
+holds is reused; whether a run is finished is the plan's question (study/plan.py), asked before the job starts."""
 
 from __future__ import annotations
 
@@ -22,20 +23,19 @@ from softprompt_xl.runtime import cluster, distributed, progress
 from softprompt_xl.runtime.atomic import write_jsonl
 from softprompt_xl.model.backbone import load_backbone
 from softprompt_xl.model.components.compose import ComposedModel
-from softprompt_xl.config import to_plain
 from softprompt_xl.data.corpus import CorpusPosition, SpanCorruptionStream, documents, heldout_batches
 from softprompt_xl.data.loaders import fixed_subset, own_generator, prepare_task_split, task_loader
-from softprompt_xl.data.sources import task_source
 from softprompt_xl.data.tasks import Task, get_task
 from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import ComponentHeader
 from softprompt_xl.model.module import Seq2SeqModule, SpanCorruptionScore
-from softprompt_xl.study.keys import (comparison_spec, eval_langs, key, lang_spec, result_spec, task_spec,
-                                      unevaluated, with_lang)
+from softprompt_xl.study.keys import comparison_spec, key, lang_spec, result_spec, task_spec
 from softprompt_xl.runtime.resume import Checkpointing, resume_point
+from softprompt_xl.runtime.trainer_settings import trainer_arguments
 from softprompt_xl.study.plan import LangComponentJob, not_stored_for_eval, nothing_stored_for_eval
-from softprompt_xl.study.records import LangStageResult, Result, lang_run_name, run_name
+from softprompt_xl.study.records import LangStageResult, Predictions, Result, lang_run_name, run_name
+from softprompt_xl.study.run_spec import LangView, RunSpec
 from softprompt_xl.study.store import Store
 from softprompt_xl.study.tracking import log_component, log_summary, run_info, stage_logger, use_components
 
@@ -44,21 +44,22 @@ log = logging.getLogger(__name__)
 
 def make_trainer(t: Any, logger: Any, output_dir: Path, max_steps: int, val_every: int | None = None,
                  callbacks: list | None = None, alone: bool = False, name: str = "") -> L.Trainer:
-    """A trainer with the settings `t` (conf/trainer) on the configured devices (every process of a multi-process
-    run takes part), or with `alone` on this process's one device when the run has several (evaluation, which rank 0 does by itself).
+    """A trainer with the settings `t` (conf/trainer: every Lightning Trainer argument it sets,
+    runtime/trainer_settings.py) on the configured devices (every process of a multi-process run takes part), or
+    with `alone` on this process's one device when the run has several (evaluation, which rank 0 does by itself).
     Its progress (`t.progress`: a bar on a terminal, lines in a file, runtime/progress.py) is named `name`."""
     shown = progress.trainer_options(*progress.settings(t), name)
+    given = trainer_arguments(t)
     if alone and distributed.world_size() > 1:
         from lightning.pytorch.plugins.environments import LightningEnvironment
 
-        devices, strategy, num_nodes, plugins = 1, "auto", 1, [LightningEnvironment()]
+        given.update(devices=1, strategy="auto", num_nodes=1)
+        plugins = [LightningEnvironment()]
     else:
-        devices, strategy, num_nodes, plugins = t.devices, t.strategy, t.num_nodes, cluster.lightning_plugins()
+        plugins = cluster.lightning_plugins()
     return L.Trainer(
-        accelerator=t.accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes, plugins=plugins,
-        precision=t.precision, gradient_clip_val=t.gradient_clip_val,
-        max_steps=max_steps, max_epochs=-1, logger=logger, default_root_dir=output_dir,
-        log_every_n_steps=t.log_every_n_steps, enable_checkpointing=False, enable_model_summary=False,
+        **given, plugins=plugins, max_steps=max_steps, max_epochs=-1, logger=logger, default_root_dir=output_dir,
+        enable_checkpointing=False, enable_model_summary=False,
         num_sanity_val_steps=0, val_check_interval=val_every, check_val_every_n_epoch=None if val_every else 1,
         # The training loader shares each batch out itself (data/loaders.py); every process validates on the
         # whole split, so that all pick the same best step.
@@ -69,9 +70,8 @@ def make_trainer(t: Any, logger: Any, output_dir: Path, max_steps: int, val_ever
 
 @dataclass(frozen=True)
 class Job:
-    """What the stages of one job share, read once from its composed config: where it stores and writes, the
-    backbone, the trainer settings and the seed. The stages get this and the parts of the config they use (their
-    `LangStage` / `TaskStage`); only `run` reads the whole tree."""
+    """What the stages of one job share: where it stores and writes, the backbone, the trainer settings and the
+    seed. The stages get this and their own inputs (a `LangStage`, `TaskStage` or `EvalStage`)."""
 
     store: Store
     output_dir: Path
@@ -82,9 +82,9 @@ class Job:
     checkpoint_every: int | None
 
     @classmethod
-    def of(cls, cfg: Any, output_dir: Path) -> Job:
-        return cls(Store(cfg.paths.store), output_dir, cfg.backbone, cfg.paths, cfg.trainer, int(cfg.seed),
-                   cfg.checkpoint_every_n_steps)
+    def of(cls, run: RunSpec, output_dir: Path) -> Job:
+        return cls(Store(run.paths.store), output_dir, run.backbone, run.paths, run.trainer, run.seed,
+                   run.checkpoint_every)
 
     @property
     def datasets_cache(self) -> str:
@@ -100,18 +100,17 @@ class LangStage:
     """Stage 1 for one language: the component it trains (`spec`), on which corpus, with which settings."""
 
     spec: dict
-    lang: Any  # conf/lang/<code>
+    lang: LangView
     settings: Any  # lang_stage
     corpus: Any  # data.wiki
     eval_batch_size: int  # of the held-out scoring
     track: Callable[..., Any]  # opens the stage's logger: tracking.stage_logger on the language's whole config
 
     @classmethod
-    def of(cls, cfg: Any, code: str) -> LangStage:
-        spec = lang_spec(cfg, code)
-        target = with_lang(cfg, spec["lang"])
-        return cls(spec, target.lang, target.lang_stage, target.data.wiki, int(target.task_stage.eval_batch_size),
-                   functools.partial(stage_logger, target))
+    def of(cls, run: RunSpec, code: str) -> LangStage:
+        lang = run.langs[code]
+        return cls(lang_spec(run, code), lang, lang.lang_stage, lang.corpus, int(run.task_stage.eval_batch_size),
+                   functools.partial(stage_logger, run, lang=lang))
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ class TaskStage:
 
     spec: dict
     task: Task
-    lang: Any  # conf/lang/<code> of the run
+    lang: LangView  # the run's
     settings: Any  # task_stage
     source: Any  # the task's data source (data.task, or data.files as a source)
     part: dict | None  # combo.components.task
@@ -130,18 +129,54 @@ class TaskStage:
     force: bool
     track: Callable[..., Any]
 
+
     @classmethod
-    def of(cls, cfg: Any, task: Task) -> TaskStage:
-        combo = cfg.combo
-        return cls(task_spec(cfg), task, cfg.lang, cfg.task_stage, task_source(cfg), to_plain(combo.components.task),
-                   to_plain(combo.optimizer) if combo.get("train_backbone") else None, combo.name,
-                   cfg.stage == "eval", bool(cfg.force), functools.partial(stage_logger, cfg))
+    def of(cls, run: RunSpec, task: Task) -> TaskStage:
+        combo = run.combo
+        return cls(task_spec(run), task, run.lang, run.task_stage, run.task_source, combo.task,
+                   combo.optimizer if combo.train_backbone else None, combo.name, run.stage == "eval", run.force,
+                   functools.partial(stage_logger, run))
 
     def run_name(self, sep: str = "-") -> str:
         return run_name(self.combo, self.lang.code, self.task.name, sep)
 
     def tags(self, job: Job) -> list[str]:
         return [self.combo, self.lang.code, self.task.name, job.backbone.id]
+
+
+@dataclass(frozen=True)
+class EvalLanguage:
+    """One evaluation language: its test data, and its language component (None: the combo has none)."""
+
+    code: str
+    source: Any
+    component: Path | None
+
+
+@dataclass(frozen=True)
+class EvalStage:
+    """Evaluation of a composed model: the task's test split in each evaluation language, scored by generation with
+    that language's component in place of the run's own."""
+
+    task: Task
+    langs: tuple[EvalLanguage, ...]
+    own_component: Path | None  # the language component the model carries (the run's own), restored after each
+    settings: Any  # task_stage: input length, batch size
+
+    @classmethod
+    def of(cls, run: RunSpec, task: Task, lang_components: dict[str, Path]) -> EvalStage:
+        return cls(task, tuple(EvalLanguage(code, run.langs[code].test_source, lang_components.get(code))
+                               for code in run.eval_langs), lang_components.get(run.lang.code), run.task_stage)
+
+
+@dataclass
+class Evaluation:
+    """What evaluation gives: the task's metrics and the test predictions by language, and which language component
+    scored each language (its store directory's name, None where the combo has none)."""
+
+    metrics: dict[str, dict]
+    predictions: Predictions
+    components: dict[str, str | None]
 
 
 def ensure_lang_component(job: Job, stage: LangStage) -> Path:
@@ -227,78 +262,87 @@ def _heldout_scores(job: Job, stage: LangStage, net: ComposedModel, tokenizer: A
     return scores
 
 
-def run(cfg: Any, output_dir: Path) -> Result | LangStageResult | None:
-    """Do the job `cfg` describes (checked by study/schema.py and planned by study/plan.py before it started):
+def run(spec: RunSpec, output_dir: Path) -> Result | LangStageResult | None:
+    """Do the job `spec` describes (checked by study/schema.py and planned by study/plan.py before it started):
     train one language component, or train (or find) and evaluate one (combo, language, task), storing and
     returning its result record (None on the other processes of a multi-process run: rank 0 records)."""
-    distributed.start(cfg.trainer)
-    progress.library_bars(progress.settings(cfg.trainer)[0])  # datasets' bars: none in a file (a SLURM log)
-    job = Job.of(cfg, output_dir)
-    if cfg.job == LangComponentJob.TYPE:
-        return run_lang_stage(cfg, job, [cfg.lang.code])
-    if cfg.stage == "lang":
-        return run_lang_stage(cfg, job, eval_langs(cfg))
-    result_key = key(result_spec(cfg))
+    distributed.start(spec.trainer)
+    progress.library_bars(progress.settings(spec.trainer)[0])  # datasets' bars: none in a file (a SLURM log)
+    job = Job.of(spec, output_dir)
+    if spec.job == LangComponentJob.TYPE:
+        return run_lang_stage(spec, job, [spec.lang.code])
+    if spec.stage == "lang":
+        return run_lang_stage(spec, job, list(spec.eval_langs))
+    result_key = key(result_spec(spec))
     started = time.time()
-    combo, task = cfg.combo, get_task(cfg.task)
-    if why := not_stored_for_eval(cfg, job.store):  # stage=eval: said before a language component is trained
+    task = get_task(spec.task)
+    if why := not_stored_for_eval(spec, job.store):  # stage=eval: said before a language component is trained
         raise UserError(nothing_stored_for_eval(str(job.store.root), [why]))
-    for why in unevaluated(cfg):  # e.g. a transfer target with no test set for the task: the result lacks it
+    for why in spec.unevaluated:  # e.g. a transfer target with no test set for the task: the result lacks it
         log.info("%s", why)
     # The language components of the run and of its evaluation languages (trained now if missing).
-    lang_paths = {code: ensure_lang_component(job, LangStage.of(cfg, code))
-                  for code in dict.fromkeys([cfg.lang.code, *eval_langs(cfg)])} if combo.components.lang else {}
-    lang_path = lang_paths.get(cfg.lang.code)
+    lang_paths = {code: ensure_lang_component(job, LangStage.of(spec, code)) for code in spec.languages_of_stage_1}
+    lang_path = lang_paths.get(spec.lang.code)
     L.seed_everything(job.seed, workers=True, verbose=False)
     model, tokenizer = load_backbone(job.backbone, job.paths)
     net = ComposedModel(model, tokenizer)
     if lang_path:
         net.load(lang_path)
-    task_stage = TaskStage.of(cfg, task)
+    task_stage = TaskStage.of(spec, task)
     trained = train_task_part(job, task_stage, net, lang_path)
     if not distributed.is_zero():  # rank 0 evaluates and stores the result
         return None
 
-    metrics, used, predictions, settings = {}, {}, {}, cfg.task_stage
-    module = Seq2SeqModule(net, [], None, 0, task)
     with task_stage.track("eval", f"eval-{task_stage.run_name()}", result_key, output_dir,
                           task_stage.tags(job)) as logger:
         if trained["task_component"]:
             use_components(logger, [job.store.component_dir(trained["task_component"])])
-        for code in eval_langs(cfg):
-            used[code] = lang_path.name if lang_path else None
-            if combo.components.lang and code != cfg.lang.code:  # the target's own language component
-                net.remove("lang")
-                used[code] = lang_paths[code].name
-                net.load(lang_paths[code])
-            test = job.split(task, task_source(with_lang(cfg, code), ("test",)), "test", code, tokenizer,
-                             settings.max_input_length)
-            module.test_splits = [test]
-            trainer = make_trainer(job.trainer, logger, output_dir, 0, alone=True,
-                                   name=f"Test ({code} {task.name}, {len(test.references)} examples)")
-            trainer.test(module, task_loader(test, tokenizer, settings.eval_batch_size, job.trainer.num_workers),
-                         verbose=False)
-            metrics.update(module.test_metrics)
-            predictions[code] = [{"id": i, "prediction": p, "references": r}
-                                 for i, p, r in zip(test.ids, module.test_predictions[code], test.references)]
-            write_jsonl(output_dir / f"predictions_test_{code}.jsonl", predictions[code])
-            if code != cfg.lang.code and combo.components.lang:
-                net.remove("lang")
-                net.load(lang_path)
-        use_components(logger, [job.store.component_dir(k) for k in dict.fromkeys(used.values()) if k])
+        evaluation = evaluate(job, EvalStage.of(spec, task, lang_paths), net, logger)
+        use_components(logger, [job.store.component_dir(k) for k in dict.fromkeys(evaluation.components.values())
+                                if k])
         result = Result(
-            combo=combo.name, lang=cfg.lang.code, task=task.name, backbone=cfg.backbone.id, seed=job.seed,
-            metrics=metrics, eval_langs=list(metrics), **trained,
+            combo=spec.combo.name, lang=spec.lang.code, task=task.name, backbone=spec.backbone.id, seed=job.seed,
+            metrics=evaluation.metrics, eval_langs=list(evaluation.metrics), **trained,
             lang_component=lang_path.name if lang_path else None, **_lang_component_cost(lang_path),
-            eval_lang_components=used,
-            spec=comparison_spec(cfg),  # what the report groups by: never averaged with a different setting
+            eval_lang_components=evaluation.components,
+            spec=comparison_spec(spec),  # what the report groups by: never averaged with a different setting
             wandb=run_info(logger), wall_time_s=round(time.time() - started, 1), machine=cluster.machine(),
         )
         # The final numbers, and the whole result (so `report source=wandb` reads what the store would hold).
-        log_summary(logger, {**{f"test/{lang}/{k}": v for lang, m in metrics.items() for k, v in m.items()},
+        log_summary(logger, {**{f"test/{lang}/{k}": v for lang, m in evaluation.metrics.items() for k, v in m.items()},
                              "result": json.dumps(result.to_json(), default=str)})
-    job.store.save_result(result_key, result, predictions)
+    job.store.save_result(result_key, result, evaluation.predictions)
     return result
+
+
+def evaluate(job: Job, stage: EvalStage, net: ComposedModel, logger: Any) -> Evaluation:
+    """Evaluation: the test split of each evaluation language scored on `net` (composed: backbone, the run's
+    language component, the task part), with the language's own component swapped in for the run's; each
+    language's predictions are also written to the job directory as they come (predictions_test_<lang>.jsonl)."""
+    task, settings, tokenizer = stage.task, stage.settings, net.tokenizer
+    module = Seq2SeqModule(net, [], None, 0, task)
+    done = Evaluation({}, {}, {})
+    for lang in stage.langs:
+        swapped = lang.component is not None and lang.component != stage.own_component
+        if swapped:
+            net.remove("lang")
+            net.load(lang.component)
+        done.components[lang.code] = lang.component.name if lang.component else None
+        test = job.split(task, lang.source, "test", lang.code, tokenizer, settings.max_input_length)
+        module.test_splits = [test]
+        trainer = make_trainer(job.trainer, logger, job.output_dir, 0, alone=True,
+                               name=f"Test ({lang.code} {task.name}, {len(test.references)} examples)")
+        trainer.test(module, task_loader(test, tokenizer, settings.eval_batch_size, job.trainer.num_workers),
+                     verbose=False)
+        done.metrics.update(module.test_metrics)
+        predicted = module.test_predictions[lang.code]
+        done.predictions[lang.code] = [{"id": i, "prediction": p, "references": r}
+                                       for i, p, r in zip(test.ids, predicted, test.references)]
+        write_jsonl(job.output_dir / f"predictions_test_{lang.code}.jsonl", done.predictions[lang.code])
+        if swapped:
+            net.remove("lang")
+            net.load(stage.own_component)
+    return done
 
 
 def _lang_component_cost(lang_path: Path | None) -> dict:
@@ -312,12 +356,12 @@ def _lang_component_cost(lang_path: Path | None) -> dict:
             "lang_heldout_loss": meta.get("heldout_loss"), "lang_heldout_accuracy": meta.get("heldout_accuracy")}
 
 
-def run_lang_stage(cfg: Any, job: Job, codes: list[str]) -> LangStageResult:
+def run_lang_stage(spec: RunSpec, job: Job, codes: list[str]) -> LangStageResult:
     """Only language components: a stage-1 job's one, or with stage=lang those a run needs (its evaluation
     languages')."""
     started = time.time()
-    paths = [ensure_lang_component(job, LangStage.of(cfg, code)) for code in codes] if cfg.combo.components.lang else []
-    return LangStageResult(combo=cfg.combo.name, lang=cfg.lang.code, task=cfg.task.name,
+    paths = [ensure_lang_component(job, LangStage.of(spec, code)) for code in codes] if spec.combo.lang else []
+    return LangStageResult(combo=spec.combo.name, lang=spec.lang.code, task=spec.task.name,
                            lang_components=[p.name for p in paths], wall_time_s=round(time.time() - started, 1))
 
 

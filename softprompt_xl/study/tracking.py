@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from softprompt_xl.config import stable_hash, to_plain
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import ComponentHeader
+from softprompt_xl.study.run_spec import LangView, RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +32,19 @@ def wandb_environment(paths: Any) -> None:
 
 
 @contextmanager
-def stage_logger(cfg: Any, job_type: str, name: str, key: str, output_dir: Path, tags: list[str]) -> Iterator[Any]:
-    """A Lightning logger for one stage (or False for none), closed properly whatever happens. `key` is the
-    store key of what the stage produces: a stage resumed after a kill continues the same W&B run. Of the
-    processes of a multi-process run, rank 0 logs."""
+def stage_logger(run: RunSpec, job_type: str, name: str, key: str, output_dir: Path, tags: list[str],
+                 lang: LangView | None = None) -> Iterator[Any]:
+    """A Lightning logger for one stage of `run` (or False for none), closed properly whatever happens. `key` is
+    the store key of what the stage produces: a stage resumed after a kill continues the same W&B run. `lang`: the
+    language of a stage-1 stage (another of the run's evaluation languages, perhaps). Of the processes of a
+    multi-process run, rank 0 logs."""
     from softprompt_xl.runtime.distributed import is_zero
 
     if not is_zero():
         yield False
-    elif "wandb" in cfg.logger:
-        yield from _wandb(cfg, job_type, name, key, tags)
-    elif "csv" in cfg.logger:
+    elif "wandb" in run.logger:
+        yield from _wandb(run, job_type, name, key, tags, lang or run.lang)
+    elif "csv" in run.logger:
         from lightning.pytorch.loggers import CSVLogger
 
         yield CSVLogger(output_dir, name="csv", version=job_type)
@@ -49,23 +52,27 @@ def stage_logger(cfg: Any, job_type: str, name: str, key: str, output_dir: Path,
         yield False
 
 
-def _wandb(cfg: Any, job_type: str, name: str, key: str, tags: list[str]) -> Iterator[Any]:
+def _wandb(run: RunSpec, job_type: str, name: str, key: str, tags: list[str], lang: LangView) -> Iterator[Any]:
     import wandb
     from lightning.pytorch.loggers import WandbLogger
 
-    settings = cfg.logger.wandb
-    wandb_environment(cfg.paths)
+    settings = run.logger.wandb
+    wandb_environment(run.paths)
     # The nested config has combo.name, lang.code, task.name; `run` says the same in one flat block (null where a
     # stage has none: a language component belongs to no combo or task), plus the store key of what it makes.
-    identity = {"stage": job_type, "combo": None if job_type == "lang" else cfg.combo.name, "lang": cfg.lang.code,
-                "task": None if job_type == "lang" else cfg.task.name, "backbone": cfg.backbone.id, "seed": cfg.seed,
+    identity = {"stage": job_type, "combo": None if job_type == "lang" else run.combo.name, "lang": lang.code,
+                "task": None if job_type == "lang" else run.task.name, "backbone": run.backbone.id, "seed": run.seed,
                 "store_key": key}
+    config = run.wandb_config
+    if lang.code != run.lang.code:  # the config as the language's own: what its stage 1 read
+        config = {**config, "lang": to_plain(lang.conf), "lang_stage": to_plain(lang.lang_stage),
+                  "data": {**config["data"], "wiki": to_plain(lang.corpus), "files": None}}
     try:
         run = wandb.init(
             id=f"{job_type}-{stable_hash([job_type, key], 16)}", resume="allow",
             project=settings.project, entity=settings.entity, group=settings.group, name=name, job_type=job_type,
-            mode=settings.mode, dir=cfg.paths.wandb, tags=list(dict.fromkeys([*settings.tags, *tags])),
-            config={**to_plain(cfg), "run": identity},
+            mode=settings.mode, dir=run.paths.wandb, tags=list(dict.fromkeys([*settings.tags, *tags])),
+            config={**config, "run": identity},
         )
     except wandb.errors.UsageError as err:  # e.g. online mode without a login
         raise UserError(
