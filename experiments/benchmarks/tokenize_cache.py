@@ -45,7 +45,7 @@ def main() -> None:
                 lines = lines * args.repeat
             big = Path(tmp) / original.name
             big.write_bytes(gzip.compress(lines.encode("utf-8")))
-            source = {"path": task.cfg.toy.builder, "data_files": {"train": str(big)}}
+            source = {"path": task.settings.toy.builder, "data_files": {"train": str(big)}}
         for label in ("cold", "warm"):
             started = time.perf_counter()
             split = prepare_task_split(task, source, "train", args.lang, tokenizer, int(cfg.task_stage.max_input_length),

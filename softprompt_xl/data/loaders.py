@@ -53,7 +53,7 @@ def prepare_task_split(
     if tokenized_dir is None:
         return _tokenize_split(task, source, split, lang, tokenizer, max_input_length, cache_dir)
     key = stable_hash({
-        "tokenizer": _tokenizer_digest(tokenizer), "task": to_plain(task.cfg), "source": source_fingerprint(source),
+        "tokenizer": _tokenizer_digest(tokenizer), "task": to_plain(task.settings), "source": source_fingerprint(source),
         "split": split, "max_input_length": max_input_length, "format": TOKENIZED_FORMAT,
     })
     path = Path(tokenized_dir) / f"{task.name}-{lang}-{split}-{key}"

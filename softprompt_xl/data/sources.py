@@ -81,7 +81,10 @@ def task_source(cfg: Any, needed: tuple[str, ...] | None = None) -> Any:
     if not files:
         return cfg.data.task
     if needed is None:
-        needed = SPLITS if _trains(cfg) else ("test",)
+        combo = OmegaConf.select(cfg, "combo", default=None)
+        trains = combo is None or bool(OmegaConf.select(combo, "components.task", default=None)
+                                       or combo.get("train_backbone"))
+        needed = SPLITS if trains else ("test",)
     what = f"{OmegaConf.select(cfg, 'lang.code', default='?')} {OmegaConf.select(cfg, 'task.name', default='?')}"
     return files_source(files, needed, what, to_plain(OmegaConf.select(cfg, "data.format", default=None)),
                         to_plain(OmegaConf.select(cfg, "data.carve", default=None)))
@@ -127,13 +130,6 @@ def files_source(files: Any, needed: tuple[str, ...] = SPLITS, what: str = "the 
     if carve:
         source["carve"] = carve
     return source
-
-
-def _trains(cfg: Any) -> bool:
-    combo = OmegaConf.select(cfg, "combo", default=None)
-    if combo is None:
-        return True
-    return bool(OmegaConf.select(combo, "components.task", default=None)) or bool(combo.get("train_backbone"))
 
 
 # ---------------------------------------------------------------------------------------------------------------

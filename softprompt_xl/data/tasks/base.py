@@ -27,14 +27,14 @@ class Task:
     primary_metric: ClassVar[str]  # the score that selects the best validation step
     required_fields: ClassVar[dict[str, type]]  # field -> type, checked on every record of a source
 
-    def __init__(self, cfg: Any):
-        self.cfg = cfg
-        self.name: str = cfg.name
-        self.template: str = cfg.template
-        self.max_answer_length: int = int(cfg.max_answer_length)
+    def __init__(self, settings: Any):
+        self.settings = settings  # conf/task/<name>
+        self.name: str = settings.name
+        self.template: str = settings.template
+        self.max_answer_length: int = int(settings.max_answer_length)
         # Column names of the published formats -> the task's fields (e.g. XNLI's sentence1 -> premise), applied
         # where a file has the former and lacks the latter; a source's own `columns` renames come first.
-        self.column_aliases: dict[str, str] = dict(cfg.get("column_aliases") or {})
+        self.column_aliases: dict[str, str] = dict(settings.get("column_aliases") or {})
 
     @property
     def columns(self) -> list[str]:
@@ -98,7 +98,7 @@ class Task:
         raise NotImplementedError
 
     def prompt_init(self, lang_name: str) -> str:
-        return self.cfg.prompt_init.format(lang_name=lang_name)
+        return self.settings.prompt_init.format(lang_name=lang_name)
 
 
 class Malformed(Exception):

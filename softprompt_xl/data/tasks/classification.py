@@ -3,6 +3,8 @@ Checkworthy / Not checkworthy). Label words, input fields and template come from
 
 from __future__ import annotations
 
+from typing import Any
+
 from softprompt_xl.data.tasks import metrics
 from softprompt_xl.data.tasks.base import Task
 
@@ -10,14 +12,14 @@ from softprompt_xl.data.tasks.base import Task
 class Classification(Task):
     kind = "classification"
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.labels: list[str] = list(cfg.labels)  # index = the label id in the data
-        self.positive = cfg.get("positive_label")  # a label id whose F1 is reported, or None
-        self.primary_metric = cfg.get("primary_metric", "accuracy")
-        self.required_fields = {**{field: str for field in cfg.fields}, "label": int}
+    def __init__(self, settings: Any):
+        super().__init__(settings)
+        self.labels: list[str] = list(settings.labels)  # index = the label id in the data
+        self.positive = settings.get("positive_label")  # a label id whose F1 is reported, or None
+        self.primary_metric = settings.get("primary_metric", "accuracy")
+        self.required_fields = {**{field: str for field in settings.fields}, "label": int}
         self._by_word = {metrics.normalize_answer(word, None): i for i, word in enumerate(self.labels)}
-        self._label_words: dict[str, int | None] = dict(cfg.get("label_map") or {})  # None: no gold label
+        self._label_words: dict[str, int | None] = dict(settings.get("label_map") or {})  # None: no gold label
 
     def label_words(self):
         return self._label_words

@@ -11,6 +11,7 @@ by `tag_map` (`{MISC: O}` drops them, `{PERSON: PER}` renames them); a type neit
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import datasets
 import pyarrow.compute as pc
@@ -30,14 +31,14 @@ class EntitySpans(Task):
     primary_metric = "span_f1"
     required_fields = {"tokens": list, "ner_tags": list}
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.tag_names: list[str] = list(cfg.tag_names)  # index = the tag id in the data (WikiANN order)
-        self.separator: str = cfg.separator
+    def __init__(self, settings: Any):
+        super().__init__(settings)
+        self.tag_names: list[str] = list(settings.tag_names)  # index = the tag id in the data (WikiANN order)
+        self.separator: str = settings.separator
         self.types = {name.partition("-")[2] for name in self.tag_names if "-" in name}
         # Entity types of the data -> a task type, or O to drop them (conf/task/ner.yaml; a source may add to it).
         self.tag_map: dict[str, str] = {str(k): OUTSIDE if v is None else str(v)
-                                        for k, v in (cfg.get("tag_map") or {}).items()}
+                                        for k, v in (settings.get("tag_map") or {}).items()}
 
     def normalise(self, dataset, source, split, what, where):
         """Tags written as text (CoNLL, JSON Lines), as another tag set's ids (a ClassLabel of other names) or as

@@ -70,7 +70,7 @@ class QuestionAnswering(Task):
             if room < 8:
                 raise UserError(f"{what}: max_input_length {max_input_length} leaves no room for the context after "
                                 f"a question of {len(head)} tokens; raise max_input_length.")
-            stride = max(1, room - int(room * float(self.cfg.get("window_overlap", 0.25))))
+            stride = max(1, room - int(room * float(self.settings.get("window_overlap", 0.25))))
             text, start = self._gold(record)[0]
             if start < 0:  # no answer_start published: its first place in the context (-1: in no window)
                 start = record["context"].find(text)
