@@ -155,8 +155,14 @@ class LanguageViews:
         return VIEWS[self.digest, code]
 
     def resolve(self, code: str) -> LangView:
-        if code == self.own.lang.code:
-            return _view(self.own, task_source(self.own, ("test",)) if has_task_data(self.own, code) else None)
+        cfg = self.own if code == self.own.lang.code else self._in_language(code)
+        test_source = task_source(cfg, ("test",)) if has_task_data(cfg, code) else None
+        return LangView(code=code, name=cfg.lang.name, conf=_read_only(cfg.lang), corpus=_read_only(cfg.data.wiki),
+                        lang_stage=_read_only(cfg.lang_stage),
+                        test_source=_read_only(test_source) if test_source is not None else None)
+
+    def _in_language(self, code: str) -> Any:
+        """The run's config (a copy, made once) with `lang` that of `code` and no `data.files`."""
         if self.cfg is None:
             self.cfg = OmegaConf.masked_copy(self.own, [k for k in self.own if k != "hydra"])
             OmegaConf.set_struct(self.cfg, False)
@@ -165,10 +171,4 @@ class LanguageViews:
         if lang is None:
             raise UserError(unknown_language(code))
         self.cfg.lang = lang
-        return _view(self.cfg, task_source(self.cfg, ("test",)) if has_task_data(self.cfg, code) else None)
-
-
-def _view(cfg: Any, test_source: Any) -> LangView:
-    return LangView(code=cfg.lang.code, name=cfg.lang.name, conf=_read_only(cfg.lang), corpus=_read_only(cfg.data.wiki),
-                    lang_stage=_read_only(cfg.lang_stage),
-                    test_source=_read_only(test_source) if test_source is not None else None)
+        return self.cfg

@@ -66,7 +66,11 @@ def check(cfg: Any) -> None:
     DivergenceRule.from_config(cfg.trainer.divergence)
     progress.settings(cfg.trainer)  # trainer.progress, trainer.progress_every_s
     trainer_arguments(cfg.trainer)  # the rest: lightning.Trainer's arguments
-    _languages(cfg)
+    # every language the run is trained or evaluated on has a config (conf/lang/<code>.yaml)
+    for code in dict.fromkeys([*_codes(cfg.get("eval_langs")), *(to_plain(cfg.transfer.sources) or []),
+                               *(to_plain(cfg.transfer.targets) or [])]):
+        if not has_option("lang", str(code)):
+            raise UserError(unknown_language(code))
     if not has_task_data(cfg, cfg.lang.code):
         raise UserError(f"{cfg.lang.code} has no {cfg.task.name} data set: conf/lang/{cfg.lang.code}.yaml names no "
                         f"sources.{cfg.task.name}. Choose another task or language, name a source there, or give "
@@ -107,15 +111,6 @@ def _at_least_one(setting: str, value: Any, needed: bool, why: str) -> None:
         raise UserError(f"{setting}={value}: must be a whole number of at least 1"
                         + (f", since the combo {why} (0 would store an untrained part as if it were finished)"
                            if why else "") + ".")
-
-
-def _languages(cfg: Any) -> None:
-    """Every language the run is trained or evaluated on has a config (conf/lang/<code>.yaml)."""
-    wanted = [*(_codes(cfg.get("eval_langs"))), *(to_plain(cfg.transfer.sources) or []),
-              *(to_plain(cfg.transfer.targets) or [])]
-    for code in dict.fromkeys(wanted):
-        if not has_option("lang", str(code)):
-            raise UserError(unknown_language(code))
 
 
 def _codes(value: Any) -> list[str]:
