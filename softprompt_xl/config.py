@@ -45,7 +45,7 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, value)
     if not OmegaConf.has_resolver("spxl.mul"):  # e.g. GPUs per node = GPUs per process x processes
         OmegaConf.register_new_resolver("spxl.mul", lambda a, b: int(a) * int(b))
-    # spxl.run_name (a job's directory, conf/train.yaml) is registered by its owner, study/records.py, on import.
+    # spxl.run_name (a job's directory, conf/train.yaml) is registered by its owner, pipeline/records.py, on import.
 
 
 def to_plain(node: Any) -> Any:

@@ -1,8 +1,8 @@
-"""`python -m softprompt_xl.store [paths.root=DIR]`: list what the store holds (softprompt_xl/study/store.py).
+"""`python -m softprompt_xl.store [paths.root=DIR]`: list what the store holds (softprompt_xl/pipeline/storage.py).
 
 `python -m softprompt_xl.store import NAME_OR_DIR [--as NAME] [lang=sk] [backbone=...] [paths.root=DIR]`: bring a
 language component saved by the paper's authors' code (a Hub name such as ivykopal/slovak_prompt_100k, or a
-directory holding one) into the store (study/imports.py), and print its key."""
+directory holding one) into the store (pipeline/importing.py), and print its key."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 
 from softprompt_xl.config import CONF_MODULE, group_options, load_option, register_resolvers
 from softprompt_xl.errors import UserError
-from softprompt_xl.study.store import Store
+from softprompt_xl.pipeline.storage import Store
 
 
 def _human(n: int) -> str:
@@ -44,7 +44,7 @@ def _language_of(name: str) -> str | None:
 
 def import_main(argv: list[str]) -> None:
     from softprompt_xl.runtime.hub import snapshot
-    from softprompt_xl.study.imports import import_component
+    from softprompt_xl.pipeline.importing import import_component
 
     if not argv or argv[0].startswith("-") or "=" in argv[0]:
         raise UserError("Name what to import: `python -m softprompt_xl.store import NAME_OR_DIR [--as NAME] [lang=sk] "

@@ -26,8 +26,8 @@ from omegaconf import DictConfig
 from softprompt_xl.runtime import cluster, distributed
 from softprompt_xl.config import CONF_PATH, check_writable, keep_library_caches_under, register_resolvers
 from softprompt_xl.errors import UserError
-from softprompt_xl.study import records
-from softprompt_xl.study.records import RESULT_FILE, JobFailure, LangStageResult, Record, Result, job_identity
+from softprompt_xl.pipeline import records
+from softprompt_xl.pipeline.records import RESULT_FILE, JobFailure, LangStageResult, Record, Result, job_identity
 
 log = logging.getLogger("softprompt_xl")
 register_resolvers()
@@ -73,8 +73,8 @@ def run_job(cfg: DictConfig) -> dict:
     """Run one job and write its result.json (a result, or why there is none); return the record as JSON."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     started = time.time()
-    from softprompt_xl.study import stages
-    from softprompt_xl.study.run_spec import RunSpec
+    from softprompt_xl.pipeline import stages
+    from softprompt_xl.pipeline.run_spec import RunSpec
     from softprompt_xl.runtime.divergence import Diverged
     from softprompt_xl.runtime.resume import Interrupted
     from softprompt_xl.runtime.atomic import DiskFull, disk_full
@@ -147,10 +147,10 @@ def main(cfg: DictConfig) -> dict:
 def check_and_plan_single_run(cfg: DictConfig) -> Result | None:
     """Return the stored result if the run finished before (it is skipped), else None; raise the UserError of a
     configuration no job could run with (planning reads its data sources too: a file in no known format)."""
-    from softprompt_xl.study import schema
-    from softprompt_xl.study.plan import RunJob, finished_result
-    from softprompt_xl.study.run_spec import RunSpec
-    from softprompt_xl.study.store import Store
+    from softprompt_xl.pipeline import schema
+    from softprompt_xl.pipeline.plan import RunJob, finished_result
+    from softprompt_xl.pipeline.run_spec import RunSpec
+    from softprompt_xl.pipeline.storage import Store
 
     schema.check(cfg)
     if cfg.dry_run:  # in a multirun the sweeper has printed the plan and launched nothing

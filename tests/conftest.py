@@ -143,16 +143,16 @@ FAST_OVERRIDES = ("lang_stage.max_steps=4", "task_stage.max_steps=4", "task_stag
 
 
 def run_sweep(make_cfg, root: Path, *overrides: str):
-    """The staged sweeper's sweep of `... OVERRIDES -m`, in this process: its jobs (study/sweep.py sweep_jobs), the
-    plan (study/plan.py) and its launch in stages (sweep.launch_in_stages), each job run by stages.run on its composed
+    """The staged sweeper's sweep of `... OVERRIDES -m`, in this process: its jobs (pipeline/sweep.py sweep_jobs), the
+    plan (pipeline/plan.py) and its launch in stages (sweep.launch_in_stages), each job run by stages.run on its composed
     config in its directory under ROOT/outputs, instead of by Hydra's launcher. Returns the plan and the results (as
     JSON) by `<combo>-<lang>-<task>` (language-component jobs by `lang-<kind>-<lang>`). A failing job raises (the
     sweep's handling of failures is the CLI's, tested there)."""
-    from softprompt_xl.study import stages
-    from softprompt_xl.study.plan import LangComponentJob, plan_sweep
-    from softprompt_xl.study.records import cfg_run_name, lang_run_name
-    from softprompt_xl.study.run_spec import RunSpec
-    from softprompt_xl.study.sweep import launch_in_stages, sweep_jobs
+    from softprompt_xl.pipeline import stages
+    from softprompt_xl.pipeline.plan import LangComponentJob, plan_sweep
+    from softprompt_xl.pipeline.records import cfg_run_name, lang_run_name
+    from softprompt_xl.pipeline.run_spec import RunSpec
+    from softprompt_xl.pipeline.sweep import launch_in_stages, sweep_jobs
 
     def compose(job: list[str]):
         return make_cfg(f"paths.root={root}", *(o for o in job if not o.startswith("hydra.")))

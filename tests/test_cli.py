@@ -17,7 +17,7 @@ import conftest
 from conftest import ALL_COMBOS, FAST_OVERRIDES, run_cli, run_sweep
 from softprompt_xl.config import CONF_DIR, PROJECT_DIR
 from softprompt_xl.errors import UserError
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 
 def results(sweep_root: Path) -> dict[str, dict]:
@@ -160,7 +160,7 @@ def test_the_everyday_command_end_to_end(everyday_command, tmp_path, make_cfg, c
     """The exact command of the README (`python -m softprompt_xl.train +combo=lp_ta lang=sk -m`, started with the
     session: conftest.everyday_command), run from an empty directory with an empty HOME; the store's listing of what
     it made; a second run finds its language prompt."""
-    from softprompt_xl.study import stages
+    from softprompt_xl.pipeline import stages
 
     root, home, cwd = everyday_command["root"], everyday_command["home"], everyday_command["cwd"]
     assert conftest.EVERYDAY_ARGS == ("+combo=lp_ta", "lang=sk", "-m")
@@ -214,7 +214,7 @@ def test_the_everyday_command_end_to_end(everyday_command, tmp_path, make_cfg, c
 
 
 def test_wandb_online_without_a_login_says_how_to_fix_it(make_cfg, tmp_path, monkeypatch):
-    from softprompt_xl.study.tracking import stage_logger
+    from softprompt_xl.pipeline.tracking import stage_logger
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

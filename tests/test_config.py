@@ -9,9 +9,9 @@ from omegaconf import OmegaConf
 from softprompt_xl.config import CONF_DIR
 from softprompt_xl.data.sources import FILE_FORMATS
 from softprompt_xl.errors import UserError
-from softprompt_xl.study import schema
-from softprompt_xl.study.tracking import stage_logger
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline import schema
+from softprompt_xl.pipeline.tracking import stage_logger
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 HUB_BACKBONES = {"mt0_base": "bigscience/mt0-base", "mt5_base": "google/mt5-base", "mt0_small": "bigscience/mt0-small",
                  "mt5_small": "google/mt5-small", "mt0_large": "bigscience/mt0-large"}
@@ -97,7 +97,7 @@ def test_each_hub_backbone_config_has_its_published_architecture(make_cfg, group
 
 
 def test_any_lightning_trainer_argument_in_conf_trainer_reaches_every_stages_trainer(make_cfg, tmp_path):
-    from softprompt_xl.study.stages import make_trainer
+    from softprompt_xl.pipeline.stages import make_trainer
 
     cfg = make_cfg("+combo=lp_ta", "lang=sk", "+trainer.accumulate_grad_batches=3", "trainer.gradient_clip_val=0.5",
                    "+trainer.limit_val_batches=2")

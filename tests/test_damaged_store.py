@@ -14,10 +14,10 @@ from safetensors.torch import save_file
 from conftest import FAST_OVERRIDES, run_sweep
 from softprompt_xl.model.component_header import HEADER_FILE, WEIGHTS_FILE, damage
 from softprompt_xl.runtime.resume import LAST
-from softprompt_xl.study import records
-from softprompt_xl.study.keys import key, result_spec, task_spec
-from softprompt_xl.study.store import Store
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline import records
+from softprompt_xl.pipeline.keys import key, result_spec, task_spec
+from softprompt_xl.pipeline.storage import Store
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 ARGS = ("lang=sk", *FAST_OVERRIDES)
 

@@ -197,7 +197,7 @@ def test_a_sweep_without_wandb_runs_has_no_dashboard(sweep):
 
     from softprompt_xl.errors import UserError
     from softprompt_xl.report.dashboard import check
-    from softprompt_xl.study.store import Store
+    from softprompt_xl.pipeline.storage import Store
 
     results = Store(sweep[0] / "store").results()
     check(results)  # the sweep's: logged to W&B

@@ -25,9 +25,9 @@ from softprompt_xl.model.component_header import WEIGHTS_FILE, damage
 from softprompt_xl.runtime import atomic
 from softprompt_xl.runtime.atomic import DiskFull, atomic_dir, disk_full, write_bytes, write_json
 from softprompt_xl.runtime.resume import LAST, Checkpointing, resume_point
-from softprompt_xl.study import stages
-from softprompt_xl.study.store import Store
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline import stages
+from softprompt_xl.pipeline.storage import Store
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 PATHS = {"root": "/data/runs", "store": "/data/runs/store", "cache": "/scratch/cache",
          "hf_cache": "/scratch/cache/huggingface", "outputs": "/data/runs/outputs", "wandb": "/data/runs/wandb"}

@@ -13,7 +13,7 @@ import pytest
 from conftest import FAST_OVERRIDES, PROJECT_DIR, cli_env
 from softprompt_xl.errors import UserError
 from softprompt_xl.runtime.resume import ResumableSampler
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 
 def test_two_processes_share_out_the_batches_of_one():
@@ -44,7 +44,7 @@ def test_a_run_trains_on_two_cpu_processes_under_torchrun(tmp_path):
 
 
 def test_ddp_without_an_outside_launcher_says_how_to_start_it(make_cfg, tmp_path):
-    from softprompt_xl.study import stages
+    from softprompt_xl.pipeline import stages
 
     with pytest.raises(UserError) as err:  # said as it is, without a traceback (test_cli.py's failing single runs)
         stages.run(RunSpec.of(make_cfg(f"paths.root={tmp_path}", "+combo=tp", "lang=sk", *FAST_OVERRIDES,

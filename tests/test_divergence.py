@@ -136,8 +136,8 @@ def test_a_sweep_reports_diverged_runs_and_goes_on(tmp_path, make_cfg):
     assert len(predictions.read_text().splitlines()) == 16
 
     # A failed run is not finished: the same sweep plans it (and the language prompt) again.
-    from softprompt_xl.study.plan import plan_sweep
-    from softprompt_xl.study.sweep import sweep_jobs
+    from softprompt_xl.pipeline.plan import plan_sweep
+    from softprompt_xl.pipeline.sweep import sweep_jobs
 
     again = plan_sweep(sweep_jobs(args[:-1]), lambda job: make_cfg(*job)).describe()
     assert "1 to train: prompt sk" in again and "1 finished (skipped), 2 to run" in again, again

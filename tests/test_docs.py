@@ -397,7 +397,7 @@ def places(tmp_path_factory, make_cfg, tiny_loaded) -> dict[str, str]:
     """The directories the commands' placeholders stand for, made."""
     import torch
 
-    from softprompt_xl.study.store import Store
+    from softprompt_xl.pipeline.storage import Store
     from test_import import save_authors_prompt
     from test_report import save
 

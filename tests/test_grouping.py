@@ -9,7 +9,7 @@ import pytest
 
 from conftest import FAST_OVERRIDES
 from softprompt_xl.runtime.resume import ResumableSampler
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 N, BATCH = 203, 8  # not a multiple of the batch: batches cross epochs
 LENGTHS = [(random.Random(i).randint(5, 200), random.Random(-i).randint(1, 30)) for i in range(N)]
@@ -52,8 +52,8 @@ def test_grouped_batches_resume_exactly_and_share_out_over_processes():
 
 def test_the_setting_enters_the_store_key_only_when_set(make_cfg):
     from softprompt_xl.errors import UserError
-    from softprompt_xl.study import schema
-    from softprompt_xl.study.keys import key, result_spec, task_spec
+    from softprompt_xl.pipeline import schema
+    from softprompt_xl.pipeline.keys import key, result_spec, task_spec
 
     base = make_cfg("+combo=lp_ta", "lang=sk")
     assert "group_by_length" not in task_spec(RunSpec.of(base))["stage"]  # unset: the keys of before
@@ -67,7 +67,7 @@ def test_the_setting_enters_the_store_key_only_when_set(make_cfg):
 
 
 def test_a_run_trains_on_grouped_batches(make_cfg, monkeypatch, tmp_path):
-    from softprompt_xl.study import stages
+    from softprompt_xl.pipeline import stages
 
     groups = []
     order = ResumableSampler.epoch_order

@@ -17,10 +17,10 @@ from adapters import SeqBnConfig
 from conftest import FAST_OVERRIDES, PROJECT_DIR, cli_env, run_sweep
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.components.compose import ComposedModel
-from softprompt_xl.study.imports import import_component
-from softprompt_xl.study.keys import key, lang_spec, result_spec
-from softprompt_xl.study.store import Store
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline.importing import import_component
+from softprompt_xl.pipeline.keys import key, lang_spec, result_spec
+from softprompt_xl.pipeline.storage import Store
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 PROMPT_NAME = "ivykopal/slovak_prompt_100k"
 

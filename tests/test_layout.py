@@ -12,7 +12,7 @@ import softprompt_xl
 
 PACKAGE = Path(softprompt_xl.__file__).resolve().parent
 # A layer may import itself and the layers listed before it (config.py and errors.py are under every layer).
-LAYERS = ["runtime", "data", "model", "study", "report"]
+LAYERS = ["runtime", "data", "model", "pipeline", "report"]
 
 
 def imports(path: Path) -> set[str]:
@@ -53,7 +53,7 @@ def test_config_and_errors_are_under_every_layer():
 
 
 def test_each_record_file_is_named_by_one_module_only():
-    owners = {"component.json": "model/component_header.py", "result.json": "study/records.py"}
+    owners = {"component.json": "model/component_header.py", "result.json": "pipeline/records.py"}
     for name, owner in owners.items():
         code_mentions = []
         for path in sorted(PACKAGE.rglob("*.py")):

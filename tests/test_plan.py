@@ -1,4 +1,4 @@
-"""The configuration checked once (study/schema.py) and the plan of a sweep as two job types (study/plan.py),
+"""The configuration checked once (pipeline/schema.py) and the plan of a sweep as two job types (pipeline/plan.py),
 in-process on composed configs."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from safetensors.torch import save_file
 from softprompt_xl.config import check_writable, group_options
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import WEIGHTS_FILE, ComponentHeader
-from softprompt_xl.study import schema
-from softprompt_xl.study.keys import key, lang_spec, result_spec
-from softprompt_xl.study.plan import LangComponentJob, RunJob, plan_sweep
-from softprompt_xl.study.records import Result
-from softprompt_xl.study.store import Store
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline import schema
+from softprompt_xl.pipeline.keys import key, lang_spec, result_spec
+from softprompt_xl.pipeline.plan import LangComponentJob, RunJob, plan_sweep
+from softprompt_xl.pipeline.records import Result
+from softprompt_xl.pipeline.storage import Store
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -187,7 +187,7 @@ def experiment_grid(name: str) -> list[list[str]]:
     from hydra import compose, initialize_config_module
 
     from softprompt_xl.config import CONF_MODULE
-    from softprompt_xl.study.sweep import sweep_jobs
+    from softprompt_xl.pipeline.sweep import sweep_jobs
 
     with initialize_config_module(CONF_MODULE, version_base="1.3"):
         params = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True).hydra.sweeper.params
@@ -219,7 +219,7 @@ def test_every_language_and_task_of_the_hub_hashes_into_a_store_key(make_cfg, tm
 
 
 def test_a_sweep_none_of_whose_runs_has_data_is_refused_and_one_with_nothing_left_says_why(make_cfg, tmp_path):
-    from softprompt_xl.study.plan import SweepPlan
+    from softprompt_xl.pipeline.plan import SweepPlan
 
     # Bulgarian has no QA set (`qa: null` in conf/lang/bg.yaml): a sweep of nothing else cannot run at all, a mistake
     # said in one paragraph before anything is launched (it ended "every run had finished before", exit code 0).
@@ -239,7 +239,7 @@ def test_a_sweep_none_of_whose_runs_has_data_is_refused_and_one_with_nothing_lef
 
 
 def test_runs_alike_but_for_their_combo_share_their_views_of_each_language(make_cfg, tmp_path, monkeypatch):
-    from softprompt_xl.study import run_spec
+    from softprompt_xl.pipeline import run_spec
 
     jobs = [[f"paths.root={tmp_path}", "experiment=paper_v1_toy", f"+combo={combo}", "lang=en", f"task={task}"]
             for combo in ("lp_ta", "lp_tp", "la_ta") for task in ("qa", "ner")]

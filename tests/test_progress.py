@@ -18,10 +18,10 @@ from torch.utils.data import DataLoader
 from softprompt_xl.errors import UserError
 from softprompt_xl.runtime import progress
 from softprompt_xl.runtime.progress import Lines, Loop, ProgressLines
-from softprompt_xl.study import schema
-from softprompt_xl.study.keys import key, lang_spec, result_spec, task_spec
-from softprompt_xl.study.stages import make_trainer
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline import schema
+from softprompt_xl.pipeline.keys import key, lang_spec, result_spec, task_spec
+from softprompt_xl.pipeline.stages import make_trainer
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 EVERYDAY = ("+combo=lp_ta", "lang=sk")
 

@@ -13,11 +13,11 @@ import pytest
 from conftest import run_cli
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import HEADER_FILE, ComponentHeader
-from softprompt_xl.study import records
-from softprompt_xl.study.keys import key, result_spec
-from softprompt_xl.study.records import RESULT_FILE, JobFailure, LangStageResult, Result, job_identity, run_name
-from softprompt_xl.study.store import Store
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline import records
+from softprompt_xl.pipeline.keys import key, result_spec
+from softprompt_xl.pipeline.records import RESULT_FILE, JobFailure, LangStageResult, Result, job_identity, run_name
+from softprompt_xl.pipeline.storage import Store
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 HEADER = ComponentHeader(kind="prompt", format_version=1, role="lang", name="sk", config={"kind": "prompt", "length": 4},
                          num_parameters=128, meta={"spec": {"lang": "sk"}, "wall_time_s": 1.5})

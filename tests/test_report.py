@@ -17,11 +17,11 @@ import pytest
 
 from conftest import FAST_OVERRIDES, SHARED_CACHE, run_cli
 from softprompt_xl.config import PROJECT_DIR
-from softprompt_xl.study import records
-from softprompt_xl.study.keys import comparison_spec, key, result_spec
-from softprompt_xl.study.records import RESULT_FILE, JobFailure, Result, job_identity
-from softprompt_xl.study.store import Store
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline import records
+from softprompt_xl.pipeline.keys import comparison_spec, key, result_spec
+from softprompt_xl.pipeline.records import RESULT_FILE, JobFailure, Result, job_identity
+from softprompt_xl.pipeline.storage import Store
+from softprompt_xl.pipeline.run_spec import RunSpec
 from wandb_files import read_run
 
 TINY_RUNS = [  # (combo, language, seeds, evaluation languages); TA has no Czech run: a missing cell

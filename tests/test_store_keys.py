@@ -1,7 +1,7 @@
 """The store keys of the everyday command and of the paper's two studies stay what they were: a store filled before a
 change to the code must still be found by it (results skipped, components reused). tests/store_keys.json holds the
-keys as the code computed them at 9fa8f92, before the typed run spec (study/run_spec.py) replaced the raw config
-in study/keys.py: for every run, its task part's key, its result's key and the key of each evaluation language's
+keys as the code computed them at 9fa8f92, before the typed run spec (pipeline/run_spec.py) replaced the raw config
+in pipeline/keys.py: for every run, its task part's key, its result's key and the key of each evaluation language's
 component."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from softprompt_xl.study import schema
-from softprompt_xl.study.keys import key, lang_spec, result_spec, task_spec
-from softprompt_xl.study.run_spec import RunSpec
-from softprompt_xl.study.sweep import sweep_jobs
+from softprompt_xl.pipeline import schema
+from softprompt_xl.pipeline.keys import key, lang_spec, result_spec, task_spec
+from softprompt_xl.pipeline.run_spec import RunSpec
+from softprompt_xl.pipeline.sweep import sweep_jobs
 
 RECORDED = json.loads((Path(__file__).parent / "store_keys.json").read_text())
 

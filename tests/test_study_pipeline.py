@@ -21,10 +21,10 @@ from conftest import FAST_OVERRIDES, cli_env, run_cli, run_sweep
 from softprompt_xl.config import CONF_DIR, PROJECT_DIR
 from softprompt_xl.errors import UserError
 from softprompt_xl.runtime import cluster
-from softprompt_xl.study import stages
-from softprompt_xl.study.plan import plan_sweep
-from softprompt_xl.study.sweep import sweep_jobs
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline import stages
+from softprompt_xl.pipeline.plan import plan_sweep
+from softprompt_xl.pipeline.sweep import sweep_jobs
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 
 def stored(root: Path, pattern: str) -> list[Path]:
@@ -236,7 +236,7 @@ def test_every_experiment_config_composes(make_cfg, experiment):
 
 
 def test_keys_follow_the_configuration(make_cfg):
-    from softprompt_xl.study.keys import key, lang_spec, result_spec, task_spec
+    from softprompt_xl.pipeline.keys import key, lang_spec, result_spec, task_spec
 
     def keys(*overrides: str) -> tuple[str, str, str]:  # of the language component, the task part and the result
         run = RunSpec.of(make_cfg("+combo=lp_ta", "lang=sk", *overrides))

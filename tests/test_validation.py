@@ -67,8 +67,8 @@ def test_an_unknown_validation_mode_is_refused():
 def test_validation_by_loss_never_generates_and_keeps_the_lowest_loss(make_cfg, tiny, tmp_path, monkeypatch):
     """Stage 2 in-process: a validation at every step on 7 records, by loss; the best step is the lowest loss."""
     from softprompt_xl.model.components.compose import ComposedModel
-    from softprompt_xl.study.run_spec import RunSpec
-    from softprompt_xl.study.stages import Job, TaskStage, train_task_part
+    from softprompt_xl.pipeline.run_spec import RunSpec
+    from softprompt_xl.pipeline.stages import Job, TaskStage, train_task_part
 
     cfg = make_cfg(f"paths.root={tmp_path}", "+combo=ta", "lang=sk", "logger=none", "task_stage.max_steps=4", "task_stage.val_every_n_steps=1",
                    "task_stage.val_mode=loss", "task_stage.val_max_examples=7", "combo.components.task.optimizer.lr=0.05")

@@ -89,9 +89,9 @@ from softprompt_xl.model.components.compose import ComposedModel
 from softprompt_xl.model.module import Seq2SeqModule
 from softprompt_xl.runtime.divergence import DivergenceGuard
 from softprompt_xl.runtime.resume import Checkpointing
-from softprompt_xl.study.stages import Job, make_trainer
-from softprompt_xl.study.tracking import stage_logger
-from softprompt_xl.study.run_spec import RunSpec
+from softprompt_xl.pipeline.stages import Job, make_trainer
+from softprompt_xl.pipeline.tracking import stage_logger
+from softprompt_xl.pipeline.run_spec import RunSpec
 
 REFERENCE_INPUT, REFERENCE_LABELS = 256, 30
 # The backbone config groups whose shapes are measured: conf/backbone/<group>.yaml holds the published

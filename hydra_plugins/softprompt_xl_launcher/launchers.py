@@ -37,7 +37,7 @@ log = logging.getLogger("softprompt_xl")
 
 
 class _WaitForEveryJob(BaseSubmititLauncher):
-    job_type: str | None = None  # of the batch being launched: the staged sweeper sets it (softprompt_xl.study.plan)
+    job_type: str | None = None  # of the batch being launched: the staged sweeper sets it (softprompt_xl.pipeline.plan)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None and len(job_overrides) > 0
@@ -61,7 +61,7 @@ class _WaitForEveryJob(BaseSubmititLauncher):
     def _executor(self, job_type: str | None) -> Any:
         import submitit
 
-        from softprompt_xl.study.plan import LangComponentJob
+        from softprompt_xl.pipeline.plan import LangComponentJob
 
         params = dict(self.params)
         init = {"folder": params.pop("submitit_folder")}
@@ -102,8 +102,8 @@ class _WaitForEveryJob(BaseSubmititLauncher):
     def _record(self, overrides: list[str], idx: int, reason: str) -> None:
         """Into the job's result.json, so that the sweep's summary lists it: a job that never started has no
         directory yet, and one that was interrupted keeps what it said (e.g. where its checkpoint is)."""
-        from softprompt_xl.study import records
-        from softprompt_xl.study.records import RESULT_FILE, JobFailure, job_identity
+        from softprompt_xl.pipeline import records
+        from softprompt_xl.pipeline.records import RESULT_FILE, JobFailure, job_identity
 
         assert self.hydra_context is not None and self.config is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))

@@ -1,5 +1,5 @@
-"""The sweep in stages: plan it (softprompt_xl.study.plan), then launch the missing language components as one
-batch of jobs and the unfinished runs as the next (softprompt_xl.study.sweep, which the tests drive in-process),
+"""The sweep in stages: plan it (softprompt_xl.pipeline.plan), then launch the missing language components as one
+batch of jobs and the unfinished runs as the next (softprompt_xl.pipeline.sweep, which the tests drive in-process),
 through whatever launcher is configured (local, joblib, submitit/SLURM). No task job then waits for a language
 component another job is training, and none is launched whose language component failed in stage 1 (diverged,
 say): it is recorded as failed instead, without training that component again, and the sweep's summary lists it;
@@ -35,8 +35,8 @@ class StagedSweeper(BasicSweeper):
 
     def _sweep(self, arguments: List[str]) -> Any:
         from softprompt_xl.errors import UserError
-        from softprompt_xl.study.plan import plan_sweep
-        from softprompt_xl.study.sweep import launch_in_stages, sweep_jobs
+        from softprompt_xl.pipeline.plan import plan_sweep
+        from softprompt_xl.pipeline.sweep import launch_in_stages, sweep_jobs
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         jobs = sweep_jobs(arguments, self.params, self.hydra_context.config_loader)
@@ -67,8 +67,8 @@ class StagedSweeper(BasicSweeper):
     def _record_not_run(self, job: Any, idx: int, error: str) -> None:
         from omegaconf import open_dict
 
-        from softprompt_xl.study import records
-        from softprompt_xl.study.records import RESULT_FILE, JobFailure, job_identity
+        from softprompt_xl.pipeline import records
+        from softprompt_xl.pipeline.records import RESULT_FILE, JobFailure, job_identity
 
         overrides = list(job.overrides)
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)

@@ -28,7 +28,7 @@ def make_report(spec: ReportSpec) -> str:
     from softprompt_xl.report.write import write_report
 
     from softprompt_xl.report.comparisons import annotate
-    from softprompt_xl.study.store import Store
+    from softprompt_xl.pipeline.storage import Store
 
     settings = spec.settings
     selection = select(spec)

@@ -20,7 +20,7 @@ from softprompt_xl.data.tasks.metrics import ExampleStats
 from softprompt_xl.errors import UserError
 from softprompt_xl.report.resampling import Settings, interval, paired
 from softprompt_xl.report.tables import LOWER_IS_BETTER, Cell, Comparison, PValue, Section, Table, combo_label
-from softprompt_xl.study.records import Predictions, Result
+from softprompt_xl.pipeline.records import Predictions, Result
 
 TOLERANCE = 1e-6  # a rescored score further than this from the stored one is reported
 

@@ -37,7 +37,7 @@ from softprompt_xl.report.run_files import LoggedRun, logged_runs
 from softprompt_xl.report.tables import Cell, Section, lang_order, languages
 from softprompt_xl.report.wandb_io import ReportRun
 from softprompt_xl.runtime.atomic import write_json
-from softprompt_xl.study.records import Result
+from softprompt_xl.pipeline.records import Result
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from omegaconf import OmegaConf
 from softprompt_xl.config import stable_hash
 from softprompt_xl.errors import UserError
 from softprompt_xl.report.report_spec import ReportSpec
-from softprompt_xl.study import records
-from softprompt_xl.study.records import RESULT_FILE, JobFailure, Result, cfg_run_name
-from softprompt_xl.study.store import Store
+from softprompt_xl.pipeline import records
+from softprompt_xl.pipeline.records import RESULT_FILE, JobFailure, Result, cfg_run_name
+from softprompt_xl.pipeline.storage import Store
 
 log = logging.getLogger(__name__)
 RUN_EXAMPLE = "`python -m softprompt_xl.train +combo=lp_ta,ta lang=en,sk -m`"
@@ -85,9 +85,9 @@ def experiment_runs(experiment: str, task: str | None = None) -> list[dict]:
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
 
-    from softprompt_xl.study.keys import comparison_spec
-    from softprompt_xl.study.run_spec import RunSpec
-    from softprompt_xl.study.sweep import sweep_jobs
+    from softprompt_xl.pipeline.keys import comparison_spec
+    from softprompt_xl.pipeline.run_spec import RunSpec
+    from softprompt_xl.pipeline.sweep import sweep_jobs
 
     hydra_cfg = HydraConfig.get()
     params = OmegaConf.to_container(hydra_cfg.sweeper.params or {})
@@ -129,7 +129,7 @@ def failed_jobs(outputs: Path, results: list[Result], chosen: dict[str, str], on
 def read_wandb(settings: Any, paths: Any) -> tuple[list[Result], str]:
     """The results recorded in the summaries of the eval runs of the project logger.wandb (`settings`) names (the
     same records the store holds)."""
-    from softprompt_xl.study.tracking import wandb_environment
+    from softprompt_xl.pipeline.tracking import wandb_environment
 
     if settings is None:
         raise UserError("source=wandb reads the W&B project named in logger.wandb; it was switched off (logger=csv or "

@@ -1,7 +1,7 @@
 """Results into tables: per task a configuration x language table, per task and configuration a source x target
 transfer matrix, per task the cost of each configuration.
 
-Results are grouped by the comparison spec each one records (`plan.comparison_spec`): a section holds one task
+Results are grouped by the comparison spec each one records (`pipeline/keys.comparison_spec`): a section holds one task
 under one setting (backbone, data, task budget), a row one configuration (combo and hyperparameters), a cell one
 language - so only seeds are ever averaged, never runs that differ in anything else. A cell without a result
 stays empty (None), never 0.
@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from softprompt_xl.config import group_options, load_option, stable_hash
 from softprompt_xl.errors import UserError
-from softprompt_xl.study.records import Result
+from softprompt_xl.pipeline.records import Result
 
 # Paper order: baselines, task part alone, then language part + task part (prompt, adapter, LoRA).
 COMBO_ORDER = ["zero_shot", "ta", "tp", "tl", "la_ta", "la_tp", "la_tl", "lp_ta", "lp_tp", "lp_tl",

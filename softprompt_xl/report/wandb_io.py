@@ -13,11 +13,11 @@ from omegaconf import OmegaConf
 
 from softprompt_xl.config import stable_hash
 from softprompt_xl.errors import UserError
-from softprompt_xl.study.tracking import wandb_environment
+from softprompt_xl.pipeline.tracking import wandb_environment
 from softprompt_xl.report.render import flat
 from softprompt_xl.report.report_spec import ReportSpec
 from softprompt_xl.report.tables import Section
-from softprompt_xl.study.records import Result
+from softprompt_xl.pipeline.records import Result
 
 log = logging.getLogger(__name__)
 

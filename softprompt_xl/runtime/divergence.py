@@ -9,7 +9,7 @@ The rule (`trainer.divergence` in conf/trainer/default.yaml), checked after ever
   counting a rise to 0.5 as an explosion. `factor: null` checks only for non-finite losses.
 
 A diverged stage raises `Diverged`: train.run_job records it as a failed result naming the step, the last finite
-loss and the learning rate, and the stage's checkpoints are dropped (study/stages.py), so nothing of it is stored and
+loss and the learning rate, and the stage's checkpoints are dropped (pipeline/stages.py), so nothing of it is stored and
 the same command trains it afresh. The processes of a multi-process run judge the loss of the whole batch (the mean
 over processes), so they all stop at the same step.
 """

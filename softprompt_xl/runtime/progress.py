@@ -15,7 +15,7 @@ A SLURM job's log (or `... > log 2>&1`) is a file: there, a progress bar is a ca
 - `none`: neither; the stage, validation and summary lines alone.
 
 Only rank zero of a multi-process run writes. The setting changes what is printed, never what is trained: it is
-in no store key (study/keys.py reads no trainer setting).
+in no store key (pipeline/keys.py reads no trainer setting).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ shipped in built/), the toy-data generator (make_toy.py: lexicons/ as data, gene
 wrote (data/).
 
 The runtime reaches it only through `backbone_dir`, named as the builder in conf/backbone/tiny.yaml: nothing in
-the model, study or data layers imports this package, so the embedded default is one part that can be replaced.
+the model, pipeline or data layers imports this package, so the embedded default is one part that can be replaced.
 """
 
 from __future__ import annotations

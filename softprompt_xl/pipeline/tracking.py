@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from softprompt_xl.config import stable_hash, to_plain
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import ComponentHeader
-from softprompt_xl.study.run_spec import LangView, RunSpec
+from softprompt_xl.pipeline.run_spec import LangView, RunSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""One run of the grid, typed: read once from its composed config, after study/schema.py has checked it, and what
+"""One run of the grid, typed: read once from its composed config, after pipeline/schema.py has checked it, and what
 the keys, the plan, the stages, tracking and the records read instead of the config.
 
 A run sees several languages: its own, and each language it is evaluated on with that language's own component.
@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from softprompt_xl.config import load_option, stable_hash, to_plain, unknown_language
 from softprompt_xl.data.sources import task_source
 from softprompt_xl.errors import UserError
-from softprompt_xl.study.schema import has_task_data, no_test_set
+from softprompt_xl.pipeline.schema import has_task_data, no_test_set
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class RunSpec:
 
     @classmethod
     def of(cls, cfg: DictConfig) -> RunSpec:
-        """The spec of the run `cfg` (composed, and checked by study/schema.py)."""
+        """The spec of the run `cfg` (composed, and checked by pipeline/schema.py)."""
         plain = to_plain(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg)
         combo = Combo(cfg.combo.name, to_plain(cfg.combo.components.get("lang")) or None,
                       to_plain(cfg.combo.components.get("task")) or None, bool(cfg.combo.get("train_backbone", False)),
@@ -99,8 +99,8 @@ class RunSpec:
         )
 
     def name(self, sep: str = "-") -> str:
-        """`<combo>-<lang>-<task>` (study/records.run_name)."""
-        from softprompt_xl.study.records import run_name
+        """`<combo>-<lang>-<task>` (pipeline/records.run_name)."""
+        from softprompt_xl.pipeline.records import run_name
 
         return run_name(self.combo.name, self.lang.code, self.task.name, sep)
 

@@ -1,5 +1,5 @@
 """A multirun as the staged sweeper runs it, apart from Hydra's launcher: its command line expanded into jobs
-(`sweep_jobs`, as Hydra's basic sweeper expands it), and a plan (study/plan.py) launched in two stages
+(`sweep_jobs`, as Hydra's basic sweeper expands it), and a plan (pipeline/plan.py) launched in two stages
 (`launch_in_stages`): the language components as one batch, then the runs as the next. A run whose language
 component failed in stage 1 (diverged, say) is not launched, as it would only train that component again and fail
 the same way: it is recorded as not run, so the sweep's summary lists it and the next run of the sweep tries the
@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from softprompt_xl.study.plan import LangComponentJob, RunJob, SweepPlan
+from softprompt_xl.pipeline.plan import LangComponentJob, RunJob, SweepPlan
 
 log = logging.getLogger("softprompt_xl")
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from softprompt_xl.errors import UserError
-from softprompt_xl.study import schema
-from softprompt_xl.study.keys import key, lang_spec, result_spec, task_spec
-from softprompt_xl.study.records import Result, cfg_run_name, lang_run_name
-from softprompt_xl.study.run_spec import RunSpec
-from softprompt_xl.study.store import Store
+from softprompt_xl.pipeline import schema
+from softprompt_xl.pipeline.keys import key, lang_spec, result_spec, task_spec
+from softprompt_xl.pipeline.records import Result, cfg_run_name, lang_run_name
+from softprompt_xl.pipeline.run_spec import RunSpec
+from softprompt_xl.pipeline.storage import Store
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def nothing_stored_for_eval(store: str, runs: list[str]) -> str:
 
 def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> SweepPlan:
     """`jobs` are the override lists of the sweep's runs; `compose` turns one into its config. Every run's
-    configuration is checked (study/schema.py) before anything is planned: a UserError stops the whole sweep."""
+    configuration is checked (pipeline/schema.py) before anything is planned: a UserError stops the whole sweep."""
     plan = SweepPlan(runs=len(jobs))
     configs = []
     for job in jobs:

@@ -24,7 +24,7 @@ from softprompt_xl.runtime.trainer_settings import trainer_arguments
 
 # What a job does (`job`): a run trains what the store lacks for one (combo, language, task) and evaluates it;
 # a language-component job (stage 1 of a sweep, launched by the staged sweeper) trains one language component.
-RUN_JOB, LANG_COMPONENT_JOB = "run", "lang_component"  # study/plan.py: RunJob, LangComponentJob
+RUN_JOB, LANG_COMPONENT_JOB = "run", "lang_component"  # pipeline/plan.py: RunJob, LangComponentJob
 JOBS = (RUN_JOB, LANG_COMPONENT_JOB)
 # What a run does (`stage`): all = train what is missing, then evaluate; lang = only the language components it
 # needs (its own and its evaluation languages'); eval = evaluate a stored task component, training nothing.

@@ -27,8 +27,8 @@ from filelock import FileLock
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import HEADER_FILE, WEIGHTS_FILE, ComponentHeader, damage
 from softprompt_xl.runtime.atomic import atomic_dir
-from softprompt_xl.study import records
-from softprompt_xl.study.records import Result
+from softprompt_xl.pipeline import records
+from softprompt_xl.pipeline.records import Result
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Store:
 
     def find_imported(self, source: str, lang: str, backbone: dict) -> dict | None:
         """The spec of the language component imported from `source` for `lang` on `backbone`
-        (study/imports.py), the latest import if there are several; None if there is none."""
+        (pipeline/importing.py), the latest import if there are several; None if there is none."""
         found = []
         for path in (self.root / "components").glob(f"lang-*/{HEADER_FILE}"):
             meta = _header_meta(path, path.stat().st_mtime_ns)

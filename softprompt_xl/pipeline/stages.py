@@ -2,7 +2,7 @@
 task part (stage 2), evaluate the composed model on every evaluation language with that language's component
 swapped in (evaluation), and store the result. Each stage is a function of the `Job` and its own inputs (a
 `LangStage`, `TaskStage` or `EvalStage`, read from the run's spec); `run` chains them. Whatever the store already
-holds is reused; whether a run is finished is the plan's question (study/plan.py), asked before the job starts."""
+holds is reused; whether a run is finished is the plan's question (pipeline/plan.py), asked before the job starts."""
 
 from __future__ import annotations
 
@@ -30,14 +30,14 @@ from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import ComponentHeader
 from softprompt_xl.model.module import Seq2SeqModule, SpanCorruptionScore
-from softprompt_xl.study.keys import comparison_spec, key, lang_spec, result_spec, task_spec
+from softprompt_xl.pipeline.keys import comparison_spec, key, lang_spec, result_spec, task_spec
 from softprompt_xl.runtime.resume import Checkpointing, resume_point
 from softprompt_xl.runtime.trainer_settings import trainer_arguments
-from softprompt_xl.study.plan import LangComponentJob, not_stored_for_eval, nothing_stored_for_eval
-from softprompt_xl.study.records import LangStageResult, Predictions, Result, lang_run_name, run_name
-from softprompt_xl.study.run_spec import LangView, RunSpec
-from softprompt_xl.study.store import Store
-from softprompt_xl.study.tracking import log_component, log_summary, run_info, stage_logger, use_components
+from softprompt_xl.pipeline.plan import LangComponentJob, not_stored_for_eval, nothing_stored_for_eval
+from softprompt_xl.pipeline.records import LangStageResult, Predictions, Result, lang_run_name, run_name
+from softprompt_xl.pipeline.run_spec import LangView, RunSpec
+from softprompt_xl.pipeline.storage import Store
+from softprompt_xl.pipeline.tracking import log_component, log_summary, run_info, stage_logger, use_components
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def _heldout_scores(job: Job, stage: LangStage, net: ComposedModel, tokenizer: A
 
 
 def run(spec: RunSpec, output_dir: Path) -> Result | LangStageResult | None:
-    """Do the job `spec` describes (checked by study/schema.py and planned by study/plan.py before it started):
+    """Do the job `spec` describes (checked by pipeline/schema.py and planned by pipeline/plan.py before it started):
     train one language component, or train (or find) and evaluate one (combo, language, task), storing and
     returning its result record (None on the other processes of a multi-process run: rank 0 records)."""
     distributed.start(spec.trainer)

@@ -12,8 +12,8 @@ from typing import Any
 from softprompt_xl.model.backbone import backbone_identity
 from softprompt_xl.config import stable_hash, to_plain
 from softprompt_xl.errors import UserError
-from softprompt_xl.study.run_spec import LangView, RunSpec
-from softprompt_xl.study.store import Store
+from softprompt_xl.pipeline.run_spec import LangView, RunSpec
+from softprompt_xl.pipeline.storage import Store
 from softprompt_xl.data.fingerprint import source_fingerprint
 
 # `lang_stage.source=import:NAME`: the language component is one imported into the store

@@ -1,6 +1,6 @@
 """Bringing a language component trained elsewhere (the paper's authors' published ones) into the store, under
 the key of what it is and where its weights came from (keys.imported_spec), so that runs with
-`lang_stage.source=import:NAME` use it instead of training one. The layouts are read by model/imported.py."""
+`lang_stage.source=import:NAME` use it instead of training one. The layouts are read by model/foreign_layouts.py."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 from softprompt_xl.model.backbone import load_backbone
 from softprompt_xl.model.components.compose import ComposedModel
-from softprompt_xl.model.imported import convert, find_source
-from softprompt_xl.study.keys import imported_spec, key
-from softprompt_xl.study.store import Store
+from softprompt_xl.model.foreign_layouts import convert, find_source
+from softprompt_xl.pipeline.keys import imported_spec, key
+from softprompt_xl.pipeline.storage import Store
 
 log = logging.getLogger(__name__)
 
