@@ -176,6 +176,16 @@ def run_sweep(make_cfg, root: Path, *overrides: str):
     return plan, results
 
 
+def experiment_grid(name: str) -> list[list[str]]:
+    """The runs of `python -m softprompt_xl.train experiment=NAME -m`: its sweeper params expanded as the staged
+    sweeper expands them."""
+    from softprompt_xl.pipeline.sweep import sweep_jobs
+
+    with initialize_config_module(CONF_MODULE, version_base="1.3"):
+        params = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True).hydra.sweeper.params
+    return sweep_jobs([f"experiment={name}"], params)
+
+
 ALL_COMBOS = group_options("combo")
 
 

@@ -508,8 +508,9 @@ def test_the_test_commands_select_what_the_docs_say():
     assert "pytestmark = pytest.mark.slow" in (PROJECT_DIR / "tests" / "test_real_shape.py").read_text()
     slow = [p.name for p in (PROJECT_DIR / "tests").glob("test_*.py") if "pytest.mark.slow" in p.read_text()
             and p.name != "test_docs.py"]
-    assert sorted(slow) == ["test_real_shape.py", "test_shipped_backbone.py", "test_store_keys.py",
-                            "test_toy_scores.py"]  # README: 3 end-to-end tests and the store keys of every paper run
+    # README: 3 end-to-end tests, every run of the shipped experiments planned, the store keys of every paper run
+    assert sorted(slow) == ["test_plan.py", "test_real_shape.py", "test_shipped_backbone.py", "test_store_keys.py",
+                            "test_toy_scores.py"]
 
 
 def test_every_environment_variable_the_docs_name_is_read():

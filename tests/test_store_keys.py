@@ -11,22 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import experiment_grid
 from softprompt_xl.pipeline import schema
 from softprompt_xl.pipeline.keys import key, lang_spec, result_spec, task_spec
 from softprompt_xl.pipeline.run_spec import RunSpec
-from softprompt_xl.pipeline.sweep import sweep_jobs
 
 RECORDED = json.loads((Path(__file__).parent / "store_keys.json").read_text())
-
-
-def experiment_jobs(name: str) -> list[list[str]]:
-    from hydra import compose, initialize_config_module
-
-    from softprompt_xl.config import CONF_MODULE
-
-    with initialize_config_module(CONF_MODULE, version_base="1.3"):
-        params = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True).hydra.sweeper.params
-    return sweep_jobs([f"experiment={name}"], params)
 
 
 def keys_of(make_cfg, root: Path, job: list[str]) -> tuple[str, dict] | None:
@@ -47,7 +37,7 @@ def test_the_everyday_commands_keys_are_unchanged(make_cfg, tmp_path):
 def test_a_sample_of_the_papers_runs_keeps_its_keys(make_cfg, tmp_path, experiment):
     # every 13th run, a stride prime to the grid's sides: every combo, language and task turns up (the whole grid:
     # the slow test below)
-    jobs = experiment_jobs(experiment)
+    jobs = experiment_grid(experiment)
     sample = [found for job in jobs[::13] if (found := keys_of(make_cfg, tmp_path, job))]
     for i in range(3):  # combo, language, task
         assert {name.split("-")[i] for name, _ in sample} == {name.split("-")[i] for name in RECORDED[experiment]}
@@ -57,5 +47,5 @@ def test_a_sample_of_the_papers_runs_keeps_its_keys(make_cfg, tmp_path, experime
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["paper_v1", "paper_v2"])
 def test_every_run_of_the_papers_keeps_its_keys(make_cfg, tmp_path, experiment):
-    found = dict(filter(None, (keys_of(make_cfg, tmp_path, job) for job in experiment_jobs(experiment))))
+    found = dict(filter(None, (keys_of(make_cfg, tmp_path, job) for job in experiment_grid(experiment))))
     assert found == RECORDED[experiment]
