@@ -196,7 +196,7 @@ COMMANDS: dict[str, list] = {
     "python -m softprompt_xl.store": [Run("python -m softprompt_xl.store", expect=("{root}/store is empty",))],
     "python -m softprompt_xl.train experiment=paper_v1 dry_run=true -m": [  # the English runs need all 12 components
         Dry(("Sweep plan: 6 run(s).", "12 needed, 0 already in the store, 12 to train"), also="task=checkworthy lang=en"),
-        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans_in_full")],
+        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans")],
     "python -m softprompt_xl.train +combo=lp_ta,la_ta lang=sk,cs -m hydra/launcher=slurm": [
         Dry(("Sweep plan: 4 run(s).", "4 needed")),  # planned on a machine without SLURM; submitted by the test:
         Elsewhere("tests/test_slurm.py::test_a_sweep_runs_on_slurm_language_components_first")],
@@ -220,27 +220,27 @@ COMMANDS: dict[str, list] = {
     # --- experiments/README.md --------------------------------------------------------------------------------
     "python -m softprompt_xl.train experiment=paper_v1 -m": [
         Dry(("Sweep plan: 6 run(s).",), also="task=checkworthy lang=en"),
-        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans_in_full")],
+        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans")],
     "python -m softprompt_xl.report experiment=paper_v1": [
         Run("python -m softprompt_xl.report experiment=paper_v1 --cfg job",
             expect=("project: softprompt_xl-paper_v1\n",)),  # composed; the report of an experiment:
         Elsewhere("tests/test_report.py::test_report_of_an_experiment_lists_its_missing_runs")],
     "python -m softprompt_xl.train experiment=paper_v1_toy -m": [
         Dry(("Sweep plan: 6 run(s).",), also="task=checkworthy lang=en"),
-        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans_in_full")],
+        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans")],
     "python -m softprompt_xl.train experiment=paper_v2 dry_run=true -m": [
         Dry(("Sweep plan: 7 run(s).", "bg has no qa test set: not evaluated"), also="task=qa lang=en"),
-        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans_in_full")],
+        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans")],
     "python -m softprompt_xl.train experiment=paper_v2 -m": [
         Dry(("Sweep plan: 7 run(s).",), also="task=qa lang=en"),
-        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans_in_full")],
+        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans")],
     "python -m softprompt_xl.report experiment=paper_v2": [
         Run("python -m softprompt_xl.report experiment=paper_v2 --cfg job",
             expect=("project: softprompt_xl-paper_v2\n",)),  # composed; the report of an experiment:
         Elsewhere("tests/test_report.py::test_report_of_an_experiment_lists_its_missing_runs")],
     "python -m softprompt_xl.train experiment=paper_v2_toy -m": [
         Dry(("Sweep plan: 7 run(s).",), also="task=qa lang=en"),  # planned without building its backbone
-        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans_in_full")],
+        Elsewhere("tests/test_plan.py::test_every_shipped_experiment_plans")],
     "python -m softprompt_xl.report experiment=paper_v2_toy": [
         Run("python -m softprompt_xl.report experiment=paper_v2_toy --cfg job",
             expect=("project: softprompt_xl-paper_v2_toy\n",)),  # composed; the report of an experiment:

@@ -104,7 +104,7 @@ class LangStage:
     settings: Any  # lang_stage
     corpus: Any  # data.wiki
     eval_batch_size: int  # of the held-out scoring
-    track: Callable[..., Any]  # opens the stage's logger: tracking.stage_logger on the language's whole config
+    track: Callable[..., Any]  # opens the stage's logger: tracking.stage_logger, the run's config as the language's
 
     @classmethod
     def of(cls, run: RunSpec, code: str) -> LangStage:
@@ -128,7 +128,6 @@ class TaskStage:
     eval_only: bool  # stage=eval: a stored component or nothing
     force: bool
     track: Callable[..., Any]
-
 
     @classmethod
     def of(cls, run: RunSpec, task: Task) -> TaskStage:
