@@ -1,5 +1,5 @@
 # Shortcuts for the README's commands. Everything written goes under runs/ (paths.root).
-.PHONY: install demo report test test-all test-slurm slurm-up slurm-down toy-data clean
+.PHONY: install demo report test test-e2e test-all test-slurm slurm-up slurm-down toy-data clean
 
 install:
 	pip install -e '.[test]'
@@ -10,10 +10,13 @@ demo: install  ## the everyday command on the embedded default (tiny mT5, bundle
 report:  ## tables, transfer matrices and plots of the finished results under runs/reports/all/
 	python -m softprompt_xl.report
 
-test: install  ## the default suite (the slow end-to-end tests and the SLURM tests excluded)
+test: install  ## the default suite (the e2e, slow and SLURM tests excluded)
 	python -m pytest
 
-test-all: install  ## every test: the default suite, the slow ones and the SLURM ones (skipped without a cluster)
+test-e2e: install  ## the `e2e` tests: end-to-end runs of half a minute or more each (CI runs them after the default suite)
+	python -m pytest -m e2e
+
+test-all: install  ## every test: the default suite, the e2e, slow and SLURM ones (SLURM's skipped without a cluster)
 	python -m pytest -m ''
 
 slurm-up:  ## a real single-node SLURM cluster on this machine (root; Debian's packages: `.ci/slurm-cluster install`)

@@ -144,6 +144,7 @@ def test_every_combo_composes_and_runs_a_few_steps(every_combo):
     assert tasks == sorted(c for c in ALL_COMBOS if c not in ("zero_shot", "full_ft"))
 
 
+@pytest.mark.e2e
 def test_every_task_runs_in_every_language(make_cfg, tmp_path):
     tasks = {"qa": {"exact_match", "f1"}, "ner": {"span_f1", "precision", "recall"}, "nli": {"accuracy"},
              "checkworthy": {"f1", "accuracy"}}

@@ -137,6 +137,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(disk)], capture_output=True)
 
 
+@pytest.mark.e2e
 def test_a_sweep_on_a_full_disk_says_so_in_a_paragraph_and_a_rerun_with_room_finishes(small_disk, make_cfg, tmp_path):
     """Room for stage 1 and one checkpoint of stage 2, not for the next (a checkpoint is replaced atomically: the
     new one is written whole beside the old): the job fails in one paragraph, leaves no temporary file and damages

@@ -118,6 +118,7 @@ COMMANDS: dict[str, list] = {
         Elsewhere("tests/test_cli.py::test_the_everyday_command_end_to_end")],
     "python -m pytest": [NotRun(SLOW_OR_CLUSTER)],
     "python -m pytest -m slow": [NotRun(SLOW_OR_CLUSTER)],
+    "python -m pytest -m e2e": [NotRun(SLOW_OR_CLUSTER)],
     "python -m pytest -m slurm": [NotRun(SLOW_OR_CLUSTER)],
     "python -m pytest -m ''": [NotRun(SLOW_OR_CLUSTER)],
     "python -m pytest tests/test_real_shape.py -m slow -s": [NotRun(SLOW_OR_CLUSTER)],
@@ -125,6 +126,7 @@ COMMANDS: dict[str, list] = {
     "make test": [Make("test", "python -m pytest")],
     "make test-all": [Make("test-all", "python -m pytest -m ''")],
     "make test-slurm": [Make("test-slurm", "python -m pytest -m slurm")],
+    "make test-e2e": [Make("test-e2e", "python -m pytest -m e2e")],
     "make slurm-up": [Make("slurm-up", ".ci/slurm-cluster up"), Shell(".ci/slurm-cluster")],
     "make slurm-down": [Make("slurm-down", ".ci/slurm-cluster down"), Shell(".ci/slurm-cluster")],
     ".ci/slurm-cluster install": [Shell(".ci/slurm-cluster")],
@@ -497,11 +499,16 @@ def test_the_documented_throughput_command_lines_parse(tmp_path, monkeypatch):
 
 
 def test_the_test_commands_select_what_the_docs_say():
-    """README "Tests": the default suite leaves the slow and the SLURM tests out (pyproject.toml's addopts); `-m slow`
-    and `-m slurm` replace that selection; `make test-all` selects everything (`-m ''`)."""
+    """README "Tests": the default suite leaves the e2e, slow and SLURM tests out (pyproject.toml's addopts); `-m e2e`,
+    `-m slow` and `-m slurm` replace that selection; `make test-all` selects everything (`-m ''`); CI runs the e2e
+    tests after the default suite."""
     pytest_ini = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
-    assert "-m 'not slow and not slurm'" in pytest_ini["addopts"]
+    assert "-m 'not slow and not slurm and not e2e'" in pytest_ini["addopts"]
     makefile = (PROJECT_DIR / "Makefile").read_text()
+    assert re.search(r"^test-e2e:.*\n\tpython -m pytest -m e2e$", makefile, re.M)
+    assert "python -m pytest -m e2e" in (PROJECT_DIR / ".ci" / "run").read_text()
+    e2e = sorted(p.name for p in (PROJECT_DIR / "tests").glob("test_*.py") if "@pytest.mark.e2e\n" in p.read_text())
+    assert e2e == ["test_cli.py", "test_disk_full.py", "test_study_pipeline.py"]  # README: 4 tests
     assert re.search(r"^test-all:.*\n\tpython -m pytest -m ''$", makefile, re.M)
     assert re.search(r"^test-slurm:.*\n\tpython -m pytest -m slurm$", makefile, re.M)
     assert re.search(r"^test:.*\n\tpython -m pytest$", makefile, re.M)

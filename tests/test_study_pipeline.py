@@ -56,6 +56,7 @@ def test_rerun_skips_finished_runs_and_force_recomputes(every_combo, make_cfg, c
     assert the_result(root, "tp-sk-qa")["created"] != created
 
 
+@pytest.mark.e2e
 def test_language_components_train_once_before_parallel_task_jobs(tmp_path):
     # local_parallel runs the jobs of a batch as parallel processes (two at a time): two task jobs, side by side,
     # need the same prompt. No thread count is set, so each job gets its share of the cores (runtime/cluster.py).
@@ -120,6 +121,7 @@ def _assert_same(expected: dict, resumed: dict) -> None:
         assert (expected[name] - resumed[name]).abs().max().item() < 1e-5, name
 
 
+@pytest.mark.e2e
 def test_killed_and_signalled_stages_resume_and_end_as_uninterrupted_ones(make_cfg, tmp_path, caplog):
     """One run, stopped four times: SIGKILL in stage 1; SIGKILL, SIGTERM and SIGUSR1 in stage 2. Each stop is a
     `python -m softprompt_xl.train` of its own; each resume, the same configuration in this process or the next
