@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from softprompt_xl.config import load_option, stable_hash, to_plain, unknown_language
 from softprompt_xl.data.sources import task_source
 from softprompt_xl.errors import UserError
+from softprompt_xl.pipeline.records import run_name
 from softprompt_xl.pipeline.schema import has_task_data, no_test_set
 
 
@@ -100,8 +101,6 @@ class RunSpec:
 
     def name(self, sep: str = "-") -> str:
         """`<combo>-<lang>-<task>` (pipeline/records.run_name)."""
-        from softprompt_xl.pipeline.records import run_name
-
         return run_name(self.combo.name, self.lang.code, self.task.name, sep)
 
     @property
