@@ -18,7 +18,8 @@ from conftest import FAST_OVERRIDES, cli_env, run_sweep
 from softprompt_xl.config import PROJECT_DIR
 from wandb_files import read_run
 
-pytestmark = pytest.mark.xdist_group("dashboard")  # one sweep for all the tests of this file, in one worker
+# one sweep for all the tests of this file, in one worker; a minute and a half of end-to-end work: -m e2e (CI runs it)
+pytestmark = [pytest.mark.xdist_group("dashboard"), pytest.mark.e2e]
 
 GROUP = "dashboard-toy"
 SWEEP = ("+combo=lp_ta,ta", "lang=en,sk", "seed=1,2", "task=ner", "transfer.sources=[en]", "transfer.targets=[sk]",
