@@ -13,6 +13,7 @@ import sys
 from softprompt_xl.config import CONF_MODULE, group_options, load_option, register_resolvers
 from softprompt_xl.errors import UserError
 from softprompt_xl.pipeline.storage import Store
+from softprompt_xl.runtime.hub import is_path
 
 
 def _human(n: int) -> str:
@@ -50,6 +51,10 @@ def import_main(argv: list[str]) -> None:
         raise UserError("Name what to import: `python -m softprompt_xl.store import NAME_OR_DIR [--as NAME] [lang=sk] "
                         "[backbone=mt0_base]`, NAME_OR_DIR a Hub name (ivykopal/slovak_prompt_100k) or a directory.")
     given, rest = argv[0], argv[1:]
+    if is_path(given) and not os.path.isdir(given):  # not a Hub id either: the Hub's advice would mislead
+        raise UserError(f"There is no directory {given} ({os.path.abspath(os.path.expanduser(given))}) to import. "
+                        "Give the directory the component was saved or downloaded to (`python -m softprompt_xl.store "
+                        "import DIR --as HUB_NAME`), or a Hub name such as ivykopal/slovak_prompt_100k.")
     source = given
     if "--as" in rest:
         at = rest.index("--as")

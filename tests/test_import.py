@@ -162,6 +162,14 @@ def test_an_offline_hub_name_says_what_to_download_where(tmp_path):
     assert f"softprompt_xl.store import DIR --as {PROMPT_NAME}" in done.stderr
 
 
+@pytest.mark.parametrize("given", ["/no/such/slovak_prompt_100k", "./slovak_prompt_100k", "runs/x/slovak_prompt_100k"])
+def test_a_path_with_no_directory_there_is_said_to_be_one_not_sent_to_the_hub(given):
+    from softprompt_xl.store import import_main
+
+    with pytest.raises(UserError, match=r"There is no directory .*slovak_prompt_100k .* to import\. Give the directory"):
+        import_main([given])
+
+
 def test_a_run_with_an_imported_component_skips_stage_1_and_its_keys_say_imported(make_cfg, tmp_path, tiny):
     root = tmp_path / "root"
     source = ("lang_stage.source=import:authors",)
