@@ -30,7 +30,7 @@ from softprompt_xl.config import CONF_DIR, PROJECT_DIR
 
 pytestmark = pytest.mark.xdist_group("docs")  # the batch of commands runs once, in one worker
 
-DOCS = ("README.md", "experiments/README.md", "experiments/benchmarks/README.md")
+DOCS = ("README.md", "experiments/README.md", "experiments/benchmarks/README.md", "experiments/slurm.md")
 # The first word of an inline code span that makes it a shell command (`make DIR --gb N`, a subcommand of a
 # benchmark script, is one by its looks: the list says what it is).
 PROGRAMS = ("python", "pip", "make", "bash", "torchrun", "huggingface-cli", "wandb", "squeue", "sacct", "tail", "cd",
@@ -252,6 +252,24 @@ COMMANDS: dict[str, list] = {
             expect=("huggingface-cli download ivykopal/slovak_prompt_100k --local-dir DIR",))],
     "python -m softprompt_xl.train +combo=zero_shot,tp,ta,la_ta,la_tp,lp_ta,lp_tp task=qa,ner,nli,checkworthy "
     "lang=sk,en logger=none -m": [Dry(("Sweep plan: 56 run(s).", "4 needed"))],
+    # --- experiments/slurm.md ---------------------------------------------------------------------------------
+    "huggingface-cli download bigscience/mt0-base --local-dir /shared/models/mt0-base": [NotRun(HUB)],
+    "export SOFTPROMPT_XL_ROOT=/shared/softprompt_xl": [NotRun(ENV)],
+    "export SOFTPROMPT_XL_SLURM_PARTITION=gpu SOFTPROMPT_XL_SLURM_ACCOUNT=myproject": [NotRun(ENV)],
+    "export SOFTPROMPT_XL_SLURM_TIME_MIN=1440 SOFTPROMPT_XL_SLURM_MEM_GB=32 SOFTPROMPT_XL_SLURM_CPUS_PER_TASK=8": [
+        NotRun(ENV)],
+    # a backbone directory is named, not read, by a plan: the grid plans without mt0-base on disk
+    "python -m softprompt_xl.train experiment=paper_v1 backbone.name=/shared/models/mt0-base dry_run=true -m": [
+        Dry(("Sweep plan: 6 run(s).", "12 needed, 0 already in the store, 12 to train"), also="task=checkworthy lang=en")],
+    "tmux new -s grid": [NotRun("tmux's")],
+    "python -m softprompt_xl.train experiment=paper_v1 backbone.name=/shared/models/mt0-base "
+    "logger.wandb.mode=online -m hydra/launcher=slurm": [
+        Dry(("Sweep plan: 6 run(s).",), also="task=checkworthy lang=en"),  # planned here; submitted by the test:
+        Elsewhere("tests/test_slurm.py::test_a_sweep_runs_on_slurm_language_components_first")],
+    "squeue --me -o \"%.14i %.20j %.8T %.10M %.6D %R\"": [NotRun("SLURM's command")],
+    "tail -f $SOFTPROMPT_XL_ROOT/outputs/multirun/<time>/<n>_lp_ta-sk-qa/train.log": [
+        Elsewhere("tests/test_cli.py::test_a_failing_job_does_not_stop_the_others")],  # the job directories' names
+    ".ci/slurm-cluster": [Shell(".ci/slurm-cluster")],
     # --- experiments/benchmarks/README.md -----------------------------------------------------------------------
     "python experiments/benchmarks/param_counts.py": [
         Elsewhere("tests/test_real_shape.py::test_mt0_base_shaped_backbone_runs_every_component_kind_end_to_end")],
@@ -332,7 +350,8 @@ def shown_commands() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for doc in DOCS:
         text = (PROJECT_DIR / doc).read_text(encoding="utf-8")
-        lines = [line for block in re.findall(r"```bash\n(.*?)```", text, re.S) for line in block.splitlines()]
+        blocks = [re.sub(r"\\\n\s*", " ", block) for block in re.findall(r"```bash\n(.*?)```", text, re.S)]  # a \ goes on
+        lines = [line for block in blocks for line in block.splitlines()]
         lines = [re.sub(r"\s+#.*$", "", line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
         prose = re.sub(r"```.*?```", "", text, flags=re.S)
         spans = [normalized(s) for s in re.findall(r"`([^`]+)`", prose)]
