@@ -136,7 +136,7 @@ def test_every_combo_composes_and_runs_a_few_steps(every_combo):
             assert ("lang" in params) == combo.startswith("l")
             assert result["steps"] == 4
     # one language component per kind, trained once and shared by the three combos that use it
-    # (test_study_pipeline.py adds other languages' to this store)
+    # (test_pipeline.py adds other languages' to this store)
     components = sorted(p.name.rsplit("-", 1)[0] for p in (root / "store" / "components").glob("lang-*-sk-*[!k]"))
     assert components == ["lang-adapter-sk", "lang-lora-sk", "lang-prompt-sk"]
     # each trained task component is in the store too (full_ft keeps no copy of its backbone)

@@ -1,6 +1,6 @@
 """Each job its share of the cores (softprompt_xl/runtime/cluster.py): the local_parallel launcher starts its jobs
 with max(1, cores // jobs at a time) threads unless the user set OMP_NUM_THREADS, and a job holds torch to what
-SLURM or its environment allows. (A real local_parallel sweep logs its jobs' threads: test_study_pipeline.py.)"""
+SLURM or its environment allows. (A real local_parallel sweep logs its jobs' threads: test_pipeline.py.)"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The study pipeline: the store and its keys, skipping finished runs, stages in order under a parallel
+"""The pipeline (pipeline/): the store and its keys, skipping finished runs, stages in order under a parallel
 launcher, resume after SIGKILL, SIGTERM and SIGUSR1, cross-lingual evaluation with swapped language components,
 evaluation-only runs, the sweep plan, and every experiment config. The plan, the store and the stages run in this
 process on composed configs; a subprocess only where only one shows it (parallel jobs, signals, the CLI's dry run)."""
