@@ -68,7 +68,7 @@ def _wandb(run: RunSpec, job_type: str, name: str, key: str, tags: list[str], la
         config = {**config, "lang": to_plain(lang.conf), "lang_stage": to_plain(lang.lang_stage),
                   "data": {**config["data"], "wiki": to_plain(lang.corpus), "files": None}}
     try:
-        run = wandb.init(
+        wandb_run = wandb.init(
             id=f"{job_type}-{stable_hash([job_type, key], 16)}", resume="allow",
             project=settings.project, entity=settings.entity, group=settings.group, name=name, job_type=job_type,
             mode=settings.mode, dir=run.paths.wandb, tags=list(dict.fromkeys([*settings.tags, *tags])),
@@ -79,7 +79,7 @@ def _wandb(run: RunSpec, job_type: str, name: str, key: str, tags: list[str], la
             f"W&B could not start in {settings.mode} mode: {err}. Log in with `wandb login` (or set WANDB_API_KEY) "
             "for online mode, or run with logger.wandb.mode=offline (the default) and upload later with `wandb sync`."
         ) from None
-    logger = WandbLogger(experiment=run)
+    logger = WandbLogger(experiment=wandb_run)
     exit_code = 1
     try:
         yield logger
