@@ -23,7 +23,7 @@ from test_resume import Tiny  # the same tiny module the checkpoint tests train
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import WEIGHTS_FILE, damage
 from softprompt_xl.runtime import atomic
-from softprompt_xl.runtime.atomic import DiskFull, atomic_dir, disk_full, write_bytes, write_json
+from softprompt_xl.runtime.atomic import DiskFull, atomic_dir, disk_full, write_json
 from softprompt_xl.runtime.resume import LAST, Checkpointing, resume_point
 from softprompt_xl.pipeline import stages
 from softprompt_xl.pipeline.storage import Store

@@ -81,19 +81,20 @@ class RunSpec:
     def of(cls, cfg: DictConfig) -> RunSpec:
         """The spec of the run `cfg` (composed, and checked by pipeline/schema.py)."""
         plain = to_plain(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg)
-        combo = Combo(cfg.combo.name, to_plain(cfg.combo.components.get("lang")) or None,
-                      to_plain(cfg.combo.components.get("task")) or None, bool(cfg.combo.get("train_backbone", False)),
-                      to_plain(cfg.combo.get("optimizer")))
-        files = to_plain(OmegaConf.select(cfg, "data.files", default=None)) or None
+        parts = plain["combo"].get("components") or {}
+        combo = Combo(plain["combo"]["name"], parts.get("lang") or None, parts.get("task") or None,
+                      bool(plain["combo"].get("train_backbone", False)), plain["combo"].get("optimizer"))
         candidates = _candidate_langs(cfg.lang.code, plain.get("eval_langs"), plain.get("transfer"), combo)
         evaluated = [code for code in candidates if has_task_data(cfg, code)]
-        in_language = LanguageViews(cfg, plain)
+        source = task_source(cfg)  # (data.files: each file's format told once, from its name or its content)
+        in_language = LanguageViews(cfg, plain, source)
         langs = {code: in_language.view(code) for code in dict.fromkeys([cfg.lang.code, *evaluated])}
         return cls(
             job=cfg.job, stage=cfg.stage, combo=combo, lang=langs[cfg.lang.code], langs=langs,
             eval_langs=tuple(evaluated),
             unevaluated=tuple(no_test_set(code, cfg.task.name) for code in candidates if code not in evaluated),
-            task=_read_only(plain["task"]), task_source=task_source(cfg), data_name=cfg.data.name, data_files=files,
+            task=_read_only(plain["task"]), task_source=source, data_name=plain["data"]["name"],
+            data_files=plain["data"].get("files") or None,
             task_stage=_read_only(plain["task_stage"]), backbone=_read_only(plain["backbone"]),
             paths=_read_only(plain["paths"]), trainer=_read_only(plain["trainer"]), logger=_read_only(plain["logger"]),
             seed=int(cfg.seed), force=bool(cfg.force), checkpoint_every=cfg.checkpoint_every_n_steps, wandb_config=plain,
@@ -142,8 +143,8 @@ class LanguageViews:
     that share it. A run's `data.files` belong to its own language, so another language reads its task data from
     `data.task`."""
 
-    def __init__(self, cfg: Any, plain: dict):
-        self.own, self.cfg = cfg, None
+    def __init__(self, cfg: Any, plain: dict, own_source: Any):
+        self.own, self.own_source, self.cfg = cfg, own_source, None  # own_source: the run's task_source
         self.digest = stable_hash({k: v for k, v in plain.items() if k not in RUN_ONLY_SETTINGS})
 
     def view(self, code: str) -> LangView:
@@ -154,8 +155,9 @@ class LanguageViews:
         return VIEWS[self.digest, code]
 
     def resolve(self, code: str) -> LangView:
-        cfg = self.own if code == self.own.lang.code else self._in_language(code)
-        test_source = task_source(cfg, ("test",)) if has_task_data(cfg, code) else None
+        own = code == self.own.lang.code
+        cfg = self.own if own else self._in_language(code)
+        test_source = None if not has_task_data(cfg, code) else self.own_source if own else task_source(cfg, ("test",))
         return LangView(code=code, name=cfg.lang.name, conf=_read_only(cfg.lang), corpus=_read_only(cfg.data.wiki),
                         lang_stage=_read_only(cfg.lang_stage),
                         test_source=_read_only(test_source) if test_source is not None else None)
