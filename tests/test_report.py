@@ -94,6 +94,13 @@ def test_report_tables_from_a_fixture_store(fixture_root, tmp_path):
     (tiny,) = [t for t in tables.values() if "TA" in t]
     (mt0,) = [t for t in tables.values() if "TA" not in t]
     assert list(mt0) == ["LP+TA"] and float(mt0["LP+TA"]["sk"]) == 0.5
+    # Each table named by its backbone's config id; and the configurations of both side by side (its own tests:
+    # tests/test_report_backbones.py), the cells those of the two tables.
+    assert "## ner on tiny — span_f1" in markdown and "## ner on mt0_base — span_f1" in markdown
+    side = read_csv(folder / "ner-backbones.csv")
+    assert list(side) == ["zero-shot", "TA", "LP+TA"] and "### ner across backbones (mt0_base, tiny)" in markdown
+    assert side["LP+TA"]["mt0_base/sk"] == mt0["LP+TA"]["sk"] and side["TA"]["mt0_base/sk"] == ""
+    assert all(side[label][f"tiny/{lang}"] == tiny[label][lang] for label in tiny for lang in ("en", "cs", "sk"))
 
     # Two seeds: mean and std of exactly those two (the mt0-base score is not averaged in).
     two = scores[("lp_ta", "sk", "sk")]

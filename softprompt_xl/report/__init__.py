@@ -4,6 +4,7 @@
 
 results.py  which results (store or W&B), filtered; what is missing or failed
 tables.py   results into score, cost and transfer tables, grouped by the comparison spec each result records
+backbones.py  the same configuration on several backbones, side by side
 comparisons.py  confidence intervals and paired comparisons, from the predictions stored beside the results
 resampling.py   the bootstrap interval and the approximate-randomisation test on per-example statistics
 render.py   a table as Markdown, CSV and LaTeX       plots.py  figures (PNG)

@@ -27,6 +27,7 @@ def make_report(spec: ReportSpec) -> str:
     from softprompt_xl.report.tables import build
     from softprompt_xl.report.write import write_report
 
+    from softprompt_xl.report.backbones import side_by_side
     from softprompt_xl.report.comparisons import annotate
     from softprompt_xl.pipeline.storage import Store
 
@@ -35,20 +36,21 @@ def make_report(spec: ReportSpec) -> str:
     sections, notes = build(selection.results, settings.metric, settings.transfer_from)
     store = Store(spec.paths.store) if spec.source == "store" else None  # W&B summaries hold no predictions
     notes += annotate(sections, lambda r: store.read_predictions(r.key) if store and r.key else None, settings)
+    across = side_by_side(sections)  # holds the sections' own cells: after annotate, they carry their intervals
     folder = Path(spec.paths.reports) / spec.name
     if settings.dashboard:  # before the folder is written anew: the W&B report its dashboard was saved as
         from softprompt_xl.report.dashboard import check, previous_push
 
         check(selection.results)
         pushed = previous_push(folder)
-    markdown = write_report(folder, spec.name, selection, sections, notes, float(settings.alpha))
+    markdown = write_report(folder, spec.name, selection, sections, notes, float(settings.alpha), across)
     print(markdown, flush=True)
     log.info("Report written to %s (report.md, and per task CSV, LaTeX and PNG)", folder)
     if settings.wandb or settings.dashboard:  # the dashboard shows the tables of the report's W&B run
         from softprompt_xl.report.wandb_io import log_report
 
         run = log_report(spec, sections, selection.results, folder,
-                         why="report.wandb=true" if settings.wandb else "report.dashboard=true")
+                         why="report.wandb=true" if settings.wandb else "report.dashboard=true", across=across)
         log.info("Report logged to %s", run)
     if settings.dashboard:
         from softprompt_xl.report.dashboard import make_dashboard

@@ -4,7 +4,9 @@ transfer matrix, per task the cost of each configuration.
 Results are grouped by the comparison spec each one records (`pipeline/keys.comparison_spec`): a section holds one task
 under one setting (backbone, data, task budget), a row one configuration (combo and hyperparameters), a cell one
 language - so only seeds are ever averaged, never runs that differ in anything else. A cell without a result
-stays empty (None), never 0.
+stays empty (None), never 0. A section names its backbone by the config id its results record (`tiny`, `mt0_base`),
+not by the weights' identity in the spec (a built directory's hashed name says nothing to a reader);
+report/backbones.py sets the sections of several backbones side by side.
 """
 
 from __future__ import annotations
@@ -87,6 +89,11 @@ class Section:
     transfer: list[Table]
     missing: list[str]  # "LP+TA sk": cells of the score table without a result
     comparisons: list[Comparison] = field(default_factory=list)
+    backbone: str = ""  # the backbone's config id (ids, joined by "/", should results of one setting record several)
+    shared: dict = field(default_factory=dict)  # the setting (spec["shared"]) every result of the section records
+    langs: list[str] = field(default_factory=list)  # the score table's language columns, in their order
+    configs: list[dict] = field(default_factory=list)  # per score table row, its configuration (spec["combo"])
+    transfer_from: str | None = None  # report.transfer_from: what the score table's cells are
 
 
 def combo_label(combo: str) -> str:
@@ -148,15 +155,39 @@ def build(results: list[Result], metric: str | None = None, transfer_from: str |
     sections = []
     for task in sorted({t for t, _ in by_section}):
         settings = {s: next(iter(by_section[(task, s)].values()))[2].spec["shared"] for t, s in by_section if t == task}
-        for setting_id, shared in sorted(settings.items(), key=lambda kv: str(kv[1].get("backbone"))):
+        names = {s: backbone_name(r for _, _, r in by_section[(task, s)].values()) for s in settings}
+        compared = _compared_settings(settings, names)
+        for setting_id, shared in sorted(settings.items(), key=lambda kv: (names[kv[0]], str(kv[1].get("backbone")))):
             slug = task if len(settings) == 1 else f"{task}-{setting_id[:6]}"
-            sections.append(_section(task, slug, shared, _differences(shared, settings.values()),
-                                     by_section[(task, setting_id)], transfer_from, resource))
+            sections.append(_section(task, slug, shared, _differences(compared[setting_id], compared.values()),
+                                     by_section[(task, setting_id)], transfer_from, resource, names[setting_id]))
     return sections, notes
 
 
+def backbone_name(results: Any) -> str:
+    """The backbone of results as a reader knows it: the config id they record (`tiny`, `qwen2_5_0_5b`)."""
+    return "/".join(sorted({r.backbone for r in results})) or "?"
+
+
+def _compared_settings(settings: dict[str, dict], names: dict[str, str]) -> dict[str, dict]:
+    """The settings as a title compares them: where each backbone id names one backbone identity, the id in the
+    title says which backbone, and its identity (a hub name and revision, or a built directory's hashed name) would
+    only repeat it unreadably in the brackets; where one id names two identities (two revisions, two builds), the
+    identity is what tells them apart, so it stays."""
+    pairs = {(names[s], stable_hash(shared.get("backbone"))) for s, shared in settings.items()}
+    if len(pairs) == len({n for n, _ in pairs}) == len({b for _, b in pairs}):
+        return {s: {k: v for k, v in shared.items() if k != "backbone"} for s, shared in settings.items()}
+    return settings
+
+
+def mode(transfer_from: str | None) -> str:
+    """What a score table's cells are: in-language scores, or transfer from one language."""
+    return ("in-language (trained and tested on each language)" if transfer_from is None
+            else f"trained on {transfer_from}, tested on each language")
+
+
 def _section(task: str, slug: str, shared: dict, differs: str, points: dict, transfer_from: str | None,
-             resource: dict[str, str]) -> Section:
+             resource: dict[str, str], backbone: str) -> Section:
     metric = next(iter(points.values()))[0]
     configs: dict[str, Result] = {}  # config id -> a result of it
     for (_, _, config, *_), (_, _, result) in points.items():
@@ -190,9 +221,8 @@ def _section(task: str, slug: str, shared: dict, differs: str, points: dict, tra
             row.append(_average(found, low))
         missing += [f"{labels[config]} {lang}" for lang in langs if lang not in found]
         rows.append(row)
-    scores = Table(slug=f"{slug}/scores", header=header, rows=rows, best=_best(rows, 2, lower), title=(
-        f"{task} — {metric}, " + ("in-language (trained and tested on each language)" if transfer_from is None
-                                  else f"trained on {transfer_from}, tested on each language") + differs))
+    scores = Table(slug=f"{slug}/scores", header=header, rows=rows, best=_best(rows, 2, lower),
+                   title=f"{task} on {backbone} — {metric}, {mode(transfer_from)}{differs}")
 
     transfer = []
     for config in order:
@@ -213,11 +243,13 @@ def _section(task: str, slug: str, shared: dict, differs: str, points: dict, tra
             rows=[[s, *(matrix.get((s, t)) for t in targets)] for s in sources],
             in_language={(i, j + 1) for i, s in enumerate(sources) for j, t in enumerate(targets) if s == t}))
 
-    return Section(task=task, slug=slug, metric=metric, setting=_describe(shared) + differs, scores=scores,
-                   cost=_cost(slug, task, order, labels, points), transfer=transfer, missing=missing)
+    return Section(task=task, slug=slug, metric=metric, setting=_describe(shared, backbone) + differs, scores=scores,
+                   cost=_cost(slug, f"{task} on {backbone}", order, labels, points), transfer=transfer, missing=missing,
+                   backbone=backbone, shared=shared, langs=langs, configs=[configs[c].spec["combo"] for c in order],
+                   transfer_from=transfer_from)
 
 
-def _cost(slug: str, task: str, order: list[str], labels: dict[str, str], points: dict) -> Table:
+def _cost(slug: str, what: str, order: list[str], labels: dict[str, str], points: dict) -> Table:
     """Trainable parameters and training time per configuration (over its runs: languages and seeds)."""
     runs: dict[str, dict[str, Result]] = {c: {} for c in order}
     for (_, _, config, *_), (_, _, result) in points.items():
@@ -232,7 +264,7 @@ def _cost(slug: str, task: str, order: list[str], labels: dict[str, str], points
         lang_times = {r.lang_component: r.lang_train_time_s for r in results if r.lang_component}
         rows.append([labels[config], _one(task_params), _one(lang_params) if lang_params else 0,
                      _cell(times), _cell(list(lang_times.values())) if lang_times else 0.0, len(results)])
-    return Table(slug=f"{slug}/cost", title=f"{task} — trainable parameters and training time per configuration",
+    return Table(slug=f"{slug}/cost", title=f"{what} — trainable parameters and training time per configuration",
                  header=["configuration", "task params", "language params", "task training (s)",
                          "language training (s)", "runs"], rows=rows)
 
@@ -302,8 +334,9 @@ def _differences(spec: dict, others: Any, brackets: bool = False, limit: int = 4
     return f" ({', '.join(shown)})" if brackets else f" [{', '.join(shown)}]"
 
 
-def _describe(shared: dict) -> str:
-    stage = shared.get("stage") or {}
-    return (f"backbone {shared['backbone'].get('name')}, data {shared['data'].get('name')}"
+def _describe(shared: dict, backbone: str) -> str:
+    stage, weights = shared.get("stage") or {}, shared["backbone"].get("name")
+    return (f"backbone {backbone}" + (f" ({weights})" if weights != backbone else "")
+            + f", data {shared['data'].get('name')}"
             + (" (own files)" if "files" in shared["data"] else "")
             + f", task stage {stage.get('max_steps')} steps at batch {stage.get('batch_size')}")

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from softprompt_xl.config import stable_hash
 from softprompt_xl.errors import UserError
 from softprompt_xl.pipeline.tracking import wandb_environment
+from softprompt_xl.report.backbones import SideBySide
 from softprompt_xl.report.render import flat
 from softprompt_xl.report.report_spec import ReportSpec
 from softprompt_xl.report.tables import Section
@@ -56,8 +57,8 @@ def report_run(spec: ReportSpec, results: list[Result], why: str = "report.wandb
 
 
 def log_report(spec: ReportSpec, sections: list[Section], results: list[Result], folder: Path,
-               why: str = "report.wandb=true") -> ReportRun:
-    """Log the report; returns the run it went to."""
+               why: str = "report.wandb=true", across: list[SideBySide] = ()) -> ReportRun:
+    """Log the report (`across`: its side-by-side tables of several backbones); returns the run it went to."""
     where = report_run(spec, results, why)
     project, group, settings = where.project, where.group, spec.wandb
     wandb_environment(spec.paths)
@@ -80,6 +81,9 @@ def log_report(spec: ReportSpec, sections: list[Section], results: list[Result],
                 run.log({table.slug: wandb.Table(columns=columns, data=rows, allow_mixed_types=True)})
             for png in sorted((folder / section.slug).glob("*.png")):
                 run.log({f"{section.slug}/{png.stem}-figure": wandb.Image(str(png))})
+        for side in across:
+            columns, rows = flat(side.table)
+            run.log({side.table.slug: wandb.Table(columns=columns, data=rows, allow_mixed_types=True)})
         run.summary["report_dir"] = str(folder)
     finally:
         run.finish()

@@ -1,5 +1,6 @@
-"""The report on disk: `report.md` (every table, the figures, what is missing or failed) and per section the
-tables as CSV and LaTeX and the figures as PNG. The whole directory is built aside and swapped in by one rename,
+"""The report on disk: `report.md` (every table, the figures, what is missing or failed), per section the
+tables as CSV and LaTeX and the figures as PNG, and per task run on several backbones its side-by-side table
+(`<task>-backbones.{csv,tex}`, report/backbones.py). The whole directory is built aside and swapped in by one rename,
 so a reader sees the previous report or the new one, never a mix, and no file of an older report lingers."""
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from pathlib import Path
 
 from softprompt_xl.runtime.atomic import atomic_dir
 from softprompt_xl.report import plots, render
+from softprompt_xl.report.backbones import SideBySide
 from softprompt_xl.report.comparisons import brief
 from softprompt_xl.report.results import Selection
 from softprompt_xl.report.tables import Section
 
 
 def write_report(folder: Path, name: str, selection: Selection, sections: list[Section], notes: list[str],
-                 alpha: float) -> str:
+                 alpha: float, across: list[SideBySide] = ()) -> str:
     """Write everything under `folder` (replacing an earlier report of the same name); return the Markdown.
-    `alpha`: report.alpha, the level the comparisons' counts use."""
+    `alpha`: report.alpha, the level the comparisons' counts use; `across`: the side-by-side tables of the
+    configurations run on several backbones."""
     filters = " ".join(f"{k}={v}" for k, v in selection.filters.items()) or "none"
     lines = [
         f"# Report `{name}`", "",
@@ -52,7 +55,21 @@ def write_report(folder: Path, name: str, selection: Selection, sections: list[S
             files[f"{comparison.table.slug}.tex"] = render.latex(comparison.table)
             lines += ["", f"#### {comparison.table.title}", "", f"**{comparison.summary}**", "",
                       render.markdown(comparison.table)]
+    if across:
+        lines += ["", "## Across backbones", "",
+                  "Each configuration on each backbone, the cells those of the backbones' own tables above. A "
+                  "configuration is the same on two backbones when its combo, the kinds of its parts and whether its "
+                  "language part was trained or imported agree, and so do the hyperparameters varied on one backbone "
+                  "(in brackets); learning rates and budgets the backbone config sets are the backbone's. A backbone's "
+                  "`avg` is over every language of the table."]
+    for side in across:
+        files[f"{side.table.slug}.csv"] = render.csv_text(side.table)
+        files[f"{side.table.slug}.tex"] = render.latex(side.table)
+        lines += ["", f"### {side.table.title}", "",
+                  "Backbones: " + "; ".join(f"{s.backbone} ({s.slug}/)" for s in side.sections) + ".", "",
+                  render.markdown(side.table)]
     missing = [f"- {s.slug}: no result for {', '.join(s.missing)}" for s in sections if s.missing]
+    missing += [f"- {side.table.slug}: no result for {', '.join(side.missing)}" for side in across if side.missing]
     lines += ["", "## Missing and failed runs", ""]
     lines += missing or ["- every cell of the score tables has a result"]
     if selection.missing:
