@@ -272,7 +272,7 @@ def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cf
     from omegaconf import OmegaConf
 
     from softprompt_xl.model.backbone import load_backbone
-    from softprompt_xl.data.loaders import span_corruption_loader
+    from softprompt_xl.data.loaders import corpus_loader
     from softprompt_xl.toy import backbone as toy_backbone
     from softprompt_xl.toy.pretraining import task_loader
 
@@ -297,7 +297,7 @@ def test_tiny_backbone_pretraining_lowers_the_span_corruption_and_task_losses(cf
         model, tokenizer = load_backbone(backbone, paths)
         model.eval()
         texts = ["Eva býva v Nitre a rada jedáva halušky. Nitra je krásne mesto."] * 20
-        corrupted = next(iter(span_corruption_loader(texts, "t", tokenizer, OmegaConf.create({**span, "batch_size": 8}), seed=0)))
+        corrupted = next(iter(corpus_loader(texts, "t", tokenizer, OmegaConf.create({**span, "batch_size": 8}), seed=0)))
         nli = next(iter(task_loader(tokenizer, spec, ["sk"])))
         with torch.no_grad():
             return model(**corrupted).loss.item(), model(**nli).loss.item()

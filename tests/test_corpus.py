@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from softprompt_xl.data.corpus import POSITION, Position, SpanCorruptionStream, documents, heldout_batches
+from softprompt_xl.data.corpus import POSITION, Position, CorpusStream, documents, heldout_batches
 from softprompt_xl.errors import UserError
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
@@ -67,8 +67,8 @@ SPEC = OmegaConf.create({"input_length": 32, "noise_density": 0.15, "mean_noise_
                          "shuffle_batches": 3})
 
 
-def _stream(tokenizer, source, tmp_path, steps, start=0, resume=None, **kw) -> SpanCorruptionStream:
-    stream = SpanCorruptionStream(documents(source, "train", str(tmp_path), "test"), tokenizer, SPEC, seed=7,
+def _stream(tokenizer, source, tmp_path, steps, start=0, resume=None, **kw) -> CorpusStream:
+    stream = CorpusStream(documents(source, "train", str(tmp_path), "test"), tokenizer, SPEC, seed=7,
                                   steps=steps, start_step=start, **kw)
     stream.resume = resume
     return stream
@@ -111,7 +111,7 @@ def test_the_first_batch_reads_only_the_documents_of_its_block(tiny, parquet_cor
     _, tokenizer = tiny
     read = []
     docs = documents(parquet_corpus, "train", str(tmp_path), "test").map(lambda row: read.append(1) or row)
-    stream = SpanCorruptionStream(docs, tokenizer, SPEC, seed=7, steps=1000)
+    stream = CorpusStream(docs, tokenizer, SPEC, seed=7, steps=1000)
     next(iter(stream))
     # a block of 3 batches of 4 chunks of 34 tokens and at most one group of 64 documents more, not all 997
     assert 0 < len(read) <= 128

@@ -44,10 +44,16 @@ def test_a_setting_no_job_could_run_with_is_refused_by_the_schema(make_cfg, over
         schema.check(make_cfg("+combo=lp_ta", "lang=sk", *overrides))
 
 
-def test_lora_targets_are_checked_against_the_linear_layers_of_a_t5_block(make_cfg):
+def test_lora_targets_are_checked_against_the_linear_layers_of_the_backbones_blocks(make_cfg):
     schema.check(make_cfg("+combo=lp_tl", "lang=sk", "combo.components.task.targets=[q,k,wi_0,wo]"))
-    with pytest.raises(UserError, match=r"targets=\['q', 'query'\]: LoRA adapts .* query is none of them"):
+    with pytest.raises(UserError, match=r"targets=\['q', 'query'\]: LoRA adapts .* query is none of tiny's"):
         schema.check(make_cfg("+combo=lp_tl", "lang=sk", "combo.components.task.targets=[q,query]"))
+    # A decoder-only backbone's own names, and its own default targets
+    cfg = make_cfg("+combo=lp_tl", "lang=sk", "backbone=tiny_decoder")
+    assert list(cfg.combo.components.task.targets) == ["q_proj", "v_proj"]
+    schema.check(cfg)
+    with pytest.raises(UserError, match=r"q is none of tiny_decoder's. Use some of q_proj, k_proj"):
+        schema.check(make_cfg("+combo=lp_tl", "lang=sk", "backbone=tiny_decoder", "combo.components.task.targets=[q]"))
 
 
 def test_what_a_combo_does_not_train_needs_no_steps(make_cfg):

@@ -6,7 +6,7 @@
 For each backbone, the same composed model (a language prompt + a task component, as the `lp_*` combos) trains
 on the same batches, in this one process, three ways, interleaved (the order rotates every repeat) and repeated:
 
-- **framework**: the package's own path - `data.loaders.task_loader` (or stage 1's `SpanCorruptionStream`),
+- **framework**: the package's own path - `data.loaders.task_loader` (or stage 1's `CorpusStream`),
   `model.module.Seq2SeqModule`, `study.stages.make_trainer` with `conf/trainer` settings, the divergence guard and
   checkpointing callbacks of a run, and the logger of `--logger` (default `none`: a run's default is W&B offline);
 - **bare**: a plain PyTorch loop on the same model, loader, optimiser and schedule (`configure_optimizers`):
@@ -81,7 +81,7 @@ from transformers import (MT5Config, MT5ForConditionalGeneration, Seq2SeqTrainer
                           TrainerCallback, default_data_collator)
 
 from softprompt_xl.config import CONF_MODULE, register_resolvers, to_plain
-from softprompt_xl.data.corpus import CorpusPosition, SpanCorruptionStream, documents
+from softprompt_xl.data.corpus import CorpusPosition, CorpusStream, documents
 from softprompt_xl.data.loaders import TaskSplit, fixed_subset, own_generator, task_loader
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.model.backbone import load_backbone
@@ -326,7 +326,7 @@ class Measure:
         else:
             def loader():
                 what = f"{cfg.lang.name} corpus"
-                stream = SpanCorruptionStream(documents(cfg.data.wiki, "train", Job.of(RunSpec.of(cfg), Path(self.root)).datasets_cache, what),
+                stream = CorpusStream(documents(cfg.data.wiki, "train", Job.of(RunSpec.of(cfg), Path(self.root)).datasets_cache, what),
                                               b.tokenizer, cfg.lang_stage, cfg.seed, steps, 0, 0, 1, what)
                 return DataLoader(stream, batch_size=None, num_workers=0, generator=own_generator()), [CorpusPosition(stream)]
         batches = list(loader()[0])

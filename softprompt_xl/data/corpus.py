@@ -1,5 +1,5 @@
-"""Stage 1's corpus, streamed: documents are read, tokenised and cut into span-corruption chunks while the model
-trains, so a 20 GB Wikipedia dump starts training as soon as a toy corpus does and memory never grows with it.
+"""Stage 1's corpus, streamed: documents are read, tokenised and cut into chunks of the stage-1 objective (span
+corruption, or next-token prediction: data/objectives.py) while the model trains, so a 20 GB Wikipedia dump starts training as soon as a toy corpus does and memory never grows with it.
 
 Which documents train and which are held out is the corpus source's `splits` (datasets' split syntax, as the
 authors wrote it: `train: train[:5%]`, `heldout: train[5%:]`; English `train[:1000000]`). `datasets` cannot slice
@@ -30,7 +30,7 @@ from softprompt_xl.config import to_plain
 from softprompt_xl.errors import UserError
 from softprompt_xl.runtime.hub import hub_reachable
 from softprompt_xl.data.sources import FILE_FORMATS, LOAD_KEYS, existing_files
-from softprompt_xl.data.span_corruption import SpanCorruptionCollator
+from softprompt_xl.data.objectives import stage1_objective
 
 log = logging.getLogger(__name__)
 
@@ -148,19 +148,20 @@ class Position:
     carry: list[int] = field(default_factory=list)
 
 
-class SpanCorruptionStream(torch.utils.data.IterableDataset):
-    """Span-corruption batches of `batch_size` chunks (this process's share of each), `steps` of them from
-    `start_step`, read from `docs` (cycled), block-shuffled and corrupted as the module docstring says."""
+class CorpusStream(torch.utils.data.IterableDataset):
+    """Stage-1 batches of `batch_size` chunks (this process's share of each), `steps` of them from `start_step`,
+    read from `docs` (cycled), block-shuffled and made into batches of `objective` (data/objectives.py: span
+    corruption, or next-token prediction) as the module docstring says."""
 
     def __init__(self, docs: datasets.IterableDataset, tokenizer, spec: Any, seed: int, steps: int,
-                 start_step: int = 0, rank: int = 0, world: int = 1, what: str = "corpus"):
+                 start_step: int = 0, rank: int = 0, world: int = 1, what: str = "corpus",
+                 objective: str = "span_corruption"):
         self.docs, self.tokenizer, self.what = docs, tokenizer, what
         self.batch_size, self.shuffle_batches = int(spec.batch_size), max(int(spec.shuffle_batches), 1)
         if self.batch_size % world:
             raise UserError(f"A batch of {self.batch_size} does not split evenly over the {world} processes of this "
                             f"run: choose a lang_stage.batch_size divisible by {world}.")
-        self.collator = SpanCorruptionCollator(tokenizer, int(spec.input_length), float(spec.noise_density),
-                                               float(spec.mean_noise_span_length), seed, stream=rank)
+        self.collator = stage1_objective(objective, tokenizer, spec, seed, stream=rank)
         self.length = self.collator.expanded_length
         self.seed, self.steps, self.start_step, self.rank, self.world = seed, steps, start_step, rank, world
         self.resume: Position | None = None  # set from a checkpoint by CorpusPosition before iteration
@@ -187,7 +188,7 @@ class SpanCorruptionStream(torch.utils.data.IterableDataset):
                 if step < self.start_step:
                     continue
                 rows = order[j * self.batch_size:(j + 1) * self.batch_size][self.rank * share:(self.rank + 1) * share]
-                batch = self.collator.corrupt(chunks[rows], step)
+                batch = self.collator.batch(chunks[rows], step)
                 if first:  # enough for a checkpoint to find this block again
                     batch[POSITION] = asdict(position)
                     first = False
@@ -198,7 +199,7 @@ class SpanCorruptionStream(torch.utils.data.IterableDataset):
 class _Tokens:
     """The token stream of the documents from a position on: documents tokenised in groups, cycled by epoch."""
 
-    def __init__(self, stream: SpanCorruptionStream, position: Position):
+    def __init__(self, stream: CorpusStream, position: Position):
         self.stream, self.epoch = stream, position.epoch
         self.carry = np.asarray(position.carry, dtype=np.int64)
         self._begin(position.documents)
@@ -221,7 +222,7 @@ class _Tokens:
         return tokens[:count * length].reshape(count, length)
 
     def _next_group(self) -> list[np.ndarray]:
-        ids = _tokenised_group(self.rows, self.stream.tokenizer)
+        ids = _tokenised_group(self.rows, self.stream.collator)
         if not ids:  # the end of an epoch: start the documents again
             if self.tokens_this_epoch is not None and self.tokens_this_epoch < self.stream.length:
                 raise UserError(
@@ -236,17 +237,18 @@ class _Tokens:
         return ids
 
 
-def _tokenised_group(rows: Iterator[dict], tokenizer) -> list[np.ndarray]:
-    """The token ids of the next (up to) `_DOCS_PER_CALL` documents of `rows`; empty at their end."""
+def _tokenised_group(rows: Iterator[dict], objective) -> list[np.ndarray]:
+    """The token ids of the next (up to) `_DOCS_PER_CALL` documents of `rows`, as `objective` reads documents (each
+    ending with the tokenizer's EOS); empty at their end."""
     texts = [row["text"] for row in itertools.islice(rows, _DOCS_PER_CALL)]
-    return [np.asarray(i, dtype=np.int64) for i in tokenizer(texts)["input_ids"]] if texts else []
+    return [np.asarray(i, dtype=np.int64) for i in objective.document_ids(texts)] if texts else []
 
 
 class CorpusPosition(L.Callback):
     """Keeps the position of the block of the last trained batch in the checkpoint, and gives it back to the
     stream on resume. Must come before the callback that saves checkpoints."""
 
-    def __init__(self, stream: SpanCorruptionStream):
+    def __init__(self, stream: CorpusStream):
         self.stream = stream
         self.position: dict | None = None
 
@@ -263,15 +265,15 @@ class CorpusPosition(L.Callback):
 
 
 def heldout_batches(docs: datasets.IterableDataset, tokenizer, spec: Any, seed: int, max_chunks: int,
-                    batch_size: int) -> list[dict]:
-    """The first `max_chunks` chunks of the held-out documents in order, corrupted with masks fixed by `seed`."""
-    collator = SpanCorruptionCollator(tokenizer, int(spec.input_length), float(spec.noise_density),
-                                      float(spec.mean_noise_span_length), seed)
+                    batch_size: int, objective: str = "span_corruption") -> list[dict]:
+    """The first `max_chunks` chunks of the held-out documents in order, as batches of `objective` (span
+    corruption: with masks fixed by `seed`)."""
+    collator = stage1_objective(objective, tokenizer, spec, seed)
     length, parts, have, rows = collator.expanded_length, [], 0, iter(docs)
-    while have < max_chunks * length and (group := _tokenised_group(rows, tokenizer)):
+    while have < max_chunks * length and (group := _tokenised_group(rows, collator)):
         parts += group
         have += sum(len(i) for i in group)
     tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     count = min(len(tokens) // length, max_chunks)
     chunks = tokens[:count * length].reshape(count, length)
-    return [collator.corrupt(chunks[i:i + batch_size], i // batch_size) for i in range(0, count, batch_size)]
+    return [collator.batch(chunks[i:i + batch_size], i // batch_size) for i in range(0, count, batch_size)]

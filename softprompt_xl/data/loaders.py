@@ -16,15 +16,15 @@ from typing import Any, Iterable
 import datasets
 import torch
 from torch.utils.data import DataLoader
-from transformers import DataCollatorForSeq2Seq
 
 from softprompt_xl.runtime.atomic import atomic_dir, write_json
 from softprompt_xl.config import stable_hash, to_plain
 from softprompt_xl.runtime.distributed import rank, world_size
 from softprompt_xl.errors import UserError
 from softprompt_xl.data.fingerprint import source_fingerprint
+from softprompt_xl.data.layout import TextLayout
 from softprompt_xl.data.sources import check_records, load_split
-from softprompt_xl.data.span_corruption import SpanCorruptionCollator
+from softprompt_xl.data.objectives import stage1_objective
 from softprompt_xl.data.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -46,16 +46,19 @@ TOKENIZED_FORMAT = 1  # bump when the encoding changes, so older cached splits a
 
 def prepare_task_split(
     task: Task, source: Any, split: str, lang: str, tokenizer, max_input_length: int, cache_dir: str,
-    tokenized_dir: str | Path | None = None,
+    tokenized_dir: str | Path | None = None, layout: TextLayout = TextLayout(),
 ) -> TaskSplit:
-    """The split tokenised, from `tokenized_dir` if this (tokenizer, task config, source, split, length) was
-    tokenised before, so the jobs of a sweep tokenise each (task, language) once."""
+    """The split tokenised for a backbone of `layout`, from `tokenized_dir` if this (tokenizer, layout, task config,
+    source, split, length) was tokenised before, so the jobs of a sweep tokenise each (task, language) once."""
     if tokenized_dir is None:
-        return _tokenize_split(task, source, split, lang, tokenizer, max_input_length, cache_dir)
-    key = stable_hash({
+        return _tokenize_split(task, source, split, lang, tokenizer, max_input_length, cache_dir, layout)
+    spec = {
         "tokenizer": _tokenizer_digest(tokenizer), "task": to_plain(task.settings), "source": source_fingerprint(source),
         "split": split, "max_input_length": max_input_length, "format": TOKENIZED_FORMAT,
-    })
+    }
+    if layout.continuation:  # seq2seq splits keep the keys they had before decoder-only backbones came
+        spec["layout"] = layout.name
+    key = stable_hash(spec)
     path = Path(tokenized_dir) / f"{task.name}-{lang}-{split}-{key}"
     if (path / "meta.json").exists():
         examples = datasets.load_from_disk(str(path / "examples")).to_list()
@@ -64,7 +67,7 @@ def prepare_task_split(
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
         log.info("%s %s %s: tokenised split reused from %s", lang, task.name, split, path)
         return TaskSplit(examples, meta["references"], lang, meta["ids"])
-    prepared = _tokenize_split(task, source, split, lang, tokenizer, max_input_length, cache_dir)
+    prepared = _tokenize_split(task, source, split, lang, tokenizer, max_input_length, cache_dir, layout)
     with atomic_dir(path) as tmp:
         columns = {k: [e[k] for e in prepared.examples] for k in ("input_ids", "labels", "index")}
         datasets.Dataset.from_dict(columns).save_to_disk(str(tmp / "examples"))
@@ -73,7 +76,7 @@ def prepare_task_split(
 
 
 def _tokenize_split(task: Task, source: Any, split: str, lang: str, tokenizer, max_input_length: int,
-                    cache_dir: str) -> TaskSplit:
+                    cache_dir: str, layout: TextLayout) -> TaskSplit:
     what = f"{lang} {task.name}"
     raw = load_split(source, split, cache_dir, what, task, lang)
     records = check_records(raw, task.check, source, split, what)
@@ -83,7 +86,7 @@ def _tokenize_split(task: Task, source: Any, split: str, lang: str, tokenizer, m
     if not usable:
         raise UserError(f"The {split} split of {what} has no usable records ({len(records)} read). Check the source.")
     examples = encode_examples(task, usable, targets, tokenizer, max_input_length, task.max_answer_length,
-                               split == "train", f"{what} {split}")
+                               split == "train", f"{what} {split}", layout)
     ids = [r.get("id", i) for i, r in enumerate(usable)]
     return TaskSplit(examples, [task.reference(r) for r in usable], lang, ids)
 
@@ -97,12 +100,14 @@ def model_text(task: Task, records: Iterable[dict]) -> tuple[list[dict], list[st
 
 
 def encode_examples(task: Task, records: list[dict], targets: list[str], tokenizer, max_input_length: int,
-                    max_target_length: int, training: bool, what: str) -> list[dict]:
+                    max_target_length: int, training: bool, what: str,
+                    layout: TextLayout = TextLayout()) -> list[dict]:
     """Examples {input_ids, attention_mask, labels, index} of `records` (from `model_text`) and `targets`: inputs
-    by `task.encode` (one per record, or per window of a long QA context), `index` the record of each."""
+    by `task.encode` (one per record, or per window of a long QA context), `index` the record of each, targets as
+    `layout` (the backbone family's) writes them."""
     inputs = task.encode(records, tokenizer, max_input_length, training, what)
-    full = tokenizer(text_target=targets)["input_ids"]
-    # Cut as the tokenizer's own truncation would (keep the final </s>), from the one tokenisation that also
+    full = layout.target_ids(tokenizer, targets)
+    # Cut as the tokenizer's own truncation would (keep the final EOS), from the one tokenisation that also
     # tells how many were too long.
     m = max_target_length
     labels = [ids if len(ids) <= m else ids[:m - 1] + ids[-1:] for ids in full]
@@ -147,10 +152,11 @@ def _tokenizer_digest(tokenizer) -> str:
 
 
 def task_loader(split: TaskSplit, tokenizer, batch_size: int, num_workers: int = 0, steps: int | None = None,
-                seed: int = 0, start_step: int = 0, group_by_length: int | None = None) -> DataLoader:
+                seed: int = 0, start_step: int = 0, group_by_length: int | None = None,
+                layout: TextLayout = TextLayout()) -> DataLoader:
     """Training batches (`steps` given: see `training_loader`) or evaluation batches (sorted by length, so
-    generation wastes little on padding)."""
-    collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100, return_tensors="pt")
+    generation wastes little on padding), padded as `layout` says."""
+    collate = layout.collator(tokenizer)
     if steps is not None:
         return training_loader(split.examples, collate, batch_size, steps, seed, start_step, num_workers,
                                group_by_length)
@@ -184,14 +190,14 @@ def own_generator() -> torch.Generator:
     return torch.Generator().manual_seed(0)
 
 
-def span_corruption_loader(texts: list[str], what: str, tokenizer, spec: Any, seed: int,
-                           num_workers: int = 0) -> DataLoader:
-    """Span corruption batches of a small in-memory corpus (the tiny backbone's pre-training): `texts` tokenised,
-    concatenated and cut into chunks, shuffled, corrupted afresh in every batch. Stage 1 streams its corpus
-    instead (corpus.py). `spec` has input_length, noise_density, mean_noise_span_length and batch_size."""
-    ids = [tok for doc in tokenizer(texts)["input_ids"] for tok in doc]  # each document ends with </s>
-    collator = SpanCorruptionCollator(
-        tokenizer, int(spec.input_length), float(spec.noise_density), float(spec.mean_noise_span_length), seed)
+def corpus_loader(texts: list[str], what: str, tokenizer, spec: Any, seed: int, num_workers: int = 0,
+                  objective: str = "span_corruption") -> DataLoader:
+    """Stage-1 `objective` batches of a small in-memory corpus (the tiny backbones' pre-training): `texts` tokenised,
+    concatenated and cut into chunks, shuffled, corrupted afresh in every batch (span corruption). Stage 1 streams
+    its corpus instead (corpus.py). `spec` has input_length, batch_size and (span corruption) noise_density and
+    mean_noise_span_length."""
+    collator = stage1_objective(objective, tokenizer, spec, seed)
+    ids = [tok for doc in collator.document_ids(texts) for tok in doc]  # each document ends with EOS
     length = collator.expanded_length
     chunks = [{"input_ids": ids[i : i + length]} for i in range(0, len(ids) - length + 1, length)]
     if not chunks:

@@ -60,7 +60,7 @@ class SpanCorruptionCollator:
         self.expanded_length, self.target_length = compute_lengths(input_length, noise_density, mean_noise_span_length)
         self.input_length = input_length
         self.noise_density, self.mean_noise_span_length = noise_density, mean_noise_span_length
-        self.eos_id = tokenizer.eos_token_id
+        self.tokenizer, self.eos_id = tokenizer, tokenizer.eos_token_id
         names = [t for t in tokenizer.additional_special_tokens if t.startswith("<extra_id_")]
         self.sentinels = np.array([tokenizer.convert_tokens_to_ids(f"<extra_id_{k}>") for k in range(len(names))])
         if len(self.sentinels) == 0:
@@ -70,6 +70,14 @@ class SpanCorruptionCollator:
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         self.calls += 1
         return self.corrupt(np.array([e["input_ids"] for e in examples]), self.calls - 1)
+
+    def document_ids(self, texts: list[str]) -> list[list[int]]:
+        """A corpus's documents as token ids, each ending with </s> (T5's tokenizer appends it)."""
+        return self.tokenizer(texts)["input_ids"]
+
+    def batch(self, ids: np.ndarray, batch_number: int) -> dict[str, torch.Tensor]:
+        """The stage-1 objective's batch of chunks (data/objectives.py): here, `corrupt`."""
+        return self.corrupt(ids, batch_number)
 
     def corrupt(self, ids: np.ndarray, batch_number: int) -> dict[str, torch.Tensor]:
         """Chunks (rows of `ids`) corrupted with the masks of batch `batch_number`."""

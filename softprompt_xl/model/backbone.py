@@ -1,6 +1,7 @@
-"""The frozen seq2seq backbone: a Hugging Face model and tokenizer by name, or one built locally by the function
-its config names as `builder` (the embedded tiny one: softprompt_xl.toy.backbone_dir, which builds it into the
-cache), then loaded with `from_pretrained`, so tests on it go through the same code as mt0-base."""
+"""The frozen backbone, of either family (model/family.py: encoder-decoder or decoder-only): a Hugging Face model and
+tokenizer by name, or one built locally by the function its config names as `builder` (the embedded tiny ones:
+softprompt_xl.toy.backbone_dir, which builds them into the cache), then loaded with `from_pretrained`, so tests on
+them go through the same code as mt0-base or Qwen2.5."""
 
 from __future__ import annotations
 
@@ -12,21 +13,19 @@ from typing import Any
 
 import torch
 from hydra.utils import get_method
-from transformers import (
-    AutoModelForSeq2SeqLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from softprompt_xl.config import load_option
+from softprompt_xl.config import load_option, to_plain
 from softprompt_xl.errors import UserError
+from softprompt_xl.model.components.adapter import init_adapters
+from softprompt_xl.model.family import family_of
 from softprompt_xl.runtime.hub import is_path, load_local_first
 
 log = logging.getLogger(__name__)
 
 def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Model (float32, train mode) and tokenizer for `backbone_cfg`; builds the tiny one first if needed."""
+    """Model (float32, train mode, ready for the adapters library) and tokenizer (padded on its family's side) for
+    `backbone_cfg`; builds a tiny one first if needed."""
     # The model of a stage that has finished (stage 1 before stage 2) is held only by reference cycles (trainer <->
     # module) until a collection: without one first, two mt0-base copies were in memory at once.
     gc.collect()
@@ -40,7 +39,8 @@ def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTr
         kwargs["revision"] = backbone_cfg.revision
     try:
         tokenizer = load_local_first(AutoTokenizer.from_pretrained, location, **kwargs)
-        model = load_local_first(AutoModelForSeq2SeqLM.from_pretrained, location, dtype=torch.float32, **kwargs)
+        model = load_local_first(family_of(backbone_cfg).auto_class.from_pretrained, location, dtype=torch.float32,
+                                 **kwargs)
     except OSError as err:
         if Path(location).is_dir():
             raise UserError(f"Could not load the backbone from the directory {location} (backbone.name): it holds no "
@@ -54,6 +54,10 @@ def load_backbone(backbone_cfg: Any, paths: Any) -> tuple[PreTrainedModel, PreTr
             f"backbone.name=DIR; paths.hf_cache=DIR reuses an existing cache. (Detail: {str(err).splitlines()[0]})"
         ) from None
     model.train()  # from_pretrained returns eval mode, which would silently switch dropout off in training
+    tokenizer.padding_side = family_of(backbone_cfg).padding_side
+    if tokenizer.pad_token is None:  # Llama 3's: padding is masked everywhere, so its EOS serves
+        tokenizer.pad_token = tokenizer.eos_token
+    init_adapters(model, to_plain(backbone_cfg.get("adapters_interface")))
     return model, tokenizer
 
 

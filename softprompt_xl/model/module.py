@@ -182,10 +182,10 @@ class Seq2SeqModule(L.LightningModule):
         self.test_metrics = self._score(self.test_splits, "test")
 
 
-class SpanCorruptionScore(L.LightningModule):
-    """Held-out span corruption of a language component: the loss (mean over target tokens) and the token accuracy
-    (the argmax equals the target token), as the authors' language components report them (eval_loss and
-    eval_accuracy of their run_mlm-style script)."""
+class HeldOutScore(L.LightningModule):
+    """A language component on held-out text, by its stage-1 objective (span corruption, or next-token prediction):
+    the loss (mean over target tokens) and the token accuracy (the argmax equals the target token), as the authors'
+    language components report them (eval_loss and eval_accuracy of their run_mlm-style script)."""
 
     def __init__(self, net: ComposedModel):
         super().__init__()

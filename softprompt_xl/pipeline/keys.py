@@ -103,7 +103,7 @@ def task_spec(run: RunSpec) -> dict:
 # Stage settings added after keys were in use: in a key only when set, so the components and results trained
 # before they existed keep their keys (unset, they change nothing). lang_stage.source, when set, makes the spec
 # an imported one (imported_spec) instead.
-LATER_STAGE_SETTINGS = ("group_by_length", "source")
+LATER_STAGE_SETTINGS = ("group_by_length", "source", "objective")
 
 
 def _stage_settings(stage: Any) -> dict:

@@ -13,10 +13,10 @@ from omegaconf import OmegaConf
 
 from softprompt_xl.config import group_options, has_option, load_option, to_plain, unknown_language
 from softprompt_xl.data.loaders import check_subset_size
+from softprompt_xl.data.objectives import check_objective
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.components import ROLES, component_class
-from softprompt_xl.model.components.lora import LINEAR_NAMES
 from softprompt_xl.model.module import OPTIMIZERS, check_val_mode
 from softprompt_xl.runtime import progress
 from softprompt_xl.runtime.divergence import DivergenceRule
@@ -46,7 +46,7 @@ def check(cfg: Any) -> None:
     combo = cfg.combo
     for role in ROLES:
         if combo.components.get(role):
-            _component(f"combo.components.{role}", to_plain(combo.components[role]))
+            _component(f"combo.components.{role}", to_plain(combo.components[role]), cfg.backbone)
     if combo.get("train_backbone"):
         _optimizer("combo.optimizer", to_plain(combo.optimizer))
     get_task(cfg.task)  # an unknown task kind
@@ -58,6 +58,8 @@ def check(cfg: Any) -> None:
     for name in ("batch_size", "eval_batch_size", "val_every_n_steps", "max_input_length"):
         _at_least_one(f"task_stage.{name}", cfg.task_stage[name], True, "")
     _at_least_one("lang_stage.batch_size", cfg.lang_stage.batch_size, True, "")
+    if cfg.lang_stage.get("objective") is not None:
+        check_objective(cfg.lang_stage.objective)
     grouping = cfg.task_stage.get("group_by_length")
     if grouping is not None:
         _at_least_one("task_stage.group_by_length", grouping, True, "")  # or null: batches drawn at random
@@ -83,15 +85,16 @@ def _one_of(setting: str, value: Any, allowed: tuple[str, ...]) -> None:
                         "conf/train.yaml.")
 
 
-def _component(where: str, component: dict) -> None:
+def _component(where: str, component: dict, backbone: Any) -> None:
     component_class(component.get("kind"))
     _optimizer(f"{where}.optimizer", component.get("optimizer") or {})
     if component["kind"] == "lora":
-        unknown = sorted(set(component.get("targets") or []) - set(LINEAR_NAMES))
+        layers = to_plain(backbone.lora.layers)
+        unknown = sorted(set(component.get("targets") or []) - set(layers))
         if unknown or not component.get("targets"):
-            raise UserError(f"{where}.targets={component.get('targets')}: LoRA adapts linear layers of a T5 block by "
-                            f"name; {', '.join(unknown) or 'an empty list'} is none of them. Use some of "
-                            f"{', '.join(LINEAR_NAMES)} (the paper: [q, v]).")
+            raise UserError(f"{where}.targets={component.get('targets')}: LoRA adapts linear layers of the backbone's "
+                            f"blocks by name; {', '.join(unknown) or 'an empty list'} is none of {backbone.id}'s. Use "
+                            f"some of {', '.join(layers)} (its default: {to_plain(backbone.lora.targets)}).")
 
 
 def _optimizer(where: str, optimizer: dict) -> None:

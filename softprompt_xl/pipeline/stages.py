@@ -23,13 +23,15 @@ from softprompt_xl.runtime import cluster, distributed, progress
 from softprompt_xl.runtime.atomic import write_jsonl
 from softprompt_xl.model.backbone import load_backbone
 from softprompt_xl.model.components.compose import ComposedModel
-from softprompt_xl.data.corpus import CorpusPosition, SpanCorruptionStream, documents, heldout_batches
+from softprompt_xl.data.corpus import CorpusPosition, CorpusStream, documents, heldout_batches
+from softprompt_xl.data.layout import TextLayout
+from softprompt_xl.data.objectives import objective_name
 from softprompt_xl.data.loaders import fixed_subset, own_generator, prepare_task_split, task_loader
 from softprompt_xl.data.tasks import Task, get_task
 from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import ComponentHeader
-from softprompt_xl.model.module import Seq2SeqModule, SpanCorruptionScore
+from softprompt_xl.model.module import HeldOutScore, Seq2SeqModule
 from softprompt_xl.pipeline.keys import comparison_spec, key, lang_spec, result_spec, task_spec
 from softprompt_xl.runtime.resume import Checkpointing, resume_point
 from softprompt_xl.runtime.trainer_settings import trainer_arguments
@@ -90,9 +92,18 @@ class Job:
     def datasets_cache(self) -> str:
         return str(Path(self.paths.hf_cache) / "datasets")
 
+    @property
+    def layout(self) -> TextLayout:
+        """How the backbone's family reads a task example (data/layout.py)."""
+        return TextLayout.of(self.backbone)
+
     def split(self, task: Task, source: Any, split: str, lang: str, tokenizer: Any, max_input_length: int):
         return prepare_task_split(task, source, split, lang, tokenizer, max_input_length, self.datasets_cache,
-                                  Path(self.paths.cache) / "tokenized")
+                                  Path(self.paths.cache) / "tokenized", self.layout)
+
+    def loader(self, split: Any, tokenizer: Any, batch_size: int, **training: Any) -> DataLoader:
+        """Batches of a task split for this backbone (data/loaders.py task_loader; `training`: its steps, seed...)."""
+        return task_loader(split, tokenizer, batch_size, self.trainer.num_workers, layout=self.layout, **training)
 
 
 @dataclass(frozen=True)
@@ -196,21 +207,23 @@ def ensure_lang_component(job: Job, stage: LangStage) -> Path:
 
 
 def train_lang_component(job: Job, stage: LangStage, path: Path) -> None:
-    """Stage 1: T5 span corruption on the language's corpus, training only the language component."""
+    """Stage 1: the backbone family's objective (T5: span corruption; decoder-only: next-token prediction) on the
+    language's corpus, training only the language component."""
     started = time.time()
     spec, lang, settings, store, name = stage.spec, stage.lang, stage.settings, job.store, path.name
     checkpoints = store.checkpoint_dir(name)
     resume_from, start = resume_point(checkpoints)
-    log.info("Stage 1: training the %s language %s by span corruption (%d steps%s)", lang.name, spec["kind"],
-             settings.max_steps, f", resuming at step {start}" if resume_from else "")
+    objective = objective_name(settings, job.backbone)
+    log.info("Stage 1: training the %s language %s by %s (%d steps%s)", lang.name, spec["kind"],
+             objective.replace("_", " "), settings.max_steps, f", resuming at step {start}" if resume_from else "")
     L.seed_everything(job.seed, workers=True, verbose=False)
     model, tokenizer = load_backbone(job.backbone, job.paths)
     net = ComposedModel(model, tokenizer)
     component = net.new("lang", lang.code, spec["component"], init_text=lang.prompt_init)
     trainable = net.train_only(["lang"])
     what = f"{lang.name} corpus"
-    stream = SpanCorruptionStream(documents(stage.corpus, "train", job.datasets_cache, what), tokenizer, settings,
-                                  job.seed, settings.max_steps, start, distributed.rank(), distributed.world_size(), what)
+    stream = CorpusStream(documents(stage.corpus, "train", job.datasets_cache, what), tokenizer, settings, job.seed,
+                          settings.max_steps, start, distributed.rank(), distributed.world_size(), what, objective)
     # One worker at most: the stream is one sequence (a worker tokenises ahead while the model trains).
     loader = DataLoader(stream, batch_size=None, num_workers=min(int(job.trainer.num_workers), 1),
                         generator=own_generator())
@@ -238,7 +251,7 @@ def train_lang_component(job: Job, stage: LangStage, path: Path) -> None:
 
 
 def _heldout_scores(job: Job, stage: LangStage, net: ComposedModel, tokenizer: Any, logger: Any) -> dict:
-    """Span-corruption loss and token accuracy of the trained language component on the corpus's held-out
+    """Loss and token accuracy by the stage-1 objective of the trained language component on the corpus's held-out
     documents (`splits.heldout` of the corpus source), at most `lang_stage.heldout_chunks` chunks of them."""
     settings, what = stage.settings, f"{stage.lang.name} corpus"
     docs = documents(stage.corpus, "heldout", job.datasets_cache, what) if settings.heldout_chunks else None
@@ -246,18 +259,20 @@ def _heldout_scores(job: Job, stage: LangStage, net: ComposedModel, tokenizer: A
         log.info("Stage 1: no held-out score (the corpus source has no splits.heldout, or heldout_chunks is 0)")
         return {}
     started = time.time()
-    batches = heldout_batches(docs, tokenizer, settings, job.seed, int(settings.heldout_chunks), stage.eval_batch_size)
+    objective = objective_name(settings, job.backbone)
+    batches = heldout_batches(docs, tokenizer, settings, job.seed, int(settings.heldout_chunks), stage.eval_batch_size,
+                              objective)
     if not batches:
         log.warning("Stage 1: the held-out documents of the %s fill no chunk; no held-out score", what)
         return {}
-    scorer = SpanCorruptionScore(net)
+    scorer = HeldOutScore(net)
     net.eval()
     make_trainer(job.trainer, logger, job.output_dir, 0, alone=True,
                  name=f"Stage 1 held-out score ({stage.lang.name} corpus)").validate(
         scorer, DataLoader(batches, batch_size=None), verbose=False)
     scores = {**scorer.scores(), "heldout_chunks": sum(len(b["input_ids"]) for b in batches)}
-    log.info("Stage 1: held-out span corruption on %d chunks: loss %.3f, token accuracy %.3f (%.0f s)",
-             scores["heldout_chunks"], scores["heldout_loss"], scores["heldout_accuracy"], time.time() - started)
+    log.info("Stage 1: held-out %s on %d chunks: loss %.3f, token accuracy %.3f (%.0f s)",
+             objective.replace("_", " "), scores["heldout_chunks"], scores["heldout_loss"], scores["heldout_accuracy"], time.time() - started)
     return scores
 
 
@@ -331,8 +346,7 @@ def evaluate(job: Job, stage: EvalStage, net: ComposedModel, logger: Any) -> Eva
         module.test_splits = [test]
         trainer = make_trainer(job.trainer, logger, job.output_dir, 0, alone=True,
                                name=f"Test ({lang.code} {task.name}, {len(test.references)} examples)")
-        trainer.test(module, task_loader(test, tokenizer, settings.eval_batch_size, job.trainer.num_workers),
-                     verbose=False)
+        trainer.test(module, job.loader(test, tokenizer, settings.eval_batch_size), verbose=False)
         done.metrics.update(module.test_metrics)
         predicted = module.test_predictions[lang.code]
         done.predictions[lang.code] = [{"id": i, "prediction": p, "references": r}
@@ -414,7 +428,6 @@ def train_task_part(job: Job, stage: TaskStage, net: ComposedModel, lang_path: P
     stage_name = f"stage 2 ({what} on {lang.name} {task.name})"
     guard = DivergenceGuard(job.trainer.divergence, "task", stage_name, lr_setting)
     callbacks = [guard, Checkpointing(checkpoints, job.checkpoint_every)]
-    workers = job.trainer.num_workers
     with stage.track("task", stage.run_name(), task_key, job.output_dir, stage.tags(job)) as logger:
         use_components(logger, [lang_path] if lang_path else [])
         trainer = make_trainer(job.trainer, logger, job.output_dir, settings.max_steps,
@@ -423,9 +436,9 @@ def train_task_part(job: Job, stage: TaskStage, net: ComposedModel, lang_path: P
         log.info("Stage 2: training %s on %s %s (%d steps%s)", what, lang.name, task.name, settings.max_steps,
                  f", resuming at step {start}" if resume_from else "")
         fit(trainer, module, store, task_key, logger,
-            task_loader(train, tokenizer, settings.batch_size, workers, settings.max_steps, job.seed, start,
-                        settings.get("group_by_length")),
-            task_loader(val, tokenizer, settings.eval_batch_size, workers), ckpt_path=resume_from)
+            job.loader(train, tokenizer, settings.batch_size, steps=settings.max_steps, seed=job.seed, start_step=start,
+                       group_by_length=settings.get("group_by_length")),
+            job.loader(val, tokenizer, settings.eval_batch_size), ckpt_path=resume_from)
         info = {**info, "trainable_params": net.parameter_counts(), "steps": trainer.global_step,
                 "best_step": module.best["step"] if module.best else None, "validation": module.val_history,
                 "train_time_s": round(time.time() - started, 1)}

@@ -1,7 +1,8 @@
-"""The embedded default's backbone: a tiny mT5 with a tokenizer trained on the bundled data, briefly pre-trained
-(pretraining.py), built once into the cache under a name made of everything that shapes it. The default recipe's
-build is shipped with the package (built/), so the first run loads it instead of building it:
-`python -m softprompt_xl.toy.backbone --ship` rebuilds it from scratch after a change to the recipe."""
+"""The embedded defaults' backbones: a tiny mT5 (conf/backbone/tiny.yaml) and a tiny decoder-only Qwen2
+(tiny_decoder.yaml), each with a tokenizer trained on the bundled data, briefly pre-trained (pretraining.py), built
+once into the cache under a name made of everything that shapes it. The recipes' builds are shipped with the package
+(built/), so the first run loads one instead of building it: `python -m softprompt_xl.toy.backbone --ship
+[backbone=tiny_decoder]` rebuilds one from scratch after a change to its recipe."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ from typing import Any, Iterator
 import datasets
 import torch
 from filelock import FileLock
-from transformers import MT5Config, MT5ForConditionalGeneration, T5TokenizerFast
+from transformers import (MT5Config, MT5ForConditionalGeneration, PreTrainedTokenizerFast, Qwen2Config,
+                          Qwen2ForCausalLM, T5TokenizerFast)
 
 from softprompt_xl.config import group_options, load_option, stable_hash, to_plain
+from softprompt_xl.data.layout import CAUSAL, TextLayout
 from softprompt_xl.data.loaders import model_text
 from softprompt_xl.data.sources import load_split
 from softprompt_xl.data.tasks import get_task
@@ -46,10 +49,12 @@ SHIP_COMMAND = "python -m softprompt_xl.toy.backbone --ship"
 
 
 def tiny_backbone_name(build: Any, paths: Any) -> str:
-    """The tiny backbone's directory name for `build`: made of everything that shapes it."""
+    """The tiny backbone's directory name for `build`: its kind (tiny-, tiny_decoder-) and a hash of everything that
+    shapes it."""
     build = to_plain(build)
     digest, task_text = _bundled_text(str(paths.toy_data), tuple(build["corpus_langs"]))
-    return "tiny-" + stable_hash({"build": build, "corpus": digest, "tasks": task_text, "v": TINY_FORMAT})
+    kind = "tiny_decoder" if build.get("family") == CAUSAL else "tiny"
+    return f"{kind}-" + stable_hash({"build": build, "corpus": digest, "tasks": task_text, "v": TINY_FORMAT})
 
 
 def tiny_backbone_dir(build: Any, paths: Any) -> Path:
@@ -140,37 +145,61 @@ def build_in_this_process(build: dict, toy_data: str, hf_cache: str, target: Pat
         bundled = [name for name in group_options("task", package=True)
                    if (Path(toy_data) / build["corpus_langs"][0] / name).is_dir()]
         sources, targets = task_pairs(bundled, Path(toy_data), build["corpus_langs"], datasets_cache)
-        tokenizer = train_tokenizer(itertools.chain(_corpus_texts(files), sources, targets), build["vocab_size"],
-                                    build["extra_ids"])
+        texts = itertools.chain(_corpus_texts(files), sources, targets)
+        causal = build.get("family") == CAUSAL
+        tokenizer = (train_decoder_tokenizer(texts, build["vocab_size"]) if causal else
+                     train_tokenizer(texts, build["vocab_size"], build["extra_ids"]))
         tokenizer.save_pretrained(tmp)
         torch.manual_seed(0)
-        config = MT5Config(
-            vocab_size=len(tokenizer),
-            d_model=build["d_model"],
-            d_ff=build["d_ff"],
-            d_kv=build["d_kv"],
-            num_layers=build["num_layers"],
-            num_decoder_layers=build["num_decoder_layers"],
-            num_heads=build["num_heads"],
-            # Pre-training draws fresh records, so nothing is memorised and dropout only slows learning (measured
-            # on toy QA from scratch: exact match 10% instead of 2% after 1,000 steps); the saved model keeps
-            # build.dropout_rate for the components trained on it.
-            dropout_rate=(build.get("pretrain") or {}).get("dropout_rate", build["dropout_rate"]),
-            tie_word_embeddings=build.get("tie_word_embeddings", False),
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            decoder_start_token_id=tokenizer.pad_token_id,
-        )
-        model = MT5ForConditionalGeneration(config)
-        # HF initialises an untied lm_head with std 1, so a random model starts at a loss of ~30 instead
-        # of ln(vocab) ~ 9; the 1/sqrt(d_model) scale is what tied T5 embeddings get.
-        if not config.tie_word_embeddings:
-            model.lm_head.weight.data.normal_(0.0, build["d_model"] ** -0.5)
+        model = tiny_decoder(build, tokenizer) if causal else tiny_mt5(build, tokenizer)
         if build.get("pretrain") and build["pretrain"]["steps"]:
             pretrain(model, tokenizer, list(_corpus_texts(files, fields=("text",))), build["pretrain"],
-                     build["corpus_langs"])
-        model.config.dropout_rate = build["dropout_rate"]
+                     build["corpus_langs"], TextLayout.of(build))
+        if causal:
+            model.config.attention_dropout = build["dropout_rate"]
+        else:
+            model.config.dropout_rate = build["dropout_rate"]
         model.save_pretrained(tmp)
+
+
+def tiny_mt5(build: dict, tokenizer: Any) -> MT5ForConditionalGeneration:
+    """The tiny mT5 of `build`, randomly initialised (seeded by the caller)."""
+    config = MT5Config(
+        vocab_size=len(tokenizer),
+        d_model=build["d_model"],
+        d_ff=build["d_ff"],
+        d_kv=build["d_kv"],
+        num_layers=build["num_layers"],
+        num_decoder_layers=build["num_decoder_layers"],
+        num_heads=build["num_heads"],
+        # Pre-training draws fresh records, so nothing is memorised and dropout only slows learning (measured
+        # on toy QA from scratch: exact match 10% instead of 2% after 1,000 steps); the saved model keeps
+        # build.dropout_rate for the components trained on it.
+        dropout_rate=(build.get("pretrain") or {}).get("dropout_rate", build["dropout_rate"]),
+        tie_word_embeddings=build.get("tie_word_embeddings", False),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    model = MT5ForConditionalGeneration(config)
+    # HF initialises an untied lm_head with std 1, so a random model starts at a loss of ~30 instead
+    # of ln(vocab) ~ 9; the 1/sqrt(d_model) scale is what tied T5 embeddings get.
+    if not config.tie_word_embeddings:
+        model.lm_head.weight.data.normal_(0.0, build["d_model"] ** -0.5)
+    return model
+
+
+def tiny_decoder(build: dict, tokenizer: Any) -> Qwen2ForCausalLM:
+    """The tiny decoder-only model of `build`: Qwen2's architecture (grouped-query attention, RoPE, SwiGLU, RMSNorm),
+    randomly initialised (seeded by the caller); no dropout in pre-training (see tiny_mt5)."""
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=build["d_model"], intermediate_size=build["d_ff"],
+        num_hidden_layers=build["num_layers"], num_attention_heads=build["num_heads"],
+        num_key_value_heads=build["num_kv_heads"], max_position_embeddings=1024,
+        tie_word_embeddings=build.get("tie_word_embeddings", True), attention_dropout=0.0,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
+    )
+    return Qwen2ForCausalLM(config)
 
 
 def task_pairs(names: list[str], toy_data: Path, langs: list[str], cache_dir: str) -> tuple[list[str], list[str]]:
@@ -205,14 +234,9 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int, extra_ids: int) -> T5
     an answer at the end of a clause ("tortoise") is a different token from the one in the context, and
     extractive QA cannot be learnt by copying (mT5's vocabulary, trained on far more text, rarely merges them).
     """
-    from tokenizers import SentencePieceBPETokenizer, pre_tokenizers
     from tokenizers.processors import TemplateProcessing
 
-    sp = SentencePieceBPETokenizer(unk_token="<unk>")
-    sp.pre_tokenizer = pre_tokenizers.Sequence([sp.pre_tokenizer, pre_tokenizers.Punctuation()])
-    sp.train_from_iterator(
-        texts, vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], show_progress=False
-    )
+    sp = _pieces(texts, vocab_size)
     # T5 appends </s> to every sequence; without this post-processor the model never sees an end of input.
     sp._tokenizer.post_processor = TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
@@ -220,6 +244,26 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int, extra_ids: int) -> T5
     return T5TokenizerFast(
         tokenizer_object=sp._tokenizer, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=extra_ids
     )
+
+
+def train_decoder_tokenizer(texts: Iterator[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """The tiny decoder's tokenizer: `train_tokenizer`'s pieces with pad 0, EOS 1 (</s>) and unk 2, adding no token
+    of its own to a text (as Qwen's): an input runs straight on into its continuation, and a document ends with
+    </s> where next-token prediction packs documents (data/next_token.py)."""
+    sp = _pieces(texts, vocab_size)
+    return PreTrainedTokenizerFast(tokenizer_object=sp._tokenizer, eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>", model_input_names=["input_ids", "attention_mask"])
+
+
+def _pieces(texts: Iterator[str], vocab_size: int):
+    from tokenizers import SentencePieceBPETokenizer, pre_tokenizers
+
+    sp = SentencePieceBPETokenizer(unk_token="<unk>")
+    sp.pre_tokenizer = pre_tokenizers.Sequence([sp.pre_tokenizer, pre_tokenizers.Punctuation()])
+    sp.train_from_iterator(
+        texts, vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], show_progress=False
+    )
+    return sp
 
 
 def _corpus_files(toy_dir: Path, langs: list[str]) -> list[Path]:
@@ -256,10 +300,10 @@ def _corpus_texts(files: list[Path], fields: tuple[str, ...] | None = None) -> I
                     yield from (record[k] for k in fields)
 
 
-def build_default_recipe(cache: Path) -> Path:
-    """The default recipe's backbone (the build of conf/backbone/tiny.yaml as the everyday command composes it)
-    built from scratch under `cache`, never taken from the shipped copy: what `--ship` ships and what the test
-    that the shipped copy is current compares it with."""
+def build_default_recipe(cache: Path, backbone: str = "tiny") -> Path:
+    """A default recipe's backbone (the build of conf/backbone/<backbone>.yaml as the everyday command composes it:
+    tiny, or tiny_decoder) built from scratch under `cache`, never taken from the shipped copy: what `--ship` ships
+    and what the test that the shipped copy is current compares it with."""
     from hydra import compose, initialize_config_module
 
     from softprompt_xl.config import CONF_MODULE, register_resolvers
@@ -270,16 +314,17 @@ def build_default_recipe(cache: Path) -> Path:
                         "default recipe's: unset it (env -u SOFTPROMPT_XL_TINY_PRETRAIN_STEPS ...) and run again.")
     register_resolvers()
     with initialize_config_module(CONF_MODULE, version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.root={cache}", f"paths.cache={cache}"])
+        cfg = compose("train", overrides=[f"paths.root={cache}", f"paths.cache={cache}", f"backbone={backbone}"])
     target = Path(cache) / "backbones" / tiny_backbone_name(cfg.backbone.build, cfg.paths)
     build_tiny_backbone(cfg.backbone.build, cfg.paths, target)
     return target
 
 
-def ship(out: Path = SHIPPED_DIR) -> Path:
-    """Build the default recipe's backbone from scratch and make it the one shipped in `out` (older ones removed)."""
+def ship(out: Path = SHIPPED_DIR, backbone: str = "tiny") -> Path:
+    """Build a default recipe's backbone from scratch and make it the one shipped in `out` (older builds of the same
+    kind removed)."""
     with tempfile.TemporaryDirectory() as cache:
-        built = build_default_recipe(Path(cache))
+        built = build_default_recipe(Path(cache), backbone)
         out.mkdir(parents=True, exist_ok=True)
         shipped = out / built.name
         staged = out / f".{built.name}.tmp"
@@ -287,7 +332,7 @@ def ship(out: Path = SHIPPED_DIR) -> Path:
         shutil.copytree(built, staged)
         for f in staged.iterdir():
             f.chmod(0o644)  # the build writes some files 0600 (atomic_dir): a shipped file is everyone's to read
-        for old in out.glob("tiny-*"):
+        for old in out.glob(built.name.split("-")[0] + "-*"):
             shutil.rmtree(old)
         staged.rename(shipped)
     return shipped
@@ -299,13 +344,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m softprompt_xl.toy.backbone",
                                      description="The tiny backbone shipped with the package (softprompt_xl/toy/built/).")
     parser.add_argument("--ship", action="store_true", required=True,
-                        help="rebuild the default recipe's backbone from scratch (10+ minutes on 2 cores) and ship it "
+                        help="rebuild a default recipe's backbone from scratch (10+ minutes on 2 cores) and ship it "
                              "in place of the one there: after any change to the recipe (conf/backbone/tiny.yaml's "
-                             "build, the bundled data, the task templates, this package's build code)")
-    parser.parse_args(argv)
+                             "or tiny_decoder.yaml's build, the bundled data, the task templates, this package's "
+                             "build code)")
+    parser.add_argument("backbone", nargs="?", default="backbone=tiny", metavar="backbone=NAME",
+                        help="which: backbone=tiny (the default) or backbone=tiny_decoder")
+    args = parser.parse_args(argv)
+    backbone = args.backbone.removeprefix("backbone=")
+    if backbone not in ("tiny", "tiny_decoder"):
+        parser.error(f"{args.backbone}: the shipped backbones are backbone=tiny and backbone=tiny_decoder")
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     try:
-        shipped = ship()
+        shipped = ship(backbone=backbone)
     except UserError as err:
         sys.exit(str(err))
     size = sum(f.stat().st_size for f in shipped.iterdir())

@@ -19,27 +19,33 @@ from __future__ import annotations
 
 import itertools
 import logging
+from typing import Any
 from types import SimpleNamespace
 
 import torch
 from torch.utils.data import DataLoader
-from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from softprompt_xl.config import load_option
+from softprompt_xl.data.layout import TextLayout
 from softprompt_xl.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
 def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, corpus: list[str], spec: dict,
-             langs: list[str]) -> None:
-    """Train all of `model`: the `curriculum` phases (if any), then `spec["steps"]` steps interleaving
-    span-corruption and task batches."""
+             langs: list[str], layout: TextLayout = TextLayout()) -> None:
+    """Train all of `model`: the `curriculum` phases (if any), then `spec["steps"]` steps interleaving batches of the
+    corpus objective (`span_corruption` for the tiny mT5, `next_token` for the tiny decoder: whichever `spec` names)
+    and task batches (as the family reads them: data/layout.py)."""
     from transformers import get_linear_schedule_with_warmup
 
-    from softprompt_xl.data.loaders import span_corruption_loader
+    from softprompt_xl.data.loaders import corpus_loader
+    from softprompt_xl.model.family import family_of_model
     from softprompt_xl.runtime import progress
 
+    family = family_of_model(model)
+    objective = "next_token" if "next_token" in spec else "span_corruption"
     torch.manual_seed(0)
     model.train()
     total = spec["steps"] + sum(phase["steps"] for phase in spec.get("curriculum") or [])
@@ -49,25 +55,26 @@ def pretrain(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, corpus:
         # NER needs) appears after a few hundred steps of NER alone, but not within the mixture's budget.
         for phase in spec.get("curriculum") or []:
             batches = _forever(task_loader(tokenizer, {**spec, "tasks": {t: spec["tasks"][t] for t in phase["tasks"]}},
-                                           langs))
+                                           langs, layout, objective))
             optimizer = torch.optim.AdamW(model.parameters(), lr=phase["lr"])
-            _train(model, batches, optimizer, None, phase["steps"], bar)
-        span_spec = dict(spec["span_corruption"])
-        every = int(span_spec.pop("every", 2))  # one step in `every` is span corruption, the others are task steps
-        span = SimpleNamespace(**span_spec, batch_size=spec["batch_size"])
-        corrupted = _forever(span_corruption_loader(corpus, "bundled corpus (all languages)", tokenizer, span, seed=0))
-        tasks = _forever(task_loader(tokenizer, spec, langs)) if spec.get("tasks") else corrupted
+            _train(model, family, batches, optimizer, None, phase["steps"], bar)
+        corpus_spec = dict(spec[objective])
+        every = int(corpus_spec.pop("every", 2))  # one step in `every` is on the corpus, the others are task steps
+        chunks = SimpleNamespace(**corpus_spec, batch_size=spec["batch_size"])
+        corrupted = _forever(corpus_loader(corpus, "bundled corpus (all languages)", tokenizer, chunks, seed=0,
+                                           objective=objective))
+        tasks = _forever(task_loader(tokenizer, spec, langs, layout, objective)) if spec.get("tasks") else corrupted
         mixed = (next(corrupted if step % every == 0 else tasks) for step in itertools.count())
         optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"])
         schedule = get_linear_schedule_with_warmup(optimizer, spec["warmup_steps"], spec["steps"])
-        loss = _train(model, mixed, optimizer, schedule, spec["steps"], bar)
+        loss = _train(model, family, mixed, optimizer, schedule, spec["steps"], bar)
     log.info("Pre-trained the tiny backbone for %d steps (last loss %.3f)", total, loss)
 
 
-def _train(model, batches, optimizer, schedule, steps: int, bar) -> float:
+def _train(model, family, batches, optimizer, schedule, steps: int, bar) -> float:
     for _ in range(steps):
         batch = next(batches)
-        loss = model(**batch).loss
+        loss = family.batch_loss(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -82,7 +89,8 @@ def _forever(loader: DataLoader):
     return (batch for _ in itertools.count() for batch in loader)
 
 
-def task_loader(tokenizer, spec: dict, langs: list[str]) -> DataLoader:
+def task_loader(tokenizer, spec: dict, langs: list[str], layout: TextLayout = TextLayout(),
+                objective: str = "span_corruption") -> DataLoader:
     """Fresh records of the bundled tasks in every language (see generate.fresh_records), each task in its
     pre-training forms: a template string, or a list of forms {template, target (a format string over the
     record; default: the task's own target), labels (default: the task's)} sharing the records in turn."""
@@ -107,10 +115,9 @@ def task_loader(tokenizer, spec: dict, langs: list[str]) -> DataLoader:
                 records, _, targets = model_text(task, drawn[lang][k::len(forms)])
                 if form.get("target"):
                     targets = [form["target"].format(**r) for r in records]
-                examples += encode_examples(task, records, targets, tokenizer, spec["span_corruption"]["input_length"],
-                                            spec["max_target_length"], True, f"pre-training {lang} {name}")
+                examples += encode_examples(task, records, targets, tokenizer, spec[objective]["input_length"],
+                                            spec["max_target_length"], True, f"pre-training {lang} {name}", layout)
     examples = [{k: v for k, v in e.items() if k != "index"} for e in examples]  # the collator would batch it
     log.info("Pre-training tasks: %d examples from %s", len(examples), ", ".join(spec["tasks"]))
-    collate = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100, return_tensors="pt")
-    return DataLoader(examples, batch_size=spec["batch_size"], shuffle=True, collate_fn=collate,
+    return DataLoader(examples, batch_size=spec["batch_size"], shuffle=True, collate_fn=layout.collator(tokenizer),
                       generator=torch.Generator().manual_seed(0))

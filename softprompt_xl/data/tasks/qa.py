@@ -66,7 +66,7 @@ class QuestionAnswering(Task):
             head = tokenizer(before.format(question=question).rstrip(), add_special_tokens=False)["input_ids"]
             tail = tokenizer(after.format(question=question), add_special_tokens=False)["input_ids"] if after.strip() else []
             context = tokenizer(record["context"], add_special_tokens=False, return_offsets_mapping=True)
-            room = max_input_length - len(head) - len(tail) - 1  # -1: </s>
+            room = max_input_length - len(head) - len(tail) - tokenizer.num_special_tokens_to_add()  # T5's </s>
             if room < 8:
                 raise UserError(f"{what}: max_input_length {max_input_length} leaves no room for the context after "
                                 f"a question of {len(head)} tokens; raise max_input_length.")
@@ -81,7 +81,9 @@ class QuestionAnswering(Task):
                 span = context["offset_mapping"][start:start + room]
                 if training and not (0 <= answer[0] and span[0][0] <= answer[0] and answer[1] <= span[-1][1]):
                     continue
-                out.append((index, head + context["input_ids"][start:start + room] + tail + [tokenizer.eos_token_id]))
+                # With the special tokens the tokenizer adds to a whole input (T5: </s> at the end; Gemma: <bos>)
+                out.append((index, tokenizer.build_inputs_with_special_tokens(
+                    head + context["input_ids"][start:start + room] + tail)))
                 kept += 1
             windows += kept
             unanswerable += not kept

@@ -1,7 +1,8 @@
 """The composed model: a backbone plus at most one language and one task component, and the rules between them.
 
 Rules: prompts are concatenated as [language ; task ; input] - in training, evaluation loss and `generate`
-alike; adapters stack language-first; LoRAs add. Only the parts named in `train_only` get gradients.
+alike, on either backbone family (model/family.py says where the input goes); adapters stack language-first; LoRAs
+add. Only the parts named in `train_only` get gradients.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import adapters
 import torch
 from torch import nn
 
 from softprompt_xl.model.components import ROLES, Component, component_class
+from softprompt_xl.model.components.adapter import init_adapters
+from softprompt_xl.model.family import family_of_model
 from softprompt_xl.model.component_header import ComponentHeader
 from softprompt_xl.errors import UserError
 
@@ -22,11 +24,12 @@ class ComposedModel(nn.Module):
     def __init__(self, backbone: nn.Module, tokenizer: Any):
         super().__init__()
         # adapters.init wraps the attention linears; done up front for every combo so that the wrapped form is
-        # the one every kind attaches to (it cannot wrap a LoRA host attached before it).
-        if not hasattr(backbone, "adapters_config"):
-            adapters.init(backbone)
+        # the one every kind attaches to (it cannot wrap a LoRA host attached before it). load_backbone does it
+        # with the interface a backbone's config gives for models the library does not know.
+        init_adapters(backbone)
         self.backbone = backbone
         self.tokenizer = tokenizer
+        self.family = family_of_model(backbone)
         self.components = nn.ModuleDict()
 
     # --- building -------------------------------------------------------------------------------
@@ -111,48 +114,26 @@ class ComposedModel(nn.Module):
         ones = attention_mask.new_ones(attention_mask.shape[0], prefix.shape[1])
         return torch.cat([prefix, embeds], dim=1), torch.cat([ones, attention_mask], dim=1)
 
-    def forward(self, input_ids, attention_mask, labels=None):
+    def forward(self, input_ids, attention_mask, labels):
+        """The batch's mean token loss, and logits aligned with `labels` (model/family.py)."""
         embeds, mask = self.embed(input_ids, attention_mask)
-        return self.backbone(inputs_embeds=embeds, attention_mask=mask, labels=labels)
+        return self.family.forward(self.backbone, embeds, mask, input_ids, labels)
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask, max_new_tokens: int) -> torch.Tensor:
-        """Greedy decoding on exactly the inputs the training loss sees."""
+        """Greedy decoding on exactly the inputs the training loss sees: the answer tokens."""
         return self.generate_scored(input_ids, attention_mask, max_new_tokens)[0]
 
     @torch.no_grad()
     def loss_and_generate(self, input_ids, attention_mask, labels, max_new_tokens: int):
-        """The teacher-forced loss and `generate_scored`'s answers and scores of one batch, its inputs encoded once for
-        both: evaluation would otherwise run the encoder twice, most of its cost when answers are short. (The encoder's
-        output is caught as `generate` computes it: transformers refuses `encoder_outputs` as an input of `generate`
-        on a model the adapters library has wrapped, and `output_hidden_states` would keep every layer's states.)"""
+        """The teacher-forced loss and `generate_scored`'s answers and scores of one batch (the family shares what
+        it can between the two: T5's encoder runs once)."""
         embeds, mask = self.embed(input_ids, attention_mask)
-        caught = []
-        hook = self.backbone.get_encoder().register_forward_hook(lambda module, args, output: caught.append(output))
-        try:
-            out, score = self._greedy(mask, max_new_tokens, inputs_embeds=embeds)
-        finally:
-            hook.remove()
-        (encoded,) = caught
-        loss = self.backbone(encoder_outputs=encoded, attention_mask=mask, labels=labels).loss
-        return loss, out.sequences, score
+        return self.family.loss_and_generate(self.backbone, self.tokenizer, embeds, mask, input_ids, labels,
+                                             max_new_tokens)
 
     def generate_scored(self, input_ids, attention_mask, max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Greedy decoding, and each output's mean token log-probability (up to and including </s>), by which
+        """Greedy decoding, and each answer's mean token log-probability (up to and including its EOS), by which
         the answers of the windows of one long QA context are compared."""
         embeds, mask = self.embed(input_ids, attention_mask)
-        out, score = self._greedy(mask, max_new_tokens, inputs_embeds=embeds)
-        return out.sequences, score
-
-    def _greedy(self, mask, max_new_tokens: int, **inputs) -> tuple[Any, torch.Tensor]:
-        # The tokenizer's </s> and padding, whatever a hub model's generation config says (mT5's and mT0's say the
-        # same): a batch stops as soon as every answer has ended, not after max_new_tokens decoder steps.
-        out = self.backbone.generate(
-            **inputs, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-            eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
-            output_scores=True, return_dict_in_generate=True,
-        )
-        logprobs = self.backbone.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
-        produced = (out.sequences[:, 1:] != self.tokenizer.pad_token_id).to(logprobs.dtype)  # not the padding after </s>
-        score = (logprobs * produced).sum(-1) / produced.sum(-1).clamp(min=1)
-        return out, score
+        return self.family.generate(self.backbone, self.tokenizer, embeds, mask, max_new_tokens)

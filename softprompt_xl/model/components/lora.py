@@ -13,9 +13,6 @@ from torch import nn
 
 from softprompt_xl.model.components.base import ROLES, Component
 
-# The linear layers of a T5 (mT5, mT0) block by name: attention q, k, v, o; feed-forward wi (T5 v1.0) or wi_0 and
-# wi_1 (gated, mT5), wo. `targets` names some of them.
-LINEAR_NAMES = ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo")
 
 
 class LowRankDelta(nn.Module):
@@ -63,7 +60,7 @@ class LoRA(Component):
     kind = "lora"
 
     def attach(self, model, tokenizer, init_text):
-        targets = set(self.config.get("targets", ["q", "v"]))
+        targets = set(self.config["targets"])  # linear layers by name (backbone.lora.layers)
         r, alpha, dropout = int(self.config["r"]), float(self.config["alpha"]), float(self.config.get("dropout", 0.0))
         self.deltas = nn.ModuleDict()
         self._hosts: dict[str, LoRAHost] = {}

@@ -1,4 +1,5 @@
-"""Soft prompt: trainable vectors put before the encoder's input embeddings; the decoder is untouched.
+"""Soft prompt: trainable vectors put before the input embeddings (T5: the encoder's; a decoder-only model: its
+only stack's, model/family.py); T5's decoder is untouched.
 
 Written here rather than taken from `adapters`, which has no prompt tuning for (m)T5 and drops any
 prompt that is not first in a Stack.
@@ -23,7 +24,9 @@ class SoftPrompt(Component):
         if self.config.get("init", "text") == "text" and init_text:
             ids = tokenizer(init_text, add_special_tokens=False).input_ids
             ids = (ids * math.ceil(n / len(ids)))[:n]  # tiled to length n, as in the paper
-            init = weight[torch.tensor(ids, device=weight.device)].clone()
+            # Through the embedding module, as the input's own tokens are embedded (Gemma's scales them).
+            with torch.no_grad():
+                init = model.get_input_embeddings()(torch.tensor(ids, device=weight.device)).detach().clone()
         else:
             generator = torch.Generator().manual_seed(0)
             init = torch.randn(n, weight.shape[1], generator=generator) * weight.float().std()
