@@ -142,6 +142,15 @@ COMMANDS: dict[str, list] = {
         Run("python -m softprompt_xl.train --config-dir my_conf +combo=mine lang=sk -m paths.root={root} dry_run=true",
             expect=("Sweep plan: 1 run(s).",), cwd="{user}")],
     "python -m softprompt_xl.train +combo=zero_shot": [Dry(("Sweep plan: 1 run(s).", "0 needed"))],
+    "python -m softprompt_xl.train +combo=lp_ta lang=sk backbone=tiny_decoder -m": [
+        Dry(("Sweep plan: 1 run(s).", "1 to train: prompt sk")),
+        Elsewhere("tests/test_decoder_pipeline.py::test_every_combo_runs_on_the_tiny_decoder")],
+    "python -m softprompt_xl.train experiment=paper_v2 backbone=qwen2_5_0_5b dry_run=true -m": [
+        Dry(("Sweep plan: 7 run(s).", "bg has no qa test set: not evaluated"), also="task=qa lang=en"),
+        Elsewhere("tests/test_decoder_pipeline.py::test_the_paper_grid_plans_on_every_decoder_backbone")],
+    "python -m softprompt_xl.train +combo=lp_ta lang=sk backbone=tiny,tiny_decoder -m": [
+        Dry(("Sweep plan: 2 run(s).", "prompt sk on tiny (", "prompt sk on tiny_decoder (")),
+        Elsewhere("tests/test_decoder_pipeline.py::test_one_configuration_on_two_backbones_is_reported_side_by_side")],
     "python -m softprompt_xl.toy.backbone --ship": [
         Elsewhere("tests/test_shipped_backbone.py::test_ship_puts_the_rebuilt_backbone_in_place_of_the_old_one"),
         Elsewhere("tests/test_shipped_backbone.py::test_the_shipped_backbone_is_byte_identical_to_a_build_from_scratch")],

@@ -1,6 +1,7 @@
-"""The default tiny backbone shipped with the package (softprompt_xl/toy/built/): it is the build the current recipe
-names, a run on the default recipe loads it without building it or writing into it, and (slow) it is byte for byte
-what the recipe builds from scratch."""
+"""The tiny backbones shipped with the package (softprompt_xl/toy/built/: the tiny mT5 of backbone=tiny, the default,
+and the tiny decoder-only Qwen2 of backbone=tiny_decoder): each is the build its current recipe names, a run on the
+recipe loads it without building it or writing into it, and (slow) it is byte for byte what the recipe builds from
+scratch."""
 
 from __future__ import annotations
 
@@ -14,15 +15,21 @@ from softprompt_xl.model.backbone import backbone_identity, load_backbone
 from softprompt_xl.toy import backbone
 from softprompt_xl.toy.backbone import SHIP_COMMAND, SHIPPED_DIR, build_default_recipe, tiny_backbone_name
 
-REGENERATE = (f"the recipe changed without the shipped backbone being rebuilt: run `env -u "
-              f"SOFTPROMPT_XL_TINY_PRETRAIN_STEPS {SHIP_COMMAND}` (10+ minutes on 2 cores) and commit {SHIPPED_DIR}")
+SHIPPED = ("tiny", "tiny_decoder")  # the backbones whose recipes' builds ship
 
 
-@pytest.fixture
-def default_recipe(cfg, monkeypatch, tmp_path):
-    """The everyday command's backbone config (the full pre-training, not the suite's short one) and paths with an
-    empty cache."""
+def regenerate(backbone_id: str) -> str:
+    return (f"the recipe changed without the shipped backbone being rebuilt: run `env -u "
+            f"SOFTPROMPT_XL_TINY_PRETRAIN_STEPS {SHIP_COMMAND} backbone={backbone_id}` (10+ minutes on 2 cores) and "
+            f"commit {SHIPPED_DIR}")
+
+
+@pytest.fixture(params=SHIPPED)
+def default_recipe(request, make_cfg, monkeypatch, tmp_path):
+    """A shipped recipe's backbone config as the everyday command composes it (the full pre-training, not the
+    suite's short one) and paths with an empty cache."""
     monkeypatch.delenv("SOFTPROMPT_XL_TINY_PRETRAIN_STEPS", raising=False)  # read when the build is resolved
+    cfg = make_cfg("+combo=lp_ta", "lang=sk", f"backbone={request.param}")
     return cfg.backbone, OmegaConf.merge(cfg.paths, {"cache": str(tmp_path / "cache")})
 
 
@@ -30,18 +37,19 @@ def _files(directory: Path) -> dict[str, tuple[str, int]]:
     return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in directory.iterdir()}
 
 
-def test_the_shipped_backbone_is_the_one_the_default_recipe_names(default_recipe):
+def test_the_shipped_backbone_is_the_one_the_recipe_names(default_recipe):
     backbone_cfg, paths = default_recipe
-    shipped = sorted(p.name for p in SHIPPED_DIR.iterdir())
-    assert shipped == [tiny_backbone_name(backbone_cfg.build, paths)], f"{SHIPPED_DIR} holds {shipped}: {REGENERATE}"
-    assert {p.name for p in (SHIPPED_DIR / shipped[0]).iterdir()} >= {"config.json", "model.safetensors",
-                                                                        "tokenizer.json"}
+    name = tiny_backbone_name(backbone_cfg.build, paths)
+    shipped = sorted(p.name for p in SHIPPED_DIR.glob(name.split("-")[0] + "-*"))  # one build of each kind
+    assert shipped == [name], f"{SHIPPED_DIR} holds {shipped}: {regenerate(backbone_cfg.id)}"
+    assert {p.name for p in (SHIPPED_DIR / name).iterdir()} >= {"config.json", "model.safetensors", "tokenizer.json"}
+    assert sorted(p.name.split("-")[0] for p in SHIPPED_DIR.iterdir()) == sorted(SHIPPED)  # nothing else ships
 
 
 def test_a_run_on_the_default_recipe_loads_the_shipped_backbone_without_building_or_writing(default_recipe,
                                                                                            monkeypatch):
     backbone_cfg, paths = default_recipe
-    (shipped,) = SHIPPED_DIR.iterdir()
+    shipped = SHIPPED_DIR / tiny_backbone_name(backbone_cfg.build, paths)
 
     def no_build(*args):
         raise AssertionError("the default recipe's backbone was built, not taken from the package")
@@ -66,19 +74,20 @@ def test_the_suite_runs_on_the_shipped_backbone_and_any_other_build_is_built_in_
 
 @pytest.mark.slow
 def test_the_shipped_backbone_is_byte_identical_to_a_build_from_scratch(default_recipe, tmp_path):
-    """10+ minutes on 2 cores: the default recipe built again in an empty cache. The bytes also depend on the kind
-    of CPU (its vector instructions choose the kernels); the shipped copy was built on an x86-64 Xeon."""
-    built = build_default_recipe(tmp_path / "scratch")
+    """10+ minutes on 2 cores each: the recipe built again in an empty cache. The bytes also depend on the kind
+    of CPU (its vector instructions choose the kernels); the shipped copies were built on an x86-64 Xeon."""
+    backbone_cfg, _ = default_recipe
+    built = build_default_recipe(tmp_path / "scratch", backbone_cfg.id)
     shipped = SHIPPED_DIR / built.name
-    assert shipped.is_dir(), f"no {shipped}: {REGENERATE}"
+    assert shipped.is_dir(), f"no {shipped}: {regenerate(backbone_cfg.id)}"
     rebuilt, ours = _files(built), _files(shipped)
-    assert sorted(rebuilt) == sorted(ours), REGENERATE
+    assert sorted(rebuilt) == sorted(ours), regenerate(backbone_cfg.id)
     differ = [name for name in sorted(ours) if rebuilt[name][0] != ours[name][0]]
-    assert not differ, f"{', '.join(differ)} differ from a build from scratch: {REGENERATE}"
+    assert not differ, f"{', '.join(differ)} differ from a build from scratch: {regenerate(backbone_cfg.id)}"
 
 
 def test_ship_puts_the_rebuilt_backbone_in_place_of_the_old_one(monkeypatch, tmp_path):
-    def fake_build(cache: Path) -> Path:  # the build itself is the slow test's
+    def fake_build(cache: Path, backbone_id: str) -> Path:  # the build itself is the slow test's
         built = cache / "backbones" / "tiny-new"
         built.mkdir(parents=True)
         (built / "model.safetensors").write_bytes(b"weights")
@@ -89,7 +98,8 @@ def test_ship_puts_the_rebuilt_backbone_in_place_of_the_old_one(monkeypatch, tmp
     out = tmp_path / "built"
     (out / "tiny-old").mkdir(parents=True)
     (out / "tiny-old" / "config.json").write_text("{}")
+    (out / "tiny_decoder-other").mkdir()  # another kind's build stays
     shipped = backbone.ship(out)
-    assert shipped == out / "tiny-new" and sorted(p.name for p in out.iterdir()) == ["tiny-new"]
+    assert shipped == out / "tiny-new" and sorted(p.name for p in out.iterdir()) == ["tiny-new", "tiny_decoder-other"]
     assert (shipped / "model.safetensors").read_bytes() == b"weights"
     assert (shipped / "model.safetensors").stat().st_mode & 0o777 == 0o644  # everyone's to read once installed

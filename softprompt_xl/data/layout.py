@@ -9,8 +9,13 @@ into token ids and batches.
   targets on the right, so that every input ends where its target begins and generation continues from there.
   The model joins them ([input ; target], loss on the target only: model/family.py).
 
-The backbone's config chooses (`family`, `continuation.separator`); keeping the two parts apart in the examples lets
-training, the evaluation loss and generation all read the same batch.
+The backbone's config chooses (`family`, `continuation.separator`, `continuation.chat_template`); keeping the two
+parts apart in the examples lets training, the evaluation loss and generation all read the same batch.
+
+An instruction-tuned model (as mT0 is) may expect its chat template: with `continuation.chat_template: true` every
+input is framed as the user's turn followed by the assistant's opening (the tokenizer's own template), the frame
+being to the input what T5's </s> is - the tokens the tokenizer adds around a whole input - so a task that cuts a
+long input into windows (QA) frames each window.
 """
 
 from __future__ import annotations
@@ -28,18 +33,28 @@ CAUSAL = "causal"  # conf/backbone `family` of decoder-only models; anything els
 class TextLayout:
     continuation: bool = False
     separator: str = " "  # before a continuation's target: " Bristol", the token running text has after "A:"
+    chat_template: bool = False  # inputs framed by the tokenizer's chat template (an instruction-tuned model's)
+    stop: str | None = None  # where an answer ends besides EOS (a base model zero-shot rambles on: "\n")
 
     @classmethod
     def of(cls, backbone: Any) -> TextLayout:
         """The layout of a backbone's config (conf/backbone/<id>.yaml)."""
         if backbone.get("family") != CAUSAL:
             return cls()
-        return cls(True, str((backbone.get("continuation") or {}).get("separator", " ")))
+        settings = backbone.get("continuation") or {}
+        return cls(True, str(settings.get("separator", " ")), bool(settings.get("chat_template", False)),
+                   settings.get("stop") or None)
 
     @property
     def name(self) -> str:
         """What the tokenised-split cache key records (a continuation's examples differ from seq2seq's)."""
-        return f"continuation{self.separator!r}" if self.continuation else "seq2seq"
+        if not self.continuation:
+            return "seq2seq"
+        return f"continuation{self.separator!r}" + (" chat" if self.chat_template else "")  # (stop: not in examples)
+
+    def input_tokenizer(self, tokenizer: Any) -> Any:
+        """The tokenizer a task encodes its inputs with: the backbone's, or with the chat frame around every input."""
+        return ChatFramed(tokenizer) if self.chat_template else tokenizer
 
     def target_ids(self, tokenizer: Any, targets: list[str]) -> list[list[int]]:
         """Each target's token ids, ending with the tokenizer's EOS (where generation stops)."""
@@ -74,3 +89,41 @@ class ContinuationCollator:
         for key in examples[0].keys() - batch.keys():
             batch[key] = torch.tensor([e[key] for e in examples])
         return batch
+
+
+class ChatFramed:
+    """A tokenizer whose special tokens around a whole input are its chat template's frame: the user's turn before
+    the input, the assistant's opening after it. Anything else is the tokenizer's own."""
+
+    _PLACE = "\x00"
+
+    def __init__(self, tokenizer: Any):
+        if not getattr(tokenizer, "chat_template", None):
+            from softprompt_xl.errors import UserError
+
+            raise UserError(f"backbone.continuation.chat_template=true, but the backbone's tokenizer "
+                            f"({tokenizer.name_or_path}) has no chat template: set it to false (a base model reads "
+                            "the task's template as it is).")
+        self.tokenizer = tokenizer
+        framed = tokenizer.apply_chat_template([{"role": "user", "content": self._PLACE}], tokenize=False,
+                                               add_generation_prompt=True)
+        before, after = framed.split(self._PLACE)
+        self.before = tokenizer(before, add_special_tokens=False)["input_ids"]
+        self.after = tokenizer(after, add_special_tokens=False)["input_ids"]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tokenizer, name)
+
+    def __call__(self, texts, add_special_tokens: bool = True, **kwargs):
+        if add_special_tokens and kwargs.get("truncation") and kwargs.get("max_length"):
+            kwargs["max_length"] -= self.num_special_tokens_to_add()  # the frame counts, as T5's </s> does
+        encoded = self.tokenizer(texts, add_special_tokens=False, **kwargs)
+        if add_special_tokens:
+            encoded["input_ids"] = [self.build_inputs_with_special_tokens(ids) for ids in encoded["input_ids"]]
+        return encoded
+
+    def build_inputs_with_special_tokens(self, ids: list[int]) -> list[int]:
+        return self.before + list(ids) + self.after
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return len(self.before) + len(self.after)

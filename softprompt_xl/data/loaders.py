@@ -105,7 +105,7 @@ def encode_examples(task: Task, records: list[dict], targets: list[str], tokeniz
     """Examples {input_ids, attention_mask, labels, index} of `records` (from `model_text`) and `targets`: inputs
     by `task.encode` (one per record, or per window of a long QA context), `index` the record of each, targets as
     `layout` (the backbone family's) writes them."""
-    inputs = task.encode(records, tokenizer, max_input_length, training, what)
+    inputs = task.encode(records, layout.input_tokenizer(tokenizer), max_input_length, training, what)
     full = layout.target_ids(tokenizer, targets)
     # Cut as the tokenizer's own truncation would (keep the final EOS), from the one tokenisation that also
     # tells how many were too long.

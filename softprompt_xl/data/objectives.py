@@ -10,7 +10,7 @@ from softprompt_xl.data.next_token import NextTokenObjective
 from softprompt_xl.data.span_corruption import SpanCorruptionCollator
 from softprompt_xl.errors import UserError
 
-OBJECTIVES = ("span_corruption", "next_token")
+OBJECTIVES = {"span_corruption": "span corruption", "next_token": "next-token prediction"}  # name -> in words
 
 
 def check_objective(name: Any) -> None:

@@ -35,22 +35,22 @@ class Seq2Seq:
         """The loss of a batch on the bare backbone (the tiny backbones' pre-training)."""
         return backbone(**batch).loss
 
-    def loss_and_generate(self, backbone, tokenizer, embeds, mask, input_ids, labels, max_new_tokens):
+    def loss_and_generate(self, backbone, tokenizer, embeds, mask, input_ids, labels, max_new_tokens, stop=None):
         # The encoder's output is caught as `generate` computes it, so evaluation encodes once: transformers refuses
         # `encoder_outputs` as an input of `generate` on a model the adapters library has wrapped, and
         # `output_hidden_states` would keep every layer's states.
         caught = []
         hook = backbone.get_encoder().register_forward_hook(lambda module, args, output: caught.append(output))
         try:
-            tokens, score = self.generate(backbone, tokenizer, embeds, mask, max_new_tokens)
+            tokens, score = self.generate(backbone, tokenizer, embeds, mask, max_new_tokens, stop)
         finally:
             hook.remove()
         (encoded,) = caught
         loss = backbone(encoder_outputs=encoded, attention_mask=mask, labels=labels).loss
         return loss, tokens, score
 
-    def generate(self, backbone, tokenizer, embeds, mask, max_new_tokens):
-        out = _greedy(backbone, tokenizer, embeds, mask, max_new_tokens)
+    def generate(self, backbone, tokenizer, embeds, mask, max_new_tokens, stop=None):
+        out = _greedy(backbone, tokenizer, embeds, mask, max_new_tokens, stop)
         logprobs = backbone.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
         produced = (out.sequences[:, 1:] != tokenizer.pad_token_id).to(logprobs.dtype)  # not the padding after </s>
         return out.sequences, _mean(logprobs, produced)
@@ -84,14 +84,14 @@ class Causal:
         return self.forward(backbone, backbone.get_input_embeddings()(ids), batch["attention_mask"], ids,
                             batch["labels"]).loss
 
-    def loss_and_generate(self, backbone, tokenizer, embeds, mask, input_ids, labels, max_new_tokens):
-        tokens, score = self.generate(backbone, tokenizer, embeds, mask, max_new_tokens)
+    def loss_and_generate(self, backbone, tokenizer, embeds, mask, input_ids, labels, max_new_tokens, stop=None):
+        tokens, score = self.generate(backbone, tokenizer, embeds, mask, max_new_tokens, stop)
         return self.forward(backbone, embeds, mask, input_ids, labels).loss, tokens, score
 
-    def generate(self, backbone, tokenizer, embeds, mask, max_new_tokens):
+    def generate(self, backbone, tokenizer, embeds, mask, max_new_tokens, stop=None):
         # Given only embeddings, `generate` returns the new tokens alone, and derives each step's position from the
         # attention mask (its cumulative sum), as `forward` above does.
-        out = _greedy(backbone, tokenizer, embeds, mask, max_new_tokens)
+        out = _greedy(backbone, tokenizer, embeds, mask, max_new_tokens, stop)
         logprobs = backbone.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
         ended = (out.sequences == tokenizer.eos_token_id).long()
         produced = (ended.cumsum(-1) - ended == 0).to(logprobs.dtype)  # up to and including the first EOS
@@ -111,13 +111,14 @@ def family_of_model(model: Any) -> Seq2Seq | Causal:
     return FAMILIES[Seq2Seq.name if model.config.is_encoder_decoder else CAUSAL]
 
 
-def _greedy(backbone, tokenizer, embeds, mask, max_new_tokens):
+def _greedy(backbone, tokenizer, embeds, mask, max_new_tokens, stop=None):
     # The tokenizer's EOS and padding, whatever a hub model's generation config says: a batch stops as soon as every
-    # answer has ended, not after max_new_tokens steps.
+    # answer has ended (at EOS, or at the `stop` text), not after max_new_tokens steps.
+    stopping = {"stop_strings": [stop], "tokenizer": tokenizer} if stop else {}
     return backbone.generate(
         inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        output_scores=True, return_dict_in_generate=True,
+        output_scores=True, return_dict_in_generate=True, **stopping,
     )
 
 

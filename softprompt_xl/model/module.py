@@ -113,12 +113,12 @@ class Seq2SeqModule(L.LightningModule):
         """The batch's teacher-forced loss; its answers are kept for scoring (`_score`)."""
         loss, tokens, scores = self.net.loss_and_generate(batch["input_ids"], batch["attention_mask"], batch["labels"],
                                                           self.task.max_answer_length)
-        texts = self.net.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        texts = self.net.answers(tokens)
         found = self.predictions.setdefault(loader, {})
         # A record split into windows (a long QA context) has several examples: keep the surest answer.
         for index, text, score in zip(batch["index"].tolist(), texts, scores.tolist()):
             if index not in found or score > found[index][1]:
-                found[index] = (text.strip(), score)
+                found[index] = (text, score)
         return loss
 
     def _score(self, splits: list[TaskSplit], prefix: str) -> dict[str, dict[str, float]]:

@@ -24,16 +24,17 @@ class LangComponentJob:
     kind: str
     lang: str
     overrides: tuple[str, ...]  # those of a run that needs it, with this job's type, language and directory
+    backbone: str = ""  # its config id (backbone=...), told when a sweep trains on several
 
     TYPE = schema.LANG_COMPONENT_JOB  # the `job` setting of conf/train.yaml that makes a job one of these
 
     @classmethod
-    def of(cls, run_overrides: list[str], spec: dict) -> "LangComponentJob":
+    def of(cls, run_overrides: list[str], spec: dict, backbone: str = "") -> "LangComponentJob":
         k, kind, lang = key(spec), spec["kind"], spec["lang"]
         kept = [o for o in run_overrides if not o.lstrip("+~").startswith(("lang=", "job=", "stage=", "eval_langs=",
                                                                                  "hydra.sweep.subdir="))]
         return cls(k, kind, lang, (*kept, f"lang={lang}", f"job={cls.TYPE}",
-                                   f"hydra.sweep.subdir=${{hydra.job.num}}_{lang_run_name(kind, lang)}"))
+                                   f"hydra.sweep.subdir=${{hydra.job.num}}_{lang_run_name(kind, lang)}"), backbone)
 
     def describe(self) -> str:
         return f"{self.kind} {self.lang}"
@@ -90,8 +91,10 @@ class SweepPlan:
         """"prompt sk, prompt cs", or for many, "16 adapters (en, cs, ...); 16 prompts (en, cs, ...)"."""
         if len(self.lang_jobs) <= 4:
             names = [job.describe() for job in self.lang_jobs]
-            if len(set(names)) < len(names):  # one kind and language with other settings (e.g. seeds): by their keys
-                names = [f"{name} ({job.key})" for name, job in zip(names, self.lang_jobs)]
+            if len(set(names)) < len(names):  # one kind and language on several backbones, or with other settings
+                several = len({job.backbone for job in self.lang_jobs}) > 1
+                names = [f"{name} on {job.backbone} ({job.key})" if several else f"{name} ({job.key})"
+                         for name, job in zip(names, self.lang_jobs)]
             return ", ".join(names)
         kinds: dict[str, list[str]] = {}
         for job in self.lang_jobs:
@@ -189,7 +192,7 @@ def plan_sweep(jobs: list[list[str]], compose: Callable[[list[str]], Any]) -> Sw
             if spec.get("imported"):  # keys.lang_spec found it in the store (or said to import it first)
                 plan.imported[k] = f"{spec['kind']} {code} from {spec['imported']['source']}"
             if k not in wanted and not store.has(store.component_dir(k)):
-                wanted[k] = LangComponentJob.of(job, spec)
+                wanted[k] = LangComponentJob.of(job, spec, run.backbone.id)
         plan.todo.append(RunJob(tuple(job), tuple(needs)))
     for store, runs in not_stored.items():  # refused before stage 1 trains anything for them
         raise UserError(nothing_stored_for_eval(store, runs))

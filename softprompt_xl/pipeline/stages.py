@@ -25,7 +25,7 @@ from softprompt_xl.model.backbone import load_backbone
 from softprompt_xl.model.components.compose import ComposedModel
 from softprompt_xl.data.corpus import CorpusPosition, CorpusStream, documents, heldout_batches
 from softprompt_xl.data.layout import TextLayout
-from softprompt_xl.data.objectives import objective_name
+from softprompt_xl.data.objectives import OBJECTIVES, objective_name
 from softprompt_xl.data.loaders import fixed_subset, own_generator, prepare_task_split, task_loader
 from softprompt_xl.data.tasks import Task, get_task
 from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard
@@ -215,10 +215,10 @@ def train_lang_component(job: Job, stage: LangStage, path: Path) -> None:
     resume_from, start = resume_point(checkpoints)
     objective = objective_name(settings, job.backbone)
     log.info("Stage 1: training the %s language %s by %s (%d steps%s)", lang.name, spec["kind"],
-             objective.replace("_", " "), settings.max_steps, f", resuming at step {start}" if resume_from else "")
+             OBJECTIVES[objective], settings.max_steps, f", resuming at step {start}" if resume_from else "")
     L.seed_everything(job.seed, workers=True, verbose=False)
     model, tokenizer = load_backbone(job.backbone, job.paths)
-    net = ComposedModel(model, tokenizer)
+    net = ComposedModel(model, tokenizer, job.layout.stop)
     component = net.new("lang", lang.code, spec["component"], init_text=lang.prompt_init)
     trainable = net.train_only(["lang"])
     what = f"{lang.name} corpus"
@@ -272,7 +272,8 @@ def _heldout_scores(job: Job, stage: LangStage, net: ComposedModel, tokenizer: A
         scorer, DataLoader(batches, batch_size=None), verbose=False)
     scores = {**scorer.scores(), "heldout_chunks": sum(len(b["input_ids"]) for b in batches)}
     log.info("Stage 1: held-out %s on %d chunks: loss %.3f, token accuracy %.3f (%.0f s)",
-             objective.replace("_", " "), scores["heldout_chunks"], scores["heldout_loss"], scores["heldout_accuracy"], time.time() - started)
+             OBJECTIVES[objective], scores["heldout_chunks"], scores["heldout_loss"], scores["heldout_accuracy"],
+             time.time() - started)
     return scores
 
 
@@ -299,7 +300,7 @@ def run(spec: RunSpec, output_dir: Path) -> Result | LangStageResult | None:
     lang_path = lang_paths.get(spec.lang.code)
     L.seed_everything(job.seed, workers=True, verbose=False)
     model, tokenizer = load_backbone(job.backbone, job.paths)
-    net = ComposedModel(model, tokenizer)
+    net = ComposedModel(model, tokenizer, job.layout.stop)
     if lang_path:
         net.load(lang_path)
     task_stage = TaskStage.of(spec, task)

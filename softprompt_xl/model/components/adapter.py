@@ -29,7 +29,9 @@ class BottleneckAdapter(Component):
     kind = "adapter"
 
     def attach(self, model, tokenizer, init_text):
-        if not hasattr(model, "add_adapter"):
+        # adapters_config: what adapters.init gives a model (every transformers model has an `add_adapter` of its
+        # own, peft's, which takes no adapters config)
+        if not hasattr(model, "adapters_config"):
             raise UserError(
                 f"A bottleneck adapter cannot be added to this backbone ({model.config.model_type}): the adapters "
                 f"library does not support it ({getattr(model, 'adapters_unsupported', 'not initialised')}). Give "

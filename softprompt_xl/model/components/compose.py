@@ -21,7 +21,7 @@ from softprompt_xl.errors import UserError
 
 
 class ComposedModel(nn.Module):
-    def __init__(self, backbone: nn.Module, tokenizer: Any):
+    def __init__(self, backbone: nn.Module, tokenizer: Any, stop: str | None = None):
         super().__init__()
         # adapters.init wraps the attention linears; done up front for every combo so that the wrapped form is
         # the one every kind attaches to (it cannot wrap a LoRA host attached before it). load_backbone does it
@@ -30,6 +30,7 @@ class ComposedModel(nn.Module):
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.family = family_of_model(backbone)
+        self.stop = stop  # where an answer ends besides EOS (data/layout.py TextLayout.stop)
         self.components = nn.ModuleDict()
 
     # --- building -------------------------------------------------------------------------------
@@ -130,10 +131,15 @@ class ComposedModel(nn.Module):
         it can between the two: T5's encoder runs once)."""
         embeds, mask = self.embed(input_ids, attention_mask)
         return self.family.loss_and_generate(self.backbone, self.tokenizer, embeds, mask, input_ids, labels,
-                                             max_new_tokens)
+                                             max_new_tokens, self.stop)
 
     def generate_scored(self, input_ids, attention_mask, max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Greedy decoding, and each answer's mean token log-probability (up to and including its EOS), by which
         the answers of the windows of one long QA context are compared."""
         embeds, mask = self.embed(input_ids, attention_mask)
-        return self.family.generate(self.backbone, self.tokenizer, embeds, mask, max_new_tokens)
+        return self.family.generate(self.backbone, self.tokenizer, embeds, mask, max_new_tokens, self.stop)
+
+    def answers(self, tokens: torch.Tensor) -> list[str]:
+        """The generated answers as text: up to the stop text, if any, and stripped."""
+        texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        return [(text.split(self.stop)[0] if self.stop else text).strip() for text in texts]
