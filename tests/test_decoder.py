@@ -1,8 +1,9 @@
 """Components on decoder-only backbones (model/family.py's causal family), on tiny random models built here from
 transformers configs (Qwen2, BLOOM, GPT-NeoX) with a tokenizer trained here as the tiny decoder's is: a soft prompt
 against peft's prompt tuning, [lang ; task ; input] in forward and generate, left padding, the loss on the target
-only, every kind pair trained and reloaded, LoRA by hand, and bottleneck adapters through the adapters library
-(natively, through a backbone config's interface, and refused clearly where neither serves)."""
+only, every kind pair trained and reloaded, LoRA by hand, bottleneck adapters through the adapters library (natively,
+through a backbone config's interface, and refused clearly where neither serves), and the score of an answer cut at
+the stop text."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from peft import PromptTuningConfig, TaskType, get_peft_model
-from transformers import (BloomConfig, BloomForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM, Qwen2Config,
-                          Qwen2ForCausalLM)
+from transformers import (BloomConfig, BloomForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast,
+                          Qwen2Config, Qwen2ForCausalLM)
 
 from softprompt_xl.config import load_option, to_plain
 from softprompt_xl.data.layout import TextLayout
@@ -55,13 +56,13 @@ def tokenizer():
     return tokenizer
 
 
-def examples(tokenizer, pairs=QA) -> list[dict]:
-    targets = LAYOUT.target_ids(tokenizer, [t for _, t in pairs])
+def examples(tokenizer, pairs=QA, layout=LAYOUT) -> list[dict]:
+    targets = layout.target_ids(tokenizer, [t for _, t in pairs])
     return [{"input_ids": tokenizer(q).input_ids, "labels": t} for (q, _), t in zip(pairs, targets)]
 
 
-def collate(tokenizer, pairs=QA) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    batch = LAYOUT.collator(tokenizer)(examples(tokenizer, pairs))
+def collate(tokenizer, pairs=QA, layout=LAYOUT) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    batch = layout.collator(tokenizer)(examples(tokenizer, pairs, layout))
     return batch["input_ids"], batch["attention_mask"], batch["labels"]
 
 
@@ -83,18 +84,22 @@ def pretrained(model, tokenizer):
 
 
 def special_ids(tokenizer) -> dict:
-    return {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
-            "bos_token_id": tokenizer.eos_token_id}
+    return {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.eos_token_id, "bos_token_id": tokenizer.eos_token_id}
 
 
-@pytest.fixture(scope="module")
-def bare_qwen(tokenizer):
-    """A tiny Qwen2 (the adapters library supports it), pre-trained briefly; never attached to (tests copy it)."""
+def tiny_qwen(tokenizer):
     torch.manual_seed(0)
     config = Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                          num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True,
                          **special_ids(tokenizer))
     return pretrained(Qwen2ForCausalLM(config), tokenizer)
+
+
+@pytest.fixture(scope="module")
+def bare_qwen(tokenizer):
+    """A tiny Qwen2 (the adapters library supports it), pre-trained briefly; never attached to (tests copy it)."""
+    return tiny_qwen(tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -501,3 +506,50 @@ def test_a_backbone_the_adapters_library_cannot_serve_refuses_an_adapter_clearly
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in lora.owned_parameters().values())
     answers = net.generate(*batch[:2], max_new_tokens=3)
     assert answers.shape[0] == len(QA)
+
+
+# --- 8. an answer cut at the stop text (continuation.stop) ---------------------------------------------------------
+BYTE_LEVEL = TextLayout(True, " ")  # Qwen's, BLOOM's: " Ana" after "A:"
+
+
+@pytest.fixture(scope="module")
+def byte_level():
+    """A byte-level BPE tokenizer (as Qwen's and BLOOM's; transformers' stop strings cannot read the tiny decoder's
+    Metaspace vocabulary) and a tiny Qwen2 pre-trained with it."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator((CORPUS + [f"{q} {a}" for q, a in QA]) * 4, vocab_size=300,
+                            special_tokens=["<pad>", "</s>", "<unk>"], show_progress=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="</s>", unk_token="<unk>",
+                                        pad_token="<pad>", model_input_names=["input_ids", "attention_mask"])
+    tokenizer.padding_side = "left"
+    return tokenizer, tiny_qwen(tokenizer)
+
+
+@pytest.mark.parametrize("pad_is_eos", [False, True], ids=["own-pad", "pad-is-eos"])
+def test_an_answer_cut_at_the_stop_text_scores_its_tokens_up_to_the_stop(byte_level, pad_is_eos):
+    """Each answer's score is the mean log-probability of its tokens up to and including its EOS, or the token that
+    completed the stop text: not of the padding after it (Qwen's padding is its EOS: not that either)."""
+    tokenizer, bare = byte_level
+    if pad_is_eos:
+        tokenizer = copy.deepcopy(tokenizer)
+        tokenizer.pad_token = tokenizer.eos_token
+    stop = " in"
+    net = ComposedModel(copy.deepcopy(bare), tokenizer, stop=stop).eval()
+    input_ids, mask, _ = collate(tokenizer, layout=BYTE_LEVEL)
+    answers, scores = net.generate_scored(input_ids, mask, max_new_tokens=6)
+    texts = tokenizer.batch_decode(answers, skip_special_tokens=True)
+    cut = [b for b, text in enumerate(texts) if text.startswith(stop)]
+    assert cut and answers[cut[0], 1:].eq(tokenizer.pad_token_id).all(), texts  # the control: one cut at its 1st token
+    assert len(set(net.answers(answers))) > 1 and net.answers(answers)[cut[0]] == ""
+    for b, answer in enumerate(answers.tolist()):
+        if b in cut:
+            assert stop in tokenizer.decode(answer[:1])  # cut at its first token
+            produced = answer[:1]
+        else:
+            produced = answer[:answer.index(tokenizer.eos_token_id) + 1]
+        alone_ids, alone_mask, _ = collate(tokenizer, [QA[b]], layout=BYTE_LEVEL)
+        with torch.no_grad():  # the teacher-forced loss of exactly the answer's tokens: minus its mean log-probability
+            loss = net(alone_ids, alone_mask, torch.tensor([produced])).loss
+        torch.testing.assert_close(scores[b], -loss, rtol=0, atol=1e-5, msg=f"{texts[b]!r}: {produced}")

@@ -94,7 +94,9 @@ class Causal:
         out = _greedy(backbone, tokenizer, embeds, mask, max_new_tokens, stop)
         logprobs = backbone.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
         ended = (out.sequences == tokenizer.eos_token_id).long()
-        produced = (ended.cumsum(-1) - ended == 0).to(logprobs.dtype)  # up to and including the first EOS
+        if stop:  # an answer cut at the stop text ends there: the padding after it is no answer token
+            ended = ended | _stopped(out.sequences, tokenizer, stop)
+        produced = (ended.cumsum(-1) - ended == 0).to(logprobs.dtype)  # up to and including the first EOS (or stop)
         return out.sequences, _mean(logprobs, produced)
 
 
@@ -120,6 +122,22 @@ def _greedy(backbone, tokenizer, embeds, mask, max_new_tokens, stop=None):
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         output_scores=True, return_dict_in_generate=True, **stopping,
     )
+
+
+def _stopped(sequences: torch.Tensor, tokenizer, stop: str) -> torch.Tensor:
+    """1 at the token with which each answer's text first holds `stop` (where `stop_strings` ended it), else 0."""
+    def holds(prefix: list[int]) -> bool:
+        return stop in tokenizer.decode(prefix, skip_special_tokens=True)
+
+    marks = torch.zeros_like(sequences)
+    for row, ids in enumerate(sequences.tolist()):
+        if holds(ids):
+            low, high = 1, len(ids)  # the shortest prefix whose text holds the stop (bisected: a prefix's grows)
+            while low < high:
+                middle = (low + high) // 2
+                low, high = (low, middle) if holds(ids[:middle]) else (middle + 1, high)
+            marks[row, low - 1] = 1
+    return marks
 
 
 def _mean(logprobs: torch.Tensor, produced: torch.Tensor) -> torch.Tensor:
