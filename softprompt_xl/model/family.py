@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, StoppingCriteria, StoppingCriteriaList
 from transformers.modeling_outputs import CausalLMOutput
 
 from softprompt_xl.data.layout import CAUSAL
@@ -116,12 +116,24 @@ def family_of_model(model: Any) -> Seq2Seq | Causal:
 def _greedy(backbone, tokenizer, embeds, mask, max_new_tokens, stop=None):
     # The tokenizer's EOS and padding, whatever a hub model's generation config says: a batch stops as soon as every
     # answer has ended (at EOS, or at the `stop` text), not after max_new_tokens steps.
-    stopping = {"stop_strings": [stop], "tokenizer": tokenizer} if stop else {}
+    stopping = {"stopping_criteria": StoppingCriteriaList([StopText(tokenizer, stop)])} if stop else {}
     return backbone.generate(
         inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         output_scores=True, return_dict_in_generate=True, **stopping,
     )
+
+
+class StopText(StoppingCriteria):
+    """Ends an answer once its text holds `stop`: decoded, so it works with any tokenizer (transformers' own
+    `stop_strings` failed on the tiny decoder's Metaspace vocabulary), and by the rule `_stopped` scores by."""
+
+    def __init__(self, tokenizer, stop: str):
+        self.tokenizer, self.stop = tokenizer, stop
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        texts = self.tokenizer.batch_decode(input_ids, skip_special_tokens=True)
+        return torch.tensor([self.stop in text for text in texts], dtype=torch.bool, device=input_ids.device)
 
 
 def _stopped(sequences: torch.Tensor, tokenizer, stop: str) -> torch.Tensor:
