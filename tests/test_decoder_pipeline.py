@@ -6,11 +6,14 @@ tests/test_decoder.py's."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from conftest import FAST_OVERRIDES, experiment_grid, run_sweep
 from softprompt_xl.config import group_options
 from softprompt_xl.errors import UserError
+from softprompt_xl.model.component_header import ComponentHeader
 from softprompt_xl.pipeline.plan import plan_sweep
 
 DECODERS = ("qwen2_5_0_5b", "qwen3_0_6b", "gemma3_270m", "bloomz_560m")
@@ -36,8 +39,13 @@ def test_a_language_adapter_and_a_task_lora_run_on_the_tiny_decoder(make_cfg, tm
     on its q_proj and v_proj, evaluated by generation."""
     plan, results = run_sweep(make_cfg, tmp_path, "+combo=la_tl", "lang=sk", "backbone=tiny_decoder", *FAST_OVERRIDES)
     assert [job.describe() for job in plan.lang_jobs] == ["adapter sk"]
-    _check(results["la_tl-sk-qa"], "la_tl")
-    assert results["la_tl-sk-qa"]["lang_component"].startswith("lang-adapter-sk-")
+    result = results["la_tl-sk-qa"]
+    _check(result, "la_tl")
+    assert result["lang_component"].startswith("lang-adapter-sk-")
+    # held out by next-token prediction: loss, perplexity and token accuracy, as span corruption's
+    meta = ComponentHeader.read(tmp_path / "store" / "components" / result["lang_component"]).meta
+    assert meta["heldout_perplexity"] == pytest.approx(math.exp(meta["heldout_loss"]))
+    assert 0 <= meta["heldout_accuracy"] < 1 and meta["heldout_chunks"] > 0
 
 
 @pytest.mark.e2e

@@ -537,7 +537,8 @@ def test_the_test_commands_select_what_the_docs_say():
     e2e = sorted(p.name for p in (PROJECT_DIR / "tests").glob("test_*.py") if "pytest.mark.e2e" in p.read_text()
                  and p.name != "test_docs.py")
     # README: 4 tests, and the dashboard's file
-    assert e2e == ["test_cli.py", "test_dashboard.py", "test_disk_full.py", "test_pipeline.py"]
+    assert e2e == ["test_cli.py", "test_dashboard.py", "test_decoder_pipeline.py", "test_disk_full.py",
+                   "test_pipeline.py"]
     assert re.search(r"^test-all:.*\n\tpython -m pytest -m ''$", makefile, re.M)
     assert re.search(r"^test-slurm:.*\n\tpython -m pytest -m slurm$", makefile, re.M)
     assert re.search(r"^test:.*\n\tpython -m pytest$", makefile, re.M)

@@ -203,4 +203,8 @@ class HeldOutScore(L.LightningModule):
 
     def scores(self) -> dict[str, float]:
         loss, right, tokens = self.totals
-        return {"heldout_loss": loss / tokens, "heldout_accuracy": right / tokens} if tokens else {}
+        if not tokens:
+            return {}
+        # The perplexity too: how next-token prediction is usually reported (for span corruption, of the targets)
+        return {"heldout_loss": loss / tokens, "heldout_perplexity": math.exp(min(loss / tokens, 50.0)),
+                "heldout_accuracy": right / tokens}

@@ -271,9 +271,9 @@ def _heldout_scores(job: Job, stage: LangStage, net: ComposedModel, tokenizer: A
                  name=f"Stage 1 held-out score ({stage.lang.name} corpus)").validate(
         scorer, DataLoader(batches, batch_size=None), verbose=False)
     scores = {**scorer.scores(), "heldout_chunks": sum(len(b["input_ids"]) for b in batches)}
-    log.info("Stage 1: held-out %s on %d chunks: loss %.3f, token accuracy %.3f (%.0f s)",
-             OBJECTIVES[objective], scores["heldout_chunks"], scores["heldout_loss"], scores["heldout_accuracy"],
-             time.time() - started)
+    log.info("Stage 1: held-out %s on %d chunks: loss %.3f (perplexity %.1f), token accuracy %.3f (%.0f s)",
+             OBJECTIVES[objective], scores["heldout_chunks"], scores["heldout_loss"], scores["heldout_perplexity"],
+             scores["heldout_accuracy"], time.time() - started)
     return scores
 
 
