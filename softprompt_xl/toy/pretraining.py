@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any
 from types import SimpleNamespace
 
 import torch
