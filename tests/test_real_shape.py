@@ -1,8 +1,10 @@
-"""The real backbone's shape, rehearsed: a model with mt0-base's exact architecture (random weights, built from
+"""The real backbones' shapes, rehearsed: a model with mt0-base's exact architecture (random weights, built from
 the published config numbers in conf/backbone/mt0_base.yaml) runs lp_ta, la_tp, ll_tl and lp_tp end to end
 through the CLI with `backbone.name=DIR`, for a few steps each. The components must have the paper's sizes,
 a checkpoint must hold only what trains (never the 2.3 GB backbone), and a stage stopped by SIGTERM at this
-size must resume. Each run's wall time and peak memory are printed (`-s` shows them).
+size must resume. The decoder-only family likewise: models of Qwen2.5-0.5B's and Gemma-3-270m's architectures
+(conf/backbone/qwen2_5_0_5b.yaml, gemma3_270m.yaml) run lp_ta, la_tp and ll_tl, each component the size its
+architecture's numbers give. Each run's wall time and peak memory are printed (`-s` shows them).
 
     python -m pytest tests/test_real_shape.py -m slow -s
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -23,10 +26,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import AutoTokenizer, MT5Config, MT5ForConditionalGeneration
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, MT5Config,
+                          MT5ForConditionalGeneration)
 
 from conftest import FAST_OVERRIDES, start_cli
 from softprompt_xl.config import to_plain
+from softprompt_xl.toy import backbone_dir
 
 pytestmark = pytest.mark.slow
 
@@ -102,18 +107,37 @@ class Run:
     wall_s: float
     peak_rss_mb: float
     checkpoints: dict[str, Path] = field(default_factory=dict)  # store key -> a copy of its last.ckpt
+    rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (time, resident MB) every 50 ms
+    line_times: list[tuple[float, str]] = field(default_factory=list)  # (time read, line) of its output
+
+    def rss_when(self, text: str) -> float:
+        """The process's resident MB when it printed the first line holding `text` (the last sample before)."""
+        when = self._time_of(text)
+        return [mb for t, mb in self.rss_mb if t <= when][-1]
+
+    def rss_peak_after(self, text: str) -> float:
+        """The process's highest resident MB from the first line holding `text` to its end."""
+        when = self._time_of(text)
+        return max(mb for t, mb in self.rss_mb if t >= when)
+
+    def _time_of(self, text: str) -> float:
+        return next(t for t, line in self.line_times if text in line)
 
 
-def run_measured(label: str, args: list[str], root: Path, stop_at_task_checkpoint: bool = False) -> Run:
-    """The CLI as a user runs it, with its own peak RSS (wait4's rusage of that process alone). Every last.ckpt
+def run_measured(label: str, args: list[str], root: Path, stop_at_task_checkpoint: bool = False,
+                 shape: str = "mt0-base") -> Run:
+    """The CLI as a user runs it, with its own peak RSS (its VmHWM, sampled every 50 ms). Every last.ckpt
     the run writes is copied as soon as it appears (it is removed when its stage finishes); with
     `stop_at_task_checkpoint`, SIGTERM is sent once the task stage has saved one."""
     copies = root / "checkpoint-copies" / label
     copies.mkdir(parents=True)
     started = time.time()
     proc = start_cli(*args, f"paths.root={root}")
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # the pipe must not fill
+    lines: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: lines.extend((time.time(), line) for line in proc.stdout),
+                              daemon=True)  # the pipe must not fill
+    rss: list[tuple[float, float]] = []
+    peak_mb = 0.0
     reader.start()
     copied: dict[str, Path] = {}
     signalled = False
@@ -134,12 +158,31 @@ def run_measured(label: str, args: list[str], root: Path, stop_at_task_checkpoin
                 signalled = True
         if time.time() - started > 3600:
             os.kill(proc.pid, signal.SIGKILL)
+        resident, high = memory_mb(proc.pid)
+        if resident:
+            rss.append((time.time(), resident))
+            peak_mb = max(peak_mb, high)
         time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)
     reader.join(timeout=60)
-    run = Run(label, proc.returncode, "".join(lines), time.time() - started, usage.ru_maxrss / 1024, copied)
-    print(f"\n[mt0-base shape] {label}: exit {run.returncode}, wall {run.wall_s:.0f} s, peak RSS {run.peak_rss_mb:,.0f} MB")
+    # The process's own high-water mark (VmHWM), not wait4's ru_maxrss: that one starts from this process's peak (the
+    # CLI is started by vfork and exec, and Linux carries the parent's peak over the exec), so after this process
+    # had built a 2 GB model every run reported at least this process's peak, whatever its own.
+    run = Run(label, proc.returncode, "".join(line for _, line in lines), time.time() - started,
+              peak_mb or usage.ru_maxrss / 1024, copied, rss, lines)
+    print(f"\n[{shape} shape] {label}: exit {run.returncode}, wall {run.wall_s:.0f} s, peak RSS {run.peak_rss_mb:,.0f} MB")
     return run
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """A running process's resident memory and its peak so far (VmRSS, VmHWM of Linux's /proc), in MB; 0 where they
+    cannot be read."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0, 0.0
+    found = [re.search(rf"^{field}:\s+(\d+) kB", status, re.M) for field in ("VmRSS", "VmHWM")]
+    return tuple(int(m.group(1)) / 1024 if m else 0.0 for m in found)
 
 
 def stored_shapes(component_dir: Path) -> Counter:
@@ -158,13 +201,13 @@ def check_component(component_dir: Path, kind: str, shapes: dict[str, Counter]) 
     return header["num_parameters"]
 
 
-def check_checkpoint(copy: Path, component_dir: Path, backbone_bytes: int) -> None:
+def check_checkpoint(copy: Path, component_dir: Path, backbone_bytes: int, shape: str = "mt0-base") -> None:
     """A stage's checkpoint holds the component's tensors and nothing of the backbone."""
     ckpt = torch.load(copy, map_location="cpu", weights_only=False)
     held = Counter(tuple(t.shape) for t in ckpt["state_dict"].values())
     assert held == stored_shapes(component_dir), f"{copy.name} holds other tensors than {component_dir.name}'s"
     size = copy.stat().st_size
-    print(f"[mt0-base shape]   checkpoint {copy.stem[:40]}: {size / 2**20:.1f} MB "
+    print(f"[{shape} shape]   checkpoint {copy.stem[:40]}: {size / 2**20:.1f} MB "
           f"({sum(held.values())} tensors, {count(held):,} values; backbone {backbone_bytes / 2**30:.2f} GB)")
     assert size < backbone_bytes / 50
 
@@ -227,3 +270,106 @@ def test_mt0_base_shaped_backbone_runs_every_component_kind_end_to_end(mt0_base_
     for label, run in runs.items():
         assert run.peak_rss_mb * 2**20 < 2 * backbone_bytes, f"{label}: two copies of the backbone in memory?"
 
+
+
+# --- decoder-only backbones (model/family.py's causal family) -------------------------------------------------------
+# Qwen2.5-0.5B's and Gemma-3-270m's published architectures (conf/backbone/<id>.yaml `architecture`), random weights,
+# through the same CLI. Their sizes as the model cards give them: (all parameters, without the embedding table).
+DECODERS = {"qwen2_5_0_5b": (0.49e9, 0.36e9), "gemma3_270m": (270e6, 100e6)}
+# SHORT on another backbone, in float32 (the configs' bf16-mixed is for a GPU)
+DECODER_SHORT = [a for a in SHORT if not a.startswith("backbone=")] + ["trainer.precision=32-true"]
+
+
+@pytest.fixture(scope="session")
+def decoder_tokenizer(make_cfg):
+    """The tiny decoder's tokenizer (pad 0, EOS 1, adding no token of its own, as Qwen's and Gemma's add none to a
+    continuation), from a build of its recipe without pre-training: the tokenizer is the shipped one's, the build
+    takes seconds."""
+    cfg = make_cfg("backbone=tiny_decoder", "backbone.build.pretrain.steps=0")
+    return AutoTokenizer.from_pretrained(backbone_dir(cfg.backbone.build, cfg.paths, create=True))
+
+
+def decoder_shaped(architecture: dict, tokenizer, directory: Path) -> Path:
+    """A directory loadable with from_pretrained: `architecture` (a config.json's fields, `model_type` among them)
+    with random weights, and `tokenizer`. The model's pad and EOS ids are set to the tokenizer's (generation pads with
+    one and stops at the other; BOS as the tiny decoder's, its EOS): ids, not shapes."""
+    fields = {k: v for k, v in architecture.items() if k != "model_type"}
+    assert len(tokenizer) <= fields["vocab_size"]  # every id the tokenizer gives is a row of the embedding table
+    ids = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
+           "bos_token_id": tokenizer.eos_token_id}
+    changed = {k: (fields.get(k), v) for k, v in ids.items() if fields.get(k) != v}
+    print(f"\n[{architecture['model_type']} shape] token ids set to the tokenizer's (was, now): {changed}")
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(architecture["model_type"], **{**fields, **ids}))
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+    del model
+    gc.collect()
+    return directory
+
+
+def expected_decoder_shapes(architecture: dict) -> dict[str, Counter]:
+    """The weight shapes of each component kind on a decoder-only architecture (Llama-style: q_proj, v_proj in every
+    layer's self-attention), with the paper's settings, from the architecture's numbers alone."""
+    d, layers = architecture["hidden_size"], architecture["num_hidden_layers"]
+    head_dim = architecture.get("head_dim") or d // architecture["num_attention_heads"]
+    q_out = architecture["num_attention_heads"] * head_dim  # Gemma 3: 4 x 256 = 1,024, wider than hidden_size (640)
+    v_out = architecture["num_key_value_heads"] * head_dim  # grouped-query attention: fewer key/value heads
+    bottleneck = d // REDUCTION_FACTOR
+    lora = Counter({(LORA_R, d): 2 * layers})  # down-projections of q_proj and v_proj (both read hidden_size)
+    lora.update({(q_out, LORA_R): layers})
+    lora.update({(v_out, LORA_R): layers})
+    return {
+        "prompt": Counter({(PROMPT_TOKENS, d): 1}),
+        # seq_bn after the FFN of every layer (one stack): down (d -> d/16, bias), ReLU, up (d/16 -> d, bias)
+        "adapter": Counter({(bottleneck, d): layers, (bottleneck,): layers, (d, bottleneck): layers, (d,): layers}),
+        "lora": lora,
+    }
+
+
+@pytest.mark.parametrize("backbone", list(DECODERS))
+def test_decoder_shaped_backbone_runs_every_component_kind_end_to_end(backbone, make_cfg, decoder_tokenizer,
+                                                                      tmp_path):
+    architecture = to_plain(make_cfg(f"backbone={backbone}").backbone.architecture)
+    shape = architecture["model_type"]
+    directory = decoder_shaped(architecture, decoder_tokenizer, tmp_path / f"{backbone}-shape")
+    shapes = expected_decoder_shapes(architecture)
+    with safe_open(str(directory / "model.safetensors"), "pt") as weights:
+        sizes = {k: torch.Size(weights.get_slice(k).get_shape()).numel() for k in weights.keys()}
+    total, embedding = sum(sizes.values()), architecture["vocab_size"] * architecture["hidden_size"]
+    backbone_bytes = (directory / "model.safetensors").stat().st_size
+    print(f"[{shape} shape] backbone: {total:,} parameters ({total - embedding:,} without the embedding table), "
+          f"{backbone_bytes / 2**30:.2f} GB; per component " + ", ".join(f"{k} {count(s):,}" for k, s in shapes.items()))
+    published, published_body = DECODERS[backbone]
+    assert abs(total - published) / published < 0.01 and abs(total - embedding - published_body) / published_body < 0.01
+    assert not any("lm_head" in k for k in sizes)  # tied: the output layer is the embedding table, stored once
+
+    args = [*DECODER_SHORT, f"backbone={backbone}", f"backbone.name={directory}"]
+    store = tmp_path / "store" / "components"
+    runs = {}
+    for combo, lang_kind, task_kind in (("lp_ta", "prompt", "adapter"), ("la_tp", "adapter", "prompt"),
+                                        ("ll_tl", "lora", "lora")):
+        run = runs[combo] = run_measured(combo, [f"+combo={combo}", *args], tmp_path, shape=shape)
+        assert run.returncode == 0, run.output[-4000:]
+        assert re.search(r"Stage 1: .* by next.token prediction", run.output)  # the causal family's objective
+        result = result_of(tmp_path, combo)
+        assert result["status"] == "complete" and result["steps"] == 3 and result["metrics"]["sk"]
+        lang_params = check_component(store / result["lang_component"], lang_kind, shapes)
+        task_params = check_component(store / result["task_component"], task_kind, shapes)
+        assert result["lang_component_params"] == lang_params
+        assert result["trainable_params"].get("task") == task_params and not result["trainable_params"].get("lang")
+        assert set(run.checkpoints) == {result["lang_component"], result["task_component"]}, run.checkpoints
+        for name, copy in run.checkpoints.items():
+            check_checkpoint(copy, store / name, backbone_bytes, shape)
+
+    print(f"[{shape} shape] summary (wall time, peak RSS of the CLI process; its RSS before it loaded a backbone, "
+          "and its peak from stage 2's start):")
+    for label, run in runs.items():
+        before, second = run.rss_when("Stage 1: training"), run.rss_peak_after("Stage 2: training")
+        print(f"[{shape} shape]   {label:<18} {run.wall_s:6.0f} s  {run.peak_rss_mb / 1024:5.2f} GB  "
+              f"(before loading {before / 1024:.2f} GB, stage 2 and evaluation {second / 1024:.2f} GB)")
+        # One backbone in memory at a time: stage 1's is gone when stage 2 has loaded its own. Measured above what the
+        # process held before loading any (0.5 GB), not by the whole peak as for mt0-base: with Gemma's 1 GB of
+        # weights, the process itself and the logits of a 262k-word vocabulary weigh as much as the backbone.
+        assert (second - before) * 2**20 < 2 * backbone_bytes, f"{label}: two copies of the backbone in memory?"
+    shutil.rmtree(directory)  # 1-2 GB: not left to pytest's temporary directories
