@@ -339,7 +339,8 @@ def test_decoder_shaped_backbone_runs_every_component_kind_end_to_end(backbone, 
     total, embedding = sum(sizes.values()), architecture["vocab_size"] * architecture["hidden_size"]
     backbone_bytes = (directory / "model.safetensors").stat().st_size
     print(f"[{shape} shape] backbone: {total:,} parameters ({total - embedding:,} without the embedding table), "
-          f"{backbone_bytes / 2**30:.2f} GB; per component " + ", ".join(f"{k} {count(s):,}" for k, s in shapes.items()))
+          f"{backbone_bytes / 2**30:.2f} GB; per component "
+          + ", ".join(f"{kind} {count(s):,}" for kind, s in shapes.items()))
     published, published_body = DECODERS[backbone]
     assert abs(total - published) / published < 0.01 and abs(total - embedding - published_body) / published_body < 0.01
     assert not any("lm_head" in k for k in sizes)  # tied: the output layer is the embedding table, stored once

@@ -1,6 +1,7 @@
 """Training and generation throughput of the framework against a bare PyTorch loop and the reference pipeline.
 
-    python experiments/benchmarks/throughput.py [--backbones tiny,mt5-small] [--tasks qa,ner,nli,checkworthy]
+    python experiments/benchmarks/throughput.py [--backbones tiny,mt5-small,tiny_decoder]
+        [--tasks qa,ner,nli,checkworthy]
         [--kinds prompt,adapter,lora] [--repeats 3] [--lengths TASK=FILE ...] [--group-by-length N] [--json FILE]
 
 For each backbone, the same composed model (a language prompt + a task component, as the `lp_*` combos) trains
@@ -16,17 +17,34 @@ on the same batches, in this one process, three ways, interleaved (the order rot
   saving, report_to none, its default gradient clipping at 1.0) with the framework's optimiser and schedule passed
   in (`optimizers=`), the same examples in the same order (a sequential sampler).
 
-Stages: `span` (stage 1: the language prompt trained by span corruption on the toy corpus of `--lang`) and
-`task` (stage 2: the task component of each `--kinds` trained with the language prompt frozen, on each task's
+A decoder-only backbone (model/family.py's causal family: `tiny_decoder`, `qwen2.5-0.5b`, `gemma3-270m`) trains the
+same three ways, each as that family is trained:
+
+- **framework**: the same path, with the backbone's `TextLayout` (inputs padded on the left, targets on the right)
+  and the causal family's loss (`[prompts ; input ; target]`, the logits of the target positions only);
+- **bare**: the plain way to train a causal LM, in a PyTorch loop on the same examples in the same batches, with
+  the same optimiser and schedule: each input and its target joined into one sequence, padded on the right, labels
+  -100 on the input and the padding, and the model's own loss (`AutoModelForCausalLM(inputs_embeds, attention_mask,
+  labels)`: every position's logits, shifted by one). The same loss as the framework's, so fw/bare is the
+  framework's overhead less what its loss saves;
+- **reference**: those joined sequences padded (and truncated) to 256 + 30 tokens (an input to 256, its target to
+  30), fp32, `transformers.Trainer` with the same settings as the seq2seq reference's.
+
+Stages: `span` (stage 1: the language prompt trained by the backbone's stage-1 objective on the toy corpus of
+`--lang` - span corruption on T5, next-token prediction on a decoder-only backbone, whose rows say `next_token`)
+and `task` (stage 2: the task component of each `--kinds` trained with the language prompt frozen, on each task's
 train split). Evaluation by generation: examples/s of greedy decoding of the test split (`--eval-examples`
 records of it, the framework's `fixed_subset`) at the task's answer length, through the framework's path
 (`trainer.test` of the module: the teacher-forced loss, `generate_scored`, decoding and scoring) and through a
-bare `backbone.generate` on the same batches. Every backbone has random weights (the tiny one is built with
+bare `backbone.generate` on the same batches. Every backbone has random weights (the tiny ones are built with
 `backbone.build.pretrain.steps=0`), so generation runs to the full answer length.
 
 Backbones: `tiny` (the embedded default's shape and tokenizer), `mt5-small` and `mt0-base`, built with random
 weights from the published architecture in conf/backbone/<group>.yaml (`architecture`); the texts are tokenised by
-the tiny tokenizer (its ids are valid in the larger vocabulary). A big shape uses its conf/backbone settings (prompt length 50, inputs 256).
+the tiny tokenizer (its ids are valid in the larger vocabulary). Decoder-only: `tiny_decoder` (the embedded
+decoder's shape and tokenizer), `qwen2.5-0.5b` and `gemma3-270m` (their published architectures, tokenised by the
+tiny decoder's tokenizer, whose pad and EOS ids the model's config is given). A big shape uses its conf/backbone
+settings (prompt length 50, inputs 256).
 
 Columns. Measured time: from the end of the last warm-up step to the end of the last step (a CUDA synchronise at
 both), so set-up costs (building the Trainer, the first step) are not counted. examples/s = examples trained per
@@ -40,9 +58,11 @@ AMX), a second table: the framework and the bare loop in bf16-mixed against fp32
     MFU = 6 * (N_enc * T_enc + N_dec * T_dec) / seconds / peak FLOP/s
 with N_enc, N_dec the encoder's and decoder's parameters (components included; the embedding table, a lookup,
 excluded, the untied output layer counted with the decoder), T_enc the encoder tokens (real tokens plus virtual
-prompt tokens) and T_dec the target tokens. 6N per token is the usual forward + backward count; with a frozen
-backbone the weight gradients are not computed (about 4N), so this MFU is the work a full fine-tune would do in
-the same time, an upper bound on the work actually done. --peak-tflops (default 989: H100/H200 dense bf16) is used
+prompt tokens) and T_dec the target tokens; a decoder-only backbone's is 6 * N * (T_in + T_target), N all its
+parameters but the embedding table (an untied output layer included), T_in the input tokens with the virtual ones.
+6N per token is the usual forward + backward count; with a frozen backbone the weight gradients are not computed
+(about 4N), so this MFU is the work a full fine-tune would do in the same time, an upper bound on the work actually
+done. --peak-tflops (default 989: H100/H200 dense bf16) is used
 for both precisions.
 
 `--lengths TASK=FILE` trains TASK on examples of a real dataset's lengths instead of the toy data's: FILE has one
@@ -50,10 +70,11 @@ example per line, either JSON Lines `{"input": 212, "target": 9}` or CSV with a 
 of the backbone's tokenizer (</s> included). Each example gets random ordinary token ids of those lengths.
 Evaluation uses the same examples (their first `--eval-examples`).
 
-Defaults keep a run under 10 minutes on 2 CPU cores: on CPU the tiny backbone runs every stage, task and kind
+Defaults keep a run under 10 minutes on 2 CPU cores: on CPU the tiny backbones run every stage, task and kind
 (batch 16, 8 steps of which 2 warm-up, the reference 4) and the mT5-small shape the adapter on every task (batch
-4, 2 steps of which 1 warm-up, 8 evaluation examples); on CUDA every shape runs everything at its configured batch
-size, 8 steps. Measured: 548 s on 2 shared CPU cores, one torch thread.
+4, 2 steps of which 1 warm-up, 8 evaluation examples; a big decoder shape likewise); on CUDA every shape runs
+everything at its configured batch size, 8 steps. Measured: 548 s on 2 shared CPU cores, one torch thread, before the tiny decoder's rows joined
+the defaults.
 """
 
 from __future__ import annotations
@@ -77,14 +98,17 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_module
 from torch.utils.data import DataLoader, SequentialSampler
-from transformers import (MT5Config, MT5ForConditionalGeneration, Seq2SeqTrainer, Seq2SeqTrainingArguments,
-                          TrainerCallback, default_data_collator)
+from transformers import (AutoConfig, AutoModelForCausalLM, MT5Config, MT5ForConditionalGeneration, Seq2SeqTrainer,
+                          Seq2SeqTrainingArguments, Trainer, TrainerCallback, default_data_collator)
 
 from softprompt_xl.config import CONF_MODULE, register_resolvers, to_plain
 from softprompt_xl.data.corpus import CorpusPosition, CorpusStream, documents
+from softprompt_xl.data.layout import TextLayout
 from softprompt_xl.data.loaders import TaskSplit, fixed_subset, own_generator, task_loader
+from softprompt_xl.data.objectives import objective_name
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.model.backbone import load_backbone
+from softprompt_xl.model.components.adapter import init_adapters
 from softprompt_xl.model.components.compose import ComposedModel
 from softprompt_xl.model.module import Seq2SeqModule
 from softprompt_xl.runtime.divergence import DivergenceGuard
@@ -94,9 +118,12 @@ from softprompt_xl.pipeline.tracking import stage_logger
 from softprompt_xl.pipeline.run_spec import RunSpec
 
 REFERENCE_INPUT, REFERENCE_LABELS = 256, 30
+UNCUT = 10**9  # joined() without cutting
 # The backbone config groups whose shapes are measured: conf/backbone/<group>.yaml holds the published
-# architecture (MT5Config fields) and the run settings.
-SHAPES = {"tiny": "tiny", "mt5-small": "mt5_small", "mt0-base": "mt0_base"}
+# architecture (MT5Config fields; a decoder-only model's config.json fields with its model_type) and the run settings.
+SHAPES = {"tiny": "tiny", "mt5-small": "mt5_small", "mt0-base": "mt0_base",
+          "tiny_decoder": "tiny_decoder", "qwen2.5-0.5b": "qwen2_5_0_5b", "gemma3-270m": "gemma3_270m"}
+TINY = {"tiny", "tiny_decoder"}  # built locally (random weights); their tokenizers serve the big shapes of their family
 COMBO = {"prompt": "lp_tp", "adapter": "lp_ta", "lora": "lp_tl"}
 TASKS = ("qa", "ner", "nli", "checkworthy")
 WAYS = ("framework", "bare", "reference")
@@ -182,7 +209,7 @@ def compose_cfg(group: str, kind: str, task: str, args, root: str, precision: st
                  f"trainer.accelerator={'gpu' if args.device.type == 'cuda' else 'cpu'}"]
     if args.cache:
         overrides.append(f"paths.cache={args.cache}")
-    if group == "tiny":
+    if group in TINY:
         overrides.append("backbone.build.pretrain.steps=0")  # random weights, as the big shapes: built in seconds
     with initialize_config_module(CONF_MODULE, version_base="1.3"):
         return compose("train", overrides=overrides)
@@ -193,12 +220,26 @@ class Backbone:
 
     def __init__(self, name: str, args, root: str):
         self.name, self.group = name, SHAPES[name]
-        tiny_cfg = compose_cfg("tiny", "adapter", "qa", args, root, "32-true")
+        cfg = compose_cfg(self.group, "adapter", "qa", args, root, "32-true").backbone
+        self.causal = cfg.get("family") == "causal"
+        self.layout = TextLayout.of(cfg)
+        tiny = "tiny_decoder" if self.causal else "tiny"
+        tiny_cfg = compose_cfg(tiny, "adapter", "qa", args, root, "32-true")
         tiny_model, self.tokenizer = load_backbone(tiny_cfg.backbone, tiny_cfg.paths)
-        if self.group == "tiny":
+        if self.group in TINY:
             self.model = tiny_model
+        elif self.causal:
+            shape = to_plain(cfg.architecture)
+            fields = {k: v for k, v in shape.items() if k != "model_type"}
+            # Generation pads with the tokenizer's pad and stops at its EOS: the model's config says the same ids.
+            ids = {"pad_token_id": self.tokenizer.pad_token_id, "eos_token_id": self.tokenizer.eos_token_id,
+                   "bos_token_id": self.tokenizer.eos_token_id}
+            torch.manual_seed(0)
+            config = AutoConfig.for_model(shape["model_type"], **{**fields, **ids})
+            self.model = AutoModelForCausalLM.from_config(config).float().train()
+            init_adapters(self.model, to_plain(cfg.get("adapters_interface")))  # as load_backbone does
         else:
-            shape = to_plain(compose_cfg(self.group, "adapter", "qa", args, root, "32-true").backbone.architecture)
+            shape = to_plain(cfg.architecture)
             torch.manual_seed(0)
             self.model = MT5ForConditionalGeneration(MT5Config(**shape)).float().train()
             # As the tiny build does: HF's std-1 untied output layer starts at a loss near 100, not ln(vocab).
@@ -231,28 +272,75 @@ def read_lengths(path: Path) -> list[tuple[int, int]]:
                          f"header input,target (token counts, </s> included); could not read it: {err}") from None
 
 
-def synthetic_split(lengths: list[tuple[int, int]], tokenizer, lang: str, max_input: int, max_target: int) -> TaskSplit:
-    """Examples of the given lengths (cut as the framework cuts them) with random ordinary token ids."""
+def synthetic_split(lengths: list[tuple[int, int]], tokenizer, lang: str, max_input: int, max_target: int,
+                    layout: TextLayout = TextLayout()) -> TaskSplit:
+    """Examples of the given lengths (cut as the framework cuts them) with random ordinary token ids; an input ends
+    with </s> as T5's tokenizer writes it, a decoder's input runs on into its target (`layout`)."""
     g = torch.Generator().manual_seed(0)
     low, high = 3, len(tokenizer) - 200  # past pad, </s>, <unk>; below the sentinels
     examples = []
     for i, (n_in, n_out) in enumerate(lengths):
         n_in, n_out = max(1, min(n_in, max_input)), max(1, min(n_out, max_target))
         ids = torch.randint(low, high, (n_in + n_out,), generator=g).tolist()
-        inputs, labels = ids[:n_in - 1] + [tokenizer.eos_token_id], ids[n_in:n_in + n_out - 1] + [tokenizer.eos_token_id]
+        inputs = ids[:n_in] if layout.continuation else ids[:n_in - 1] + [tokenizer.eos_token_id]
+        labels = ids[n_in:n_in + n_out - 1] + [tokenizer.eos_token_id]
         examples.append({"input_ids": inputs, "attention_mask": [1] * n_in, "labels": labels, "index": i})
     return TaskSplit(examples, [None] * len(examples), lang, list(range(len(examples))))
 
 
+def fit(ids: list[int], m: int, fill: int | None = None) -> list[int]:
+    """`ids` cut to `m` as the tokenizer's truncation cuts (the last token kept), then padded to `m` with `fill`."""
+    ids = ids if len(ids) <= m else ids[:m - 1] + ids[-1:]
+    return ids if fill is None else ids + [fill] * (m - len(ids))
+
+
 def reference_rows(examples: list[dict], pad: int, labels_to: int = REFERENCE_LABELS) -> list[dict]:
     """The reference pipeline's inputs: padded to 256 and labels to 30 (truncated keeping the final </s>)."""
-    def fit(ids: list[int], m: int, fill: int) -> list[int]:
-        ids = ids if len(ids) <= m else ids[:m - 1] + ids[-1:]
-        return ids + [fill] * (m - len(ids))
-
     return [{"input_ids": torch.tensor(fit(e["input_ids"], REFERENCE_INPUT, pad)),
              "attention_mask": torch.tensor(fit([1] * len(e["input_ids"]), REFERENCE_INPUT, 0)),
              "labels": torch.tensor(fit(e["labels"], labels_to, -100))} for e in examples]
+
+
+def joined(examples: list[dict], pad: int, width: int | None = None, input_to: int = REFERENCE_INPUT,
+           labels_to: int = REFERENCE_LABELS) -> dict[str, torch.Tensor]:
+    """A decoder-only model's batch as it is usually made: each input and its target (cut to `input_to` and
+    `labels_to`) joined into one sequence, padded on the right to `width` (default: the longest), labels -100 on the
+    input and the padding."""
+    rows = [(fit(e["input_ids"], input_to), fit(e["labels"], labels_to)) for e in examples]
+    width = width or max(len(i) + len(t) for i, t in rows)
+    gaps = [width - len(i) - len(t) for i, t in rows]
+    return {"input_ids": torch.tensor([i + t + [pad] * gap for (i, t), gap in zip(rows, gaps)]),
+            "attention_mask": torch.tensor([[1] * (len(i) + len(t)) + [0] * gap for (i, t), gap in zip(rows, gaps)]),
+            "labels": torch.tensor([[-100] * len(i) + t + [-100] * gap for (i, t), gap in zip(rows, gaps)])}
+
+
+def reference_joined_rows(examples: list[dict], pad: int, labels_to: int = REFERENCE_LABELS) -> list[dict]:
+    """The reference pipeline's decoder-only rows: joined sequences padded to 256 + 30 (`labels_to`)."""
+    batch = joined(examples, pad, REFERENCE_INPUT + labels_to, labels_to=labels_to)
+    return [{k: v[i] for k, v in batch.items()} for i in range(len(examples))]
+
+
+def unpadded(batch: dict) -> list[dict]:
+    """A collated batch's examples without their padding (on whichever side it is): input ids where the mask is 1,
+    labels that are not -100."""
+    return [{"input_ids": batch["input_ids"][i][batch["attention_mask"][i].bool()].tolist(),
+             "labels": [t for t in batch["labels"][i].tolist() if t != -100]} for i in range(len(batch["input_ids"]))]
+
+
+class JoinedCausalLM(torch.nn.Module):
+    """The composed model trained the plain way on joined batches (`joined`): prompts before the sequence's
+    embeddings, the backbone's own loss (every position's logits, shifted by one) on the target tokens. The bare
+    loop and the reference of a decoder-only backbone train through it."""
+
+    def __init__(self, net: ComposedModel):
+        super().__init__()
+        self.net = net
+
+    def forward(self, input_ids, attention_mask, labels):
+        embeds, mask = self.net.embed(input_ids, attention_mask)
+        virtual = embeds.shape[1] - input_ids.shape[1]
+        labels = torch.cat([labels.new_full((labels.shape[0], virtual), -100), labels], dim=1)
+        return self.net.backbone(inputs_embeds=embeds, attention_mask=mask, labels=labels)
 
 
 def real_tokens(batch: dict) -> int:
@@ -260,12 +348,17 @@ def real_tokens(batch: dict) -> int:
 
 
 def flops(net: ComposedModel, batch: dict) -> float:
-    """6 * (N_enc * T_enc + N_dec * T_dec), see the module docstring."""
+    """6 * (N_enc * T_enc + N_dec * T_dec), or 6 * N * T for a decoder-only backbone: see the module docstring."""
+    virtual = sum(p.shape[1] for c in net.ordered() if (p := c.input_prefix(1)) is not None)
+    if not net.backbone.config.is_encoder_decoder:
+        # parameters() holds a tied output layer once (as the embedding table, left out) and an untied one apart
+        n = sum(p.numel() for p in net.backbone.parameters()) - net.backbone.get_input_embeddings().weight.numel()
+        tokens = real_tokens(batch) + virtual * batch["input_ids"].shape[0]
+        return 6.0 * n * tokens
     enc = sum(p.numel() for p in net.backbone.encoder.parameters()) - net.backbone.shared.weight.numel()
     dec = (sum(p.numel() for p in net.backbone.decoder.parameters()) - net.backbone.shared.weight.numel()
            + (0 if net.backbone.config.tie_word_embeddings else net.backbone.lm_head.weight.numel()))
     # Adapters and LoRA sit inside the encoder and decoder (counted above); a prompt adds tokens, not weights.
-    virtual = sum(p.shape[1] for c in net.ordered() if (p := c.input_prefix(1)) is not None)
     t_enc = int(batch["attention_mask"].sum()) + virtual * batch["input_ids"].shape[0]
     t_dec = int((batch["labels"] != -100).sum())
     return 6.0 * (enc * t_enc + dec * t_dec)
@@ -285,11 +378,19 @@ class Row:
     eval_examples: int = 0
 
 
-class SequentialTrainer(Seq2SeqTrainer):
-    """The reference trainer fed in the framework's order, so that all three ways train the same batches."""
+class InOrder:
+    """A reference trainer fed in the framework's order, so that all three ways train the same batches."""
 
     def _get_train_sampler(self, *args, **kwargs):
         return SequentialSampler(self.train_dataset)
+
+
+class SequentialTrainer(InOrder, Seq2SeqTrainer):
+    """The seq2seq reference."""
+
+
+class SequentialCausalTrainer(InOrder, Trainer):
+    """The decoder-only reference."""
 
 
 class Unscored(Seq2SeqModule):
@@ -306,7 +407,7 @@ class Measure:
 
     def training(self, stage: str, task_name: str, kind: str) -> Row:
         args, b = self.args, self.backbone
-        big = b.group != "tiny"
+        big = b.group not in TINY
         cfg = compose_cfg(b.group, kind, task_name if stage == "task" else "qa", args, self.root, "32-true")
         task = get_task(cfg.task)
         batch = args.batch_size or (4 if big and self.device.type == "cpu" else int(cfg.task_stage.batch_size))
@@ -319,29 +420,31 @@ class Measure:
         net, trainable = b.composed(cfg, kind if stage == "task" else None, task)
         role = "task" if stage == "task" else "lang"
         optimizer = to_plain(cfg.combo.components[role].optimizer)
-        row = Row(b.name, stage, task_name if stage == "task" else cfg.lang.code, kind, batch)
+        objective = objective_name(cfg.lang_stage, cfg.backbone)  # stage 1's: span_corruption or next_token
+        row = Row(b.name, stage if stage == "task" or objective == "span_corruption" else objective,
+                  task_name if stage == "task" else cfg.lang.code, kind, batch)
         if stage == "task":
             split = self._split(cfg, task, "train")
-            loader = lambda: (task_loader(split, b.tokenizer, batch, 0, steps, cfg.seed, 0, args.group_by_length), [])
+            loader = lambda: (task_loader(split, b.tokenizer, batch, 0, steps, cfg.seed, 0, args.group_by_length,
+                                          layout=b.layout), [])
         else:
             def loader():
                 what = f"{cfg.lang.name} corpus"
                 stream = CorpusStream(documents(cfg.data.wiki, "train", Job.of(RunSpec.of(cfg), Path(self.root)).datasets_cache, what),
-                                              b.tokenizer, cfg.lang_stage, cfg.seed, steps, 0, 0, 1, what)
+                                      b.tokenizer, cfg.lang_stage, cfg.seed, steps, 0, 0, 1, what, objective)
                 return DataLoader(stream, batch_size=None, num_workers=0, generator=own_generator()), [CorpusPosition(stream)]
         batches = list(loader()[0])
         def work(last: int) -> tuple[int, int, float]:  # examples, real tokens and FLOPs of the timed steps
             timed = batches[warmup:last]
             return (sum(len(x["input_ids"]) for x in timed), sum(real_tokens(x) for x in timed),
                     sum(flops(net, x) for x in timed))
-        examples = [{k: x[k][i].tolist() for k in ("input_ids", "labels")} | {"attention_mask": x["attention_mask"][i]}
-                    for x in batches for i in range(len(x["input_ids"]))]
-        for e in examples:  # the reference pads what the framework's collator padded, without the padding
-            n = int(e.pop("attention_mask").sum())
-            e["input_ids"], e["labels"] = e["input_ids"][:n], [t for t in e["labels"] if t != -100]
-        # Span corruption's targets are as long as its chunks make them (58 at 256 inputs): not cut to 30.
+        # The reference pads what the framework's collator padded, without the padding.
+        examples = [e for x in batches for e in unpadded(x)]
+        # Stage 1's targets are as long as its chunks make them (58 at 256 inputs; a next-token chunk's, all but its
+        # first token): not cut to 30.
         labels_to = REFERENCE_LABELS if stage == "task" else max(len(e["labels"]) for e in examples)
-        reference = reference_rows(examples, b.tokenizer.pad_token_id, labels_to)
+        rows = reference_joined_rows if b.causal else reference_rows
+        reference = rows(examples, b.tokenizer.pad_token_id, labels_to)
         ways = [("framework", "32-true"), ("bare", "32-true")] + [("reference", "32-true")] * HAVE_ACCELERATE
         if args.bf16:
             ways += [("framework", "bf16-mixed"), ("bare", "bf16-mixed")]
@@ -372,7 +475,7 @@ class Measure:
             return Job.of(run, Path(self.root)).split(task, run.task_source, split, cfg.lang.code, self.backbone.tokenizer,
                                                       int(cfg.task_stage.max_input_length))
         return synthetic_split(lengths, self.backbone.tokenizer, cfg.lang.code, int(cfg.task_stage.max_input_length),
-                               task.max_answer_length)
+                               task.max_answer_length, self.backbone.layout)
 
     def _module(self, net, trainable, optimizer, steps):
         return Seq2SeqModule(net, trainable, optimizer, steps)
@@ -396,10 +499,14 @@ class Measure:
         opt, schedule = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
         autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16-mixed"
                     else contextlib.nullcontext())
+        # A decoder-only model the plain way: the same examples joined, nothing cut (the framework cut them already).
+        model = JoinedCausalLM(net) if self.backbone.causal else net
         for batch in data:
+            if self.backbone.causal:
+                batch = joined(unpadded(batch), self.backbone.tokenizer.pad_token_id, input_to=UNCUT, labels_to=UNCUT)
             with autocast:
-                loss = net(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                           batch["labels"].to(device)).loss
+                loss = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                             batch["labels"].to(device)).loss
             loss.backward()
             opt.step()
             schedule.step()
@@ -412,7 +519,9 @@ class Measure:
             output_dir=str(Path(self.root) / "reference"), per_device_train_batch_size=batch, max_steps=steps,
             eval_strategy="no", save_strategy="no", report_to="none", seed=seed, dataloader_num_workers=0,
             use_cpu=self.device.type == "cpu", dataloader_pin_memory=self.device.type == "cuda")
-        trainer = SequentialTrainer(model=net, args=arguments, train_dataset=rows, data_collator=default_data_collator,
+        trainer_class, model = ((SequentialCausalTrainer, JoinedCausalLM(net)) if self.backbone.causal
+                                else (SequentialTrainer, net))
+        trainer = trainer_class(model=model, args=arguments, train_dataset=rows, data_collator=default_data_collator,
                                     optimizers=(setup["optimizer"], setup["lr_scheduler"]["scheduler"]),
                                     callbacks=[HFClock(clock)])
         trainer.train()
@@ -420,7 +529,7 @@ class Measure:
     # --- evaluation by generation -------------------------------------------------------------------------
     def _generation(self, cfg, net, task, row: Row) -> None:
         args, tokenizer = self.args, self.backbone.tokenizer
-        big = self.backbone.group != "tiny"
+        big = self.backbone.group not in TINY
         test = self._split(cfg, task, "test")
         limit = args.eval_examples or (8 if big and self.device.type == "cpu" else None)
         test = fixed_subset(test, limit) if limit and task.name not in args.lengths else \
@@ -448,7 +557,8 @@ class Measure:
                         with stage_logger(RunSpec.of(cfg), "eval", "benchmark", "benchmark", out,
                                           ["benchmark"]) as logger:
                             trainer = make_trainer(cfg.trainer, logger, out, 0, alone=True)
-                            trainer.test(module, task_loader(test, tokenizer, batch, 0), verbose=False)
+                            trainer.test(module, task_loader(test, tokenizer, batch, 0, layout=self.backbone.layout),
+                                         verbose=False)
                     else:
                         self._bare_generate(net, test, batch, task.max_answer_length)
                     sync(self.device)
@@ -458,7 +568,7 @@ class Measure:
     def _bare_generate(self, net, split, batch, answer, first_batch_only=False) -> None:
         net.to(self.device).eval()
         with torch.no_grad():
-            for x in task_loader(split, self.backbone.tokenizer, batch, 0):
+            for x in task_loader(split, self.backbone.tokenizer, batch, 0, layout=self.backbone.layout):
                 embeds, mask = net.embed(x["input_ids"].to(self.device), x["attention_mask"].to(self.device))
                 net.backbone.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=answer,
                                       do_sample=False, num_beams=1)
@@ -521,7 +631,8 @@ def tables(rows: list[Row], peak_tflops: float) -> str:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 2)[2])
-    parser.add_argument("--backbones", default="tiny,mt5-small", help=f"comma-separated, of {', '.join(SHAPES)}")
+    parser.add_argument("--backbones", default="tiny,mt5-small,tiny_decoder",
+                        help=f"comma-separated, of {', '.join(SHAPES)}")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--kinds", default=None, help="task component kinds (default: prompt,adapter,lora on tiny and "
                         "on CUDA, adapter for a big shape on CPU)")
@@ -593,7 +704,7 @@ def measure_all(args: argparse.Namespace) -> list[Row]:
     with tempfile.TemporaryDirectory() as root, contextlib.redirect_stdout(sys.stderr):  # progress bars off stdout
         for name in args.backbones.split(","):
             backbone = Backbone(name, args, root)
-            big_cpu = backbone.group != "tiny" and args.device.type == "cpu"
+            big_cpu = backbone.group not in TINY and args.device.type == "cpu"
             kinds = (args.kinds or ("adapter" if big_cpu else "prompt,adapter,lora")).split(",")
             stages = (args.stages or ("task" if big_cpu else "span,task")).split(",")
             measure = Measure(args, backbone, root)
