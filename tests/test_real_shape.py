@@ -217,6 +217,28 @@ def result_of(root: Path, combo: str) -> dict:
     return json.loads(path.read_text())
 
 
+PAIRS = (("lp_ta", "prompt", "adapter"), ("la_tp", "adapter", "prompt"), ("ll_tl", "lora", "lora"))  # combo, kinds
+
+
+def run_and_check(combo: str, lang_kind: str, task_kind: str, args: list[str], root: Path,
+                  shapes: dict[str, Counter], backbone_bytes: int, shape: str = "mt0-base") -> Run:
+    """`combo` through the CLI, measured: it completes, its components have the architecture's shapes, only the task
+    part trained in stage 2, and both stages saved a checkpoint (step 1 of 2 and of 3) holding only its component."""
+    store = root / "store" / "components"
+    run = run_measured(combo, [f"+combo={combo}", *args], root, shape=shape)
+    assert run.returncode == 0, run.output[-4000:]
+    result = result_of(root, combo)
+    assert result["status"] == "complete" and result["steps"] == 3 and result["metrics"]["sk"]
+    lang_params = check_component(store / result["lang_component"], lang_kind, shapes)
+    task_params = check_component(store / result["task_component"], task_kind, shapes)
+    assert result["lang_component_params"] == lang_params
+    assert result["trainable_params"].get("task") == task_params and not result["trainable_params"].get("lang")
+    assert set(run.checkpoints) == {result["lang_component"], result["task_component"]}, run.checkpoints
+    for name, copy in run.checkpoints.items():
+        check_checkpoint(copy, store / name, backbone_bytes, shape)
+    return run
+
+
 def test_mt0_base_shaped_backbone_runs_every_component_kind_end_to_end(mt0_base_shaped, architecture, tmp_path):
     shapes = expected_shapes(architecture)
     with safe_open(str(mt0_base_shaped / "model.safetensors"), "pt") as weights:
@@ -228,21 +250,8 @@ def test_mt0_base_shaped_backbone_runs_every_component_kind_end_to_end(mt0_base_
 
     args = [*SHORT, f"backbone.name={mt0_base_shaped}"]
     store = tmp_path / "store" / "components"
-    runs = {}
-    for combo, lang_kind, task_kind in (("lp_ta", "prompt", "adapter"), ("la_tp", "adapter", "prompt"),
-                                        ("ll_tl", "lora", "lora")):
-        run = runs[combo] = run_measured(combo, [f"+combo={combo}", *args], tmp_path)
-        assert run.returncode == 0, run.output[-4000:]
-        result = result_of(tmp_path, combo)
-        assert result["status"] == "complete" and result["steps"] == 3 and result["metrics"]["sk"]
-        lang_params = check_component(store / result["lang_component"], lang_kind, shapes)
-        task_params = check_component(store / result["task_component"], task_kind, shapes)
-        assert result["lang_component_params"] == lang_params
-        assert result["trainable_params"].get("task") == task_params and not result["trainable_params"].get("lang")
-        # Both stages saved a checkpoint (step 1 of 2 and of 3); each holds only its component.
-        assert set(run.checkpoints) == {result["lang_component"], result["task_component"]}, run.checkpoints
-        for name, copy in run.checkpoints.items():
-            check_checkpoint(copy, store / name, backbone_bytes)
+    runs = {combo: run_and_check(combo, lang_kind, task_kind, args, tmp_path, shapes, backbone_bytes)
+            for combo, lang_kind, task_kind in PAIRS}
 
     # lp_tp: the language prompt of lp_ta is found; its task stage is stopped by SIGTERM and resumed.
     stopped = runs["lp_tp (SIGTERM)"] = run_measured("lp_tp (SIGTERM)", ["+combo=lp_tp", *args], tmp_path,
@@ -346,22 +355,10 @@ def test_decoder_shaped_backbone_runs_every_component_kind_end_to_end(backbone, 
     assert not any("lm_head" in k for k in sizes)  # tied: the output layer is the embedding table, stored once
 
     args = [*DECODER_SHORT, f"backbone={backbone}", f"backbone.name={directory}"]
-    store = tmp_path / "store" / "components"
-    runs = {}
-    for combo, lang_kind, task_kind in (("lp_ta", "prompt", "adapter"), ("la_tp", "adapter", "prompt"),
-                                        ("ll_tl", "lora", "lora")):
-        run = runs[combo] = run_measured(combo, [f"+combo={combo}", *args], tmp_path, shape=shape)
-        assert run.returncode == 0, run.output[-4000:]
+    runs = {combo: run_and_check(combo, lang_kind, task_kind, args, tmp_path, shapes, backbone_bytes, shape)
+            for combo, lang_kind, task_kind in PAIRS}
+    for run in runs.values():
         assert re.search(r"Stage 1: .* by next.token prediction", run.output)  # the causal family's objective
-        result = result_of(tmp_path, combo)
-        assert result["status"] == "complete" and result["steps"] == 3 and result["metrics"]["sk"]
-        lang_params = check_component(store / result["lang_component"], lang_kind, shapes)
-        task_params = check_component(store / result["task_component"], task_kind, shapes)
-        assert result["lang_component_params"] == lang_params
-        assert result["trainable_params"].get("task") == task_params and not result["trainable_params"].get("lang")
-        assert set(run.checkpoints) == {result["lang_component"], result["task_component"]}, run.checkpoints
-        for name, copy in run.checkpoints.items():
-            check_checkpoint(copy, store / name, backbone_bytes, shape)
 
     print(f"[{shape} shape] summary (wall time, peak RSS of the CLI process; its RSS before it loaded a backbone, "
           "and its peak from stage 2's start):")
