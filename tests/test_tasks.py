@@ -115,7 +115,7 @@ def test_long_qa_contexts_become_overlapping_windows(make_cfg, tiny, answer_sent
 def test_the_surest_window_answer_wins(make_cfg, tiny):
     """Evaluation keeps, per record, the generation with the highest mean log-probability over its windows."""
     from softprompt_xl.data.loaders import TaskSplit
-    from softprompt_xl.model.module import Seq2SeqModule
+    from softprompt_xl.model.module import ComboModule
 
     _, tokenizer = tiny
     task = get_task(make_cfg("task=qa").task)
@@ -132,7 +132,7 @@ def test_the_surest_window_answer_wins(make_cfg, tiny):
             return torch.tensor(0.0), tokens, scores
 
     split = TaskSplit([], [{"answers": ["v Prešove"], "context": "Eva býva v Prešove."}], "sk", ["x"])
-    module = Seq2SeqModule(Net(), [], task=task, test_splits=[split])
+    module = ComboModule(Net(), [], task=task, test_splits=[split])
     batch = {"input_ids": torch.ones(3, 4, dtype=torch.long), "attention_mask": torch.ones(3, 4, dtype=torch.long),
              "labels": torch.ones(3, 2, dtype=torch.long), "index": torch.tensor([0, 0, 0])}
     module._evaluate(batch, split, 0, "test")

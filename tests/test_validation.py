@@ -11,7 +11,7 @@ import pytest
 from softprompt_xl.data.loaders import TaskSplit, fixed_subset
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError
-from softprompt_xl.model.module import Seq2SeqModule
+from softprompt_xl.model.module import ComboModule
 
 
 def split_of(n: int, windows: dict[int, int] | None = None, ids: list | None = None) -> TaskSplit:
@@ -61,7 +61,7 @@ def test_a_bad_cap_is_refused_with_the_fix(bad):
 
 def test_an_unknown_validation_mode_is_refused():
     with pytest.raises(UserError, match=r"task_stage.val_mode=bleu is not a validation mode: use generation .* or loss"):
-        Seq2SeqModule(None, [], val_mode="bleu")
+        ComboModule(None, [], val_mode="bleu")
 
 
 def test_validation_by_loss_never_generates_and_keeps_the_lowest_loss(make_cfg, tiny, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ For each backbone, the same composed model (a language prompt + a task component
 on the same batches, in this one process, three ways, interleaved (the order rotates every repeat) and repeated:
 
 - **framework**: the package's own path - `data.loaders.task_loader` (or stage 1's `CorpusStream`),
-  `model.module.Seq2SeqModule`, `study.stages.make_trainer` with `conf/trainer` settings, the divergence guard and
+  `model.module.ComboModule`, `study.stages.make_trainer` with `conf/trainer` settings, the divergence guard and
   checkpointing callbacks of a run, and the logger of `--logger` (default `none`: a run's default is W&B offline);
 - **bare**: a plain PyTorch loop on the same model, loader, optimiser and schedule (`configure_optimizers`):
   forward, backward, step - the limit for framework overhead;
@@ -110,7 +110,7 @@ from softprompt_xl.data.tasks import get_task
 from softprompt_xl.model.backbone import load_backbone
 from softprompt_xl.model.components.adapter import init_adapters
 from softprompt_xl.model.components.compose import ComposedModel
-from softprompt_xl.model.module import Seq2SeqModule
+from softprompt_xl.model.module import ComboModule
 from softprompt_xl.runtime.divergence import DivergenceGuard
 from softprompt_xl.runtime.resume import Checkpointing
 from softprompt_xl.pipeline.stages import Job, make_trainer
@@ -393,7 +393,7 @@ class SequentialCausalTrainer(InOrder, Trainer):
     """The decoder-only reference."""
 
 
-class Unscored(Seq2SeqModule):
+class Unscored(ComboModule):
     """For examples with made-up tokens (--lengths): everything of the framework's evaluation but the scoring."""
 
     def _score(self, splits, prefix):
@@ -478,7 +478,7 @@ class Measure:
                                task.max_answer_length, self.backbone.layout)
 
     def _module(self, net, trainable, optimizer, steps):
-        return Seq2SeqModule(net, trainable, optimizer, steps)
+        return ComboModule(net, trainable, optimizer, steps)
 
     def _framework(self, cfg, net, trainable, optimizer, steps, precision, clock, loader, role) -> None:
         t = copy.deepcopy(cfg.trainer)
@@ -550,7 +550,7 @@ class Measure:
                     sync(self.device)
                     started = time.perf_counter()
                     if way == "framework":
-                        cls = Unscored if task.name in args.lengths else Seq2SeqModule
+                        cls = Unscored if task.name in args.lengths else ComboModule
                         module = cls(net, [], None, 0, task)
                         module.test_splits = [test]
                         out = Path(self.root) / "framework"

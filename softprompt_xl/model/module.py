@@ -41,7 +41,7 @@ def build_optimizer(spec: Any, params: list[torch.nn.Parameter]) -> torch.optim.
     raise UserError(f"Unknown optimizer '{spec['name']}'. Valid optimizers: {', '.join(OPTIMIZERS)}.")
 
 
-class Seq2SeqModule(L.LightningModule):
+class ComboModule(L.LightningModule):
     def __init__(
         self,
         net: ComposedModel,

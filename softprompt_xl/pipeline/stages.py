@@ -31,7 +31,7 @@ from softprompt_xl.data.tasks import Task, get_task
 from softprompt_xl.runtime.divergence import Diverged, DivergenceGuard
 from softprompt_xl.errors import UserError
 from softprompt_xl.model.component_header import ComponentHeader
-from softprompt_xl.model.module import HeldOutScore, Seq2SeqModule
+from softprompt_xl.model.module import HeldOutScore, ComboModule
 from softprompt_xl.pipeline.keys import comparison_spec, key, lang_spec, result_spec, task_spec
 from softprompt_xl.runtime.resume import Checkpointing, resume_point
 from softprompt_xl.runtime.trainer_settings import trainer_arguments
@@ -227,7 +227,7 @@ def train_lang_component(job: Job, stage: LangStage, path: Path) -> None:
     # One worker at most: the stream is one sequence (a worker tokenises ahead while the model trains).
     loader = DataLoader(stream, batch_size=None, num_workers=min(int(job.trainer.num_workers), 1),
                         generator=own_generator())
-    module = Seq2SeqModule(net, trainable, spec["component"]["optimizer"], settings.max_steps)
+    module = ComboModule(net, trainable, spec["component"]["optimizer"], settings.max_steps)
     stage_name = f"stage 1 (the {lang.name} language {spec['kind']})"
     guard = DivergenceGuard(job.trainer.divergence, "lang", stage_name, "combo.components.lang.optimizer.lr")
     callbacks = [CorpusPosition(stream), guard, Checkpointing(checkpoints, job.checkpoint_every)]
@@ -335,7 +335,7 @@ def evaluate(job: Job, stage: EvalStage, net: ComposedModel, logger: Any) -> Eva
     language component, the task part), with the language's own component swapped in for the run's; each
     language's predictions are also written to the job directory as they come (predictions_test_<lang>.jsonl)."""
     task, settings, tokenizer = stage.task, stage.settings, net.tokenizer
-    module = Seq2SeqModule(net, [], None, 0, task)
+    module = ComboModule(net, [], None, 0, task)
     done = Evaluation({}, {}, {})
     for lang in stage.langs:
         swapped = lang.component is not None and lang.component != stage.own_component
@@ -424,7 +424,7 @@ def train_task_part(job: Job, stage: TaskStage, net: ComposedModel, lang_path: P
         log.info("Validating on %d of the %d %s %s validation examples (task_stage.val_max_examples; the same ones "
                  "in every run), by %s", len(val.references), len(whole_val.references), lang.code, task.name,
                  settings.val_mode)
-    module = Seq2SeqModule(net, trainable, optimizer, settings.max_steps, task, val, [], settings.select_best,
+    module = ComboModule(net, trainable, optimizer, settings.max_steps, task, val, [], settings.select_best,
                            settings.val_mode)
     stage_name = f"stage 2 ({what} on {lang.name} {task.name})"
     guard = DivergenceGuard(job.trainer.divergence, "task", stage_name, lr_setting)
@@ -456,7 +456,7 @@ def train_task_part(job: Job, stage: TaskStage, net: ComposedModel, lang_path: P
     return info
 
 
-def fit(trainer: L.Trainer, module: Seq2SeqModule, store: Store, key: str, logger: Any, *loaders: Any,
+def fit(trainer: L.Trainer, module: ComboModule, store: Store, key: str, logger: Any, *loaders: Any,
         ckpt_path: Path | None) -> None:
     """Train a stage. One whose loss diverged (divergence.py) leaves nothing in the store: no component, and no
     checkpoints either - resumed, they would replay the same steps into the same divergence - so the same command
