@@ -45,7 +45,105 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, value)
     if not OmegaConf.has_resolver("spxl.mul"):  # e.g. GPUs per node = GPUs per process x processes
         OmegaConf.register_new_resolver("spxl.mul", lambda a, b: int(a) * int(b))
+    # conf/combo/pair.yaml: a combo's name and components from its two kinds; `--help`: the kinds.
+    for name, value in (("spxl.pair_name", pair_name), ("spxl.component", pair_component),
+                        ("spxl.kinds_help", kinds_help)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, value)
     # spxl.run_name (a job's directory, conf/train.yaml) is registered by its owner, pipeline/records.py, on import.
+
+
+
+# --- any language kind x any task kind: `+combo=pair combo.lang=KIND combo.task=KIND` (conf/combo/pair.yaml) ---------
+# KIND is a component kind - a conf/component/<kind>.yaml, whose class is registered in softprompt_xl/model/components/
+# (pipeline/schema.py checks both before anything is planned) - or `none`: no component in that role.
+NO_COMPONENT = "none"
+# The letters the first three kinds are named by in the combo files (lp_ta, la_tl, tp): a pair of them is named as its
+# file is, so the two ways to ask for it are one configuration with the same store keys. Other kinds go by their name.
+LEGACY_LETTERS = {"prompt": "p", "adapter": "a", "lora": "l"}
+
+
+def component_kinds() -> list[str]:
+    """The component kinds that have a config (conf/component/<kind>.yaml, or in a config directory of one's own)."""
+    return group_options("component")
+
+
+def is_no_component(kind: Any) -> bool:
+    return kind is None or str(kind) == NO_COMPONENT
+
+
+def pair_name(lang: Any, task: Any) -> str:
+    """The combo name of a language kind x a task kind: lp_ta, la_tl, tp (no language part), lp (no task part),
+    zero_shot (neither); lprefix_tia3 for kinds other than the first three."""
+    short = {role: None if is_no_component(kind) else LEGACY_LETTERS.get(str(kind), str(kind))
+             for role, kind in (("lang", lang), ("task", task))}
+    parts = [f"{role[0]}{short[role]}" for role in ("lang", "task") if short[role]]
+    return "_".join(parts) or "zero_shot"
+
+
+def pair_component(role: str, kind: Any, tune: Any, _parent_: Any) -> DictConfig | None:
+    """The component of `kind` for a pair's `role` (lang or task): its conf/component/<kind>.yaml as written, with the
+    pair's `tune` for the role over it (`+combo.tune.task.r=16`), placed in the run's config so that what it
+    interpolates (`${backbone.lr.prompt}`, `${backbone.lora.targets}`) is the run's; None for `none`."""
+    if is_no_component(kind):
+        return None
+    found = load_option("component", str(kind), copy=False)
+    if found is None:
+        from softprompt_xl.errors import UserError
+
+        raise UserError(unknown_kind(kind, component_kinds(), f"combo.{role}"))
+    component = OmegaConf.to_container(found, resolve=False)
+    if tune:
+        component = OmegaConf.to_container(OmegaConf.merge(component, _raw(tune)), resolve=False)
+    return OmegaConf.create(component, parent=_parent_)
+
+
+def _raw(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=False) if isinstance(node, (DictConfig, ListConfig)) else node
+
+
+def unknown_kind(kind: Any, valid: list[str], setting: str) -> str:
+    """What a pair naming a kind that is not one is told (pipeline/schema.py says it before planning)."""
+    return (f"{setting}={kind} is not a component kind. Valid kinds: {', '.join(valid)}, or {NO_COMPONENT} (no "
+            "component in that role), e.g. `+combo=pair combo.lang=prompt combo.task=lora`. A kind is a config file "
+            "conf/component/<kind>.yaml and a class registered in softprompt_xl/model/components/ "
+            "(`python -m softprompt_xl.train --help` lists them with their hyperparameters).")
+
+
+def kinds_help(_root_: Any) -> str:
+    """`--help`'s list of component kinds (conf/hydra/help/softprompt_xl.yaml): each with the first line of its file's
+    comment and its hyperparameters, with their values on the chosen backbone."""
+    lines = []
+    for kind in component_kinds():
+        found = load_option("component", kind, copy=False)
+        node = OmegaConf.create(OmegaConf.to_container(found, resolve=False), parent=_root_)
+        values = []
+        for name, raw in flat_settings(OmegaConf.to_container(found, resolve=False)):
+            if name == "kind":
+                continue
+            if isinstance(raw, str) and "${" in raw:
+                try:
+                    value = OmegaConf.select(node, name, throw_on_missing=True)
+                    value = to_plain(value)
+                except Exception:  # noqa: BLE001 - a value of another backbone's: shown as written
+                    value = "?"
+                value = f"[{', '.join(map(str, value))}]" if isinstance(value, list) else value
+                raw = f"{value} ({raw.strip('${}')})"
+            values.append(f"{name}={raw}")
+        path = CONF_DIR / "component" / f"{kind}.yaml"
+        about = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")),
+                     "") if path.is_file() else ""
+        lines.append(f"  {kind}: {about}".rstrip())
+        lines.append(f"      {'; '.join(values)}")
+    # `$` is string.Template's (Hydra's help template), `${` OmegaConf's: neither is left in the text.
+    return "\n".join(lines).replace("$", "")
+
+
+def flat_settings(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted name, value) of every setting of a plain mapping, nested ones by their path: optimizer.lr."""
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in flat_settings(v, f"{prefix}{k}.")]
+    return [(prefix.rstrip("."), value)]
 
 
 def to_plain(node: Any) -> Any:

@@ -252,9 +252,32 @@ def unknown_language_named(argv: list[str]) -> str | None:
     return None
 
 
+def unknown_kind_named(argv: list[str]) -> str | None:
+    """The message for a pair's `combo.lang=KIND` or `combo.task=KIND` (or a sweep `combo.task=a,b`) naming a kind
+    with no config file, else None: said before Hydra (whose --cfg job --resolve or --help would otherwise end in a
+    traceback), as unknown_language_named. Whether each kind has a class is pipeline/schema.py's to check."""
+    from softprompt_xl.config import CONF_DIR, is_no_component, unknown_kind
+
+    if any(a.lstrip("+~").startswith("hydra.searchpath") for a in argv):
+        return None
+    dirs = [CONF_DIR] + [Path(argv[i + 1]) for i, a in enumerate(argv[:-1]) if a in ("--config-dir", "-cd")]
+    dirs += [Path(a.split("=", 1)[1]) for a in argv if a.startswith("--config-dir=")]
+    for arg in argv[1:]:
+        name, _, value = arg.lstrip("+~").partition("=")
+        if name not in ("combo.lang", "combo.task") or not value or any(c in value for c in "()[]{}$*"):
+            continue
+        for kind in value.split(","):
+            if kind in ("", "null") or is_no_component(kind):
+                continue
+            if not any((d / "component" / f"{kind}.yaml").is_file() for d in dirs):
+                kinds = sorted({p.stem for d in dirs for p in (d / "component").glob("*.yaml")})
+                return unknown_kind(kind, kinds, name)
+    return None
+
+
 if __name__ == "__main__":
     sys.argv = hydra_flags_last(sys.argv)
-    if unknown := unknown_language_named(sys.argv):
+    if unknown := unknown_language_named(sys.argv) or unknown_kind_named(sys.argv):
         print(unknown, file=sys.stderr)
         sys.exit(2)
     main()

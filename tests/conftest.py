@@ -186,7 +186,9 @@ def experiment_grid(name: str) -> list[list[str]]:
     return sweep_jobs([f"experiment={name}"], params)
 
 
-ALL_COMBOS = group_options("combo")
+# The named combos (conf/combo/), each of them once: `pair` names any of them by its two kinds (test_pair_combo.py),
+# by default lp_ta again.
+ALL_COMBOS = [name for name in group_options("combo") if name != "pair"]
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ def test_every_language_part_by_task_part_exists():
     combos = {p.stem for p in (CONF_DIR / "combo").glob("*.yaml")}
     task_only = {f"t{task}" for task in "pal"}
     paired = {f"l{lang}_t{task}" for lang in "pal" for task in "pal"}
-    assert combos == task_only | paired | {"zero_shot", "full_ft"}
+    assert combos == task_only | paired | {"zero_shot", "full_ft", "pair"}  # pair: any of them by its kinds
 
 
 LANGS = sorted(p.stem for p in (CONF_DIR / "lang").glob("*.yaml"))

@@ -138,6 +138,18 @@ COMMANDS: dict[str, list] = {
     "python -m softprompt_xl.train +combo=lp_ta --cfg job": [
         Run("python -m softprompt_xl.train +combo=lp_ta --cfg job paths.root={root}",  # an override after --cfg job
             expect=("name: lp_ta", "root: {root}"))],
+    "python -m softprompt_xl.train --help": [
+        Run(expect=("+combo=pair combo.lang=KIND combo.task=KIND", "  prompt: Soft prompt", "n_tokens=10 "
+                    "(backbone.prompt_tokens)", "reduction_factor=16", "r=8; alpha=16", "combo: full_ft, la_ta"))],
+    "python -m softprompt_xl.train +combo=pair combo.lang=prompt combo.task=adapter,lora lang=sk -m": [
+        Dry(("Sweep plan: 2 run(s).", "1 needed, 0 already in the store, 1 to train: prompt sk", "2 to run")),
+        Elsewhere("tests/test_pair_combo.py::test_a_sweep_over_kinds_is_one_multirun_sharing_its_language_component")],
+    "python -m softprompt_xl.train +combo=pair combo.lang=none,prompt,adapter,lora "
+    "combo.task=none,prompt,adapter,lora lang=sk -m": [
+        Dry(("Sweep plan: 16 run(s).", "3 needed, 0 already in the store, 3 to train")),
+        Elsewhere("tests/test_pair_combo.py::test_every_kind_by_every_kind_plans_as_one_sweep")],
+    "python -m softprompt_xl.train +combo=pair combo.lang=adapter combo.task=lora --cfg job --resolve -p combo": [
+        Run(expect=("name: la_tl", "kind: adapter", "kind: lora", "reduction_factor: 16"))],
     "python -m softprompt_xl.train --config-dir my_conf +combo=mine lang=sk -m": [
         Run("python -m softprompt_xl.train --config-dir my_conf +combo=mine lang=sk -m paths.root={root} dry_run=true",
             expect=("Sweep plan: 1 run(s).",), cwd="{user}")],

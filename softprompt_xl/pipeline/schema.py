@@ -11,12 +11,13 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from softprompt_xl.config import group_options, has_option, load_option, to_plain, unknown_language
+from softprompt_xl.config import (component_kinds, flat_settings, group_options, has_option, is_no_component,
+                                  load_option, to_plain, unknown_kind, unknown_language)
 from softprompt_xl.data.loaders import check_subset_size
 from softprompt_xl.data.objectives import check_objective
 from softprompt_xl.data.tasks import get_task
 from softprompt_xl.errors import UserError
-from softprompt_xl.model.components import ROLES, component_class
+from softprompt_xl.model.components import REGISTRY, ROLES, component_class
 from softprompt_xl.model.module import OPTIMIZERS, check_val_mode
 from softprompt_xl.runtime import progress
 from softprompt_xl.runtime.divergence import DivergenceRule
@@ -44,6 +45,8 @@ def check(cfg: Any) -> None:
     _one_of("job", cfg.job, JOBS)
     _one_of("stage", cfg.stage, STAGES)
     combo = cfg.combo
+    if is_pair(combo):  # before its components are read: they follow from its kinds
+        _pair(combo)
     for role in ROLES:
         if combo.components.get(role):
             _component(f"combo.components.{role}", to_plain(combo.components[role]), cfg.backbone)
@@ -95,6 +98,43 @@ def _component(where: str, component: dict, backbone: Any) -> None:
             raise UserError(f"{where}.targets={component.get('targets')}: LoRA adapts linear layers of the backbone's "
                             f"blocks by name; {', '.join(unknown) or 'an empty list'} is none of {backbone.id}'s. Use "
                             f"some of {', '.join(layers)} (its default: {to_plain(backbone.lora.targets)}).")
+
+
+def is_pair(combo: Any) -> bool:
+    """Whether the combo is a language kind x a task kind by name (conf/combo/pair.yaml: combo.lang, combo.task)."""
+    return all(role in combo for role in ROLES)
+
+
+def valid_kinds() -> list[str]:
+    """The kinds a pair may name: a config (conf/component/<kind>.yaml) and a registered class."""
+    return sorted(set(component_kinds()) & set(REGISTRY))
+
+
+def _pair(combo: Any) -> None:
+    """A pair's kinds are kinds (or none), its components still the ones they give, and its tuning names
+    hyperparameters of theirs: checked on the config as written, before a component is resolved."""
+    raw = OmegaConf.to_container(combo, resolve=False)
+    tune = raw.get("tune") or {}
+    for role in ROLES:
+        kind = raw[role]
+        if not is_no_component(kind) and str(kind) not in valid_kinds():
+            raise UserError(unknown_kind(kind, valid_kinds(), f"combo.{role}"))
+        if not (isinstance(raw["components"].get(role), str) and "spxl.component:" in raw["components"][role]):
+            raise UserError(f"combo.components.{role} was set by an override, but a pair's components follow from "
+                            f"its kinds (combo.{role}={kind}): change a hyperparameter of its {role} part with "
+                            f"+combo.tune.{role}.NAME=VALUE (e.g. +combo.tune.task.r=16), not with "
+                            f"combo.components.{role}.NAME.")
+        given = [name for name, _ in flat_settings(tune.get(role) or {})]
+        if given and is_no_component(kind):
+            raise UserError(f"combo.tune.{role} sets {', '.join(given)}, but combo.{role}={kind}: there is no {role} "
+                            "component to tune. Name its kind, or drop the setting.")
+        written = load_option("component", str(kind), copy=False) if given else None
+        known = [name for name, _ in flat_settings(OmegaConf.to_container(written))] if written is not None else []
+        unknown = [name for name in given if name not in known or name == "kind"]
+        if unknown:
+            raise UserError(f"combo.tune.{role}.{unknown[0]}: the {kind} has no such hyperparameter. Its "
+                            f"hyperparameters: {', '.join(n for n in known if n != 'kind')} "
+                            f"(conf/component/{kind}.yaml; `python -m softprompt_xl.train --help` lists every kind's).")
 
 
 def _optimizer(where: str, optimizer: dict) -> None:
