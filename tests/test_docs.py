@@ -154,6 +154,10 @@ COMMANDS: dict[str, list] = {
         Run("python -m softprompt_xl.train --config-dir my_conf +combo=mine lang=sk -m paths.root={root} dry_run=true",
             expect=("Sweep plan: 1 run(s).",), cwd="{user}")],
     "python -m softprompt_xl.train +combo=zero_shot": [Dry(("Sweep plan: 1 run(s).", "0 needed"))],
+    "python -m softprompt_xl.train +combo=zero_shot,ta,tp,tl,la_ta,la_tp,la_tl,lp_ta,lp_tp,lp_tl,ll_ta,ll_tp,ll_tl,full_ft "
+    "task=qa,ner,nli,checkworthy lang=sk backbone=tiny_decoder logger=none -m": [
+        Dry(("Sweep plan: 56 run(s).", "3 needed, 0 already in the store, 3 to train")),
+        Elsewhere("tests/test_decoder_pipeline.py::test_every_combo_runs_on_the_tiny_decoder")],
     "python -m softprompt_xl.train +combo=lp_ta lang=sk backbone=tiny_decoder -m": [
         Dry(("Sweep plan: 1 run(s).", "1 to train: prompt sk")),
         Elsewhere("tests/test_decoder_pipeline.py::test_every_combo_runs_on_the_tiny_decoder")],
