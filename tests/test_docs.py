@@ -310,6 +310,8 @@ COMMANDS: dict[str, list] = {
         Throughput("--backbones tiny,mt5-small"), Elsewhere("tests/test_benchmarks.py::test_throughput_smoke")],
     "python experiments/benchmarks/throughput.py": [
         Throughput(""), Elsewhere("tests/test_benchmarks.py::test_throughput_smoke")],
+    "python experiments/benchmarks/throughput.py --backbones tiny,tiny_decoder": [
+        Throughput("--backbones tiny,tiny_decoder"), Elsewhere("tests/test_benchmarks.py::test_throughput_smoke")],
     "python experiments/benchmarks/throughput.py --backbones mt0-base --kinds prompt,adapter,lora --stages span,task "
     "--steps 6": [Throughput("--backbones mt0-base --kinds prompt,adapter,lora --stages span,task --steps 6")],
     "python experiments/benchmarks/throughput.py --lengths qa=squad_lengths.csv --json figures.json": [
@@ -319,6 +321,7 @@ COMMANDS: dict[str, list] = {
     "pip install --no-compile -e .": [NotRun("pip's own option (first_run.sh times it)")],
     "pip install --dry-run -e .": [NotRun("pip's own option")],
     "bash experiments/benchmarks/first_run.sh": [Shell("experiments/benchmarks/first_run.sh")],
+    "RUN_ARGS=backbone=tiny_decoder bash experiments/benchmarks/first_run.sh": [Shell("experiments/benchmarks/first_run.sh")],
     "bash experiments/benchmarks/time_main_command.sh": [Shell("experiments/benchmarks/time_main_command.sh")],
     "bash experiments/benchmarks/parallel_jobs.sh [overrides]": [Shell("experiments/benchmarks/parallel_jobs.sh")],
     "bash experiments/benchmarks/parallel_jobs.sh": [Shell("experiments/benchmarks/parallel_jobs.sh")],
