@@ -131,6 +131,9 @@ def test_the_surest_window_answer_wins(make_cfg, tiny):
             tokens = tokenizer(answers, padding=True, return_tensors="pt")["input_ids"]
             return torch.tensor(0.0), tokens, scores
 
+        def answers(self, tokens):  # as ComposedModel.answers, with no stop text
+            return [text.strip() for text in tokenizer.batch_decode(tokens, skip_special_tokens=True)]
+
     split = TaskSplit([], [{"answers": ["v Prešove"], "context": "Eva býva v Prešove."}], "sk", ["x"])
     module = ComboModule(Net(), [], task=task, test_splits=[split])
     batch = {"input_ids": torch.ones(3, 4, dtype=torch.long), "attention_mask": torch.ones(3, 4, dtype=torch.long),
