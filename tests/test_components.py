@@ -58,15 +58,22 @@ def test_a_step_changes_only_the_task_component(tiny, batch, component_cfgs, lan
     if lang_kind:
         perturb(net.new("lang", "sk", component_cfgs[lang_kind], "Generate the output in Slovak:"))
     task = net.new("task", "qa", component_cfgs[task_kind], "Answer the question in Slovak language:")
+    check_only_the_task_component_trains(net, task, batch)
+
+
+def check_only_the_task_component_trains(net, task, batch) -> None:
+    """Two optimiser steps with only `task` trainable (LoRA's down matrix only gets gradient once its up matrix is
+    non-zero): every task tensor changed, every other tensor of `net` is bit-identical (tests/test_decoder.py too)."""
     trainable = net.train_only(["task"])
     assert {id(p) for p in trainable} == {id(p) for p in task.owned_parameters().values()}
     before = snapshot(net)
     optimizer = build_optimizer({"name": "adamw", "lr": 1e-2}, trainable)
-    for _ in range(2):  # two steps: LoRA's down matrix only gets gradient once its up matrix is non-zero
+    for _ in range(2):
         optimizer.zero_grad()
         net(*batch).loss.backward()
         optimizer.step()
     task_ids = {id(p) for p in task.owned_parameters().values()}
+    assert len(before) == len(list(net.named_parameters()))
     for name, p in net.named_parameters():
         if id(p) in task_ids:
             assert not torch.equal(before[name], p), f"task parameter {name} did not train"
