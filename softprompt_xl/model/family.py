@@ -28,14 +28,14 @@ class Seq2Seq:
     auto_class: ClassVar[type] = AutoModelForSeq2SeqLM
     padding_side: ClassVar[str] = "right"
 
-    def forward(self, backbone, embeds, mask, input_ids, labels):
+    def forward(self, backbone, embeds, mask, labels):
         return backbone(inputs_embeds=embeds, attention_mask=mask, labels=labels)
 
     def batch_loss(self, backbone, batch: dict) -> torch.Tensor:
         """The loss of a batch on the bare backbone (the tiny backbones' pre-training)."""
         return backbone(**batch).loss
 
-    def loss_and_generate(self, backbone, tokenizer, embeds, mask, input_ids, labels, max_new_tokens, stop=None):
+    def loss_and_generate(self, backbone, tokenizer, embeds, mask, labels, max_new_tokens, stop=None):
         # The encoder's output is caught as `generate` computes it, so evaluation encodes once: transformers refuses
         # `encoder_outputs` as an input of `generate` on a model the adapters library has wrapped, and
         # `output_hidden_states` would keep every layer's states.
@@ -66,7 +66,7 @@ class Causal:
     auto_class: ClassVar[type] = AutoModelForCausalLM
     padding_side: ClassVar[str] = "left"
 
-    def forward(self, backbone, embeds, mask, input_ids, labels):
+    def forward(self, backbone, embeds, mask, labels):
         targets = labels != -100
         target_embeds = backbone.get_input_embeddings()(labels.masked_fill(~targets, 0)).to(embeds.dtype)
         joined = torch.cat([embeds, target_embeds], dim=1)
@@ -81,12 +81,12 @@ class Causal:
 
     def batch_loss(self, backbone, batch: dict) -> torch.Tensor:
         ids = batch["input_ids"]
-        return self.forward(backbone, backbone.get_input_embeddings()(ids), batch["attention_mask"], ids,
-                            batch["labels"]).loss
+        embeds = backbone.get_input_embeddings()(ids)
+        return self.forward(backbone, embeds, batch["attention_mask"], batch["labels"]).loss
 
-    def loss_and_generate(self, backbone, tokenizer, embeds, mask, input_ids, labels, max_new_tokens, stop=None):
+    def loss_and_generate(self, backbone, tokenizer, embeds, mask, labels, max_new_tokens, stop=None):
         tokens, score = self.generate(backbone, tokenizer, embeds, mask, max_new_tokens, stop)
-        return self.forward(backbone, embeds, mask, input_ids, labels).loss, tokens, score
+        return self.forward(backbone, embeds, mask, labels).loss, tokens, score
 
     def generate(self, backbone, tokenizer, embeds, mask, max_new_tokens, stop=None):
         # Given only embeddings, `generate` returns the new tokens alone, and derives each step's position from the

@@ -118,7 +118,7 @@ class ComposedModel(nn.Module):
     def forward(self, input_ids, attention_mask, labels):
         """The batch's mean token loss, and logits aligned with `labels` (model/family.py)."""
         embeds, mask = self.embed(input_ids, attention_mask)
-        return self.family.forward(self.backbone, embeds, mask, input_ids, labels)
+        return self.family.forward(self.backbone, embeds, mask, labels)
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask, max_new_tokens: int) -> torch.Tensor:
@@ -130,7 +130,7 @@ class ComposedModel(nn.Module):
         """The teacher-forced loss and `generate_scored`'s answers and scores of one batch (the family shares what
         it can between the two: T5's encoder runs once)."""
         embeds, mask = self.embed(input_ids, attention_mask)
-        return self.family.loss_and_generate(self.backbone, self.tokenizer, embeds, mask, input_ids, labels,
+        return self.family.loss_and_generate(self.backbone, self.tokenizer, embeds, mask, labels,
                                              max_new_tokens, self.stop)
 
     def generate_scored(self, input_ids, attention_mask, max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
